@@ -1,0 +1,433 @@
+//! The contract between the l2watch XDP program and its agent.
+//!
+//! Every code that crosses the kernel/userspace boundary (counter indices, event kinds, flag
+//! bits, map names) and every struct stored in a map or pushed through the ring buffer is
+//! defined here once, so kernel code, metric labels and JSON keys cannot drift apart.
+#![no_std]
+
+use core::mem::size_of;
+
+/// How many stacked VLAN tags (802.1Q 0x8100, 802.1ad 0x88a8, legacy QinQ 0x9100) the XDP
+/// program walks. Deeper frames are counted in [`Counter::DepthMore`] and classified no further.
+pub const VLAN_MAX_DEPTH: usize = 4;
+
+/// VLAN ID value meaning "no tag at this position". Real VIDs are 12-bit, so this cannot clash.
+pub const NO_VLAN: u16 = 0xffff;
+
+/// Bytes of the BOOTP message (fixed header, magic cookie and options) copied into a
+/// [`DhcpEvent`]. 236 fixed + 4 cookie leaves 784 bytes of options: more than the 312 that
+/// RFC 2131 guarantees, enough for option overload into `sname`/`file`, which sit inside the
+/// fixed header and so are always copied.
+pub const DHCP_PAYLOAD_MAX: usize = 1024;
+
+/// Length of the fixed BOOTP header, up to and including `file`.
+pub const BOOTP_FIXED_LEN: usize = 236;
+
+/// Upper bound on DHCP options the kernel walks looking for option 53. Option 53 is almost
+/// always first; the bound keeps the verifier's work small.
+pub const DHCP_MAX_OPTIONS_SCANNED: usize = 32;
+
+/// Names of the maps in the object file, used by the loader.
+pub mod map_names {
+    /// Per-CPU hash: [`super::SegmentKey`] -> [`super::SegmentCounters`].
+    pub const SEGMENT_COUNTERS: &str = "SEGMENT_COUNTERS";
+    /// Per-CPU array indexed by tag depth (0..=VLAN_MAX_DEPTH): counters for frames whose
+    /// segment did not fit in `SEGMENT_COUNTERS`.
+    pub const OVERFLOW_COUNTERS: &str = "OVERFLOW_COUNTERS";
+    /// Per-CPU array indexed by [`super::Stat`].
+    pub const STATS: &str = "STATS";
+    /// LRU hash: [`super::BindingKey`] -> [`super::BindingValue`].
+    pub const BINDINGS: &str = "BINDINGS";
+    /// Array with one [`super::Config`].
+    pub const CONFIG: &str = "CONFIG";
+    /// Per-CPU array indexed by [`super::Bucket`]: token-bucket state.
+    pub const RATE_BUCKETS: &str = "RATE_BUCKETS";
+    /// Ring buffer of [`super::ArpEvent`] and [`super::DhcpEvent`].
+    pub const EVENTS: &str = "EVENTS";
+}
+
+/// The XDP_PASS verdict (UAPI `enum xdp_action`): the only one the program returns.
+pub const XDP_PASS: u32 = 2;
+
+/// Name of the XDP program in the object file.
+pub const PROGRAM_NAME: &str = "l2watch";
+
+/// Defines a `#[repr(u32)]` enum of named indices with `ALL`, `COUNT` and `name()`.
+macro_rules! named_indices {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $label:literal,)+ }) => {
+        $(#[$meta])*
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
+        }
+
+        impl $name {
+            /// Every value, in index order.
+            pub const ALL: &'static [$name] = &[$($name::$variant,)+];
+            /// Number of values; the length of arrays indexed by this type.
+            pub const COUNT: usize = Self::ALL.len();
+
+            /// The stable name used as JSON key and metric label.
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $($name::$variant => $label,)+
+                }
+            }
+
+            /// Index into arrays of length [`Self::COUNT`].
+            pub const fn index(self) -> usize {
+                self as usize
+            }
+        }
+    };
+}
+
+named_indices! {
+    /// Per-segment frame counters. A frame increments every counter whose class it belongs to
+    /// (an ARP announcement is `arp`, `arp_request`, `arp_gratuitous` and `arp_announcement`),
+    /// mirroring the tshark display filters in `shared/corpus/pcap/README.md`.
+    Counter {
+        /// Every frame seen.
+        Frames = "frames",
+        /// Frames with no VLAN tag.
+        Depth0 = "depth_0",
+        /// Frames with one VLAN tag.
+        Depth1 = "depth_1",
+        /// Frames with two VLAN tags.
+        Depth2 = "depth_2",
+        /// Frames with three VLAN tags.
+        Depth3 = "depth_3",
+        /// Frames with four or more VLAN tags; not classified further than this.
+        DepthMore = "depth_more",
+        /// EtherType 0x0806 after the tags (tshark `arp`).
+        Arp = "arp",
+        /// ARP opcode 1.
+        ArpRequest = "arp_request",
+        /// ARP opcode 2.
+        ArpReply = "arp_reply",
+        /// ARP with any other opcode.
+        ArpOtherOpcode = "arp_other_opcode",
+        /// Sender IP equals target IP (tshark `arp.isgratuitous`).
+        ArpGratuitous = "arp_gratuitous",
+        /// RFC 5227 probe: request, sender IP 0.0.0.0, target MAC zero (tshark `arp.isprobe`).
+        ArpProbe = "arp_probe",
+        /// RFC 5227 announcement: request, sender IP == target IP, target MAC zero.
+        ArpAnnouncement = "arp_announcement",
+        /// IPv4, not a non-first fragment, UDP with port 67 or 68 on either side (tshark `dhcp`).
+        Dhcp = "dhcp",
+        /// Option 53 = 1.
+        DhcpDiscover = "dhcp_discover",
+        /// Option 53 = 2.
+        DhcpOffer = "dhcp_offer",
+        /// Option 53 = 3.
+        DhcpRequest = "dhcp_request",
+        /// Option 53 = 4.
+        DhcpDecline = "dhcp_decline",
+        /// Option 53 = 5.
+        DhcpAck = "dhcp_ack",
+        /// Option 53 = 6.
+        DhcpNak = "dhcp_nak",
+        /// Option 53 = 7.
+        DhcpRelease = "dhcp_release",
+        /// Option 53 = 8.
+        DhcpInform = "dhcp_inform",
+        /// Option 53 with a value above 8 (lease query and friends).
+        DhcpOtherMsgtype = "dhcp_other_msgtype",
+        /// No option 53 found: plain BOOTP, or a message the bounded scan could not read.
+        DhcpNoMsgtype = "dhcp_no_msgtype_bootp",
+        /// IPv4 frames (any protocol).
+        Ipv4 = "ipv4",
+        /// Frames that are neither ARP nor DHCPv4.
+        Other = "other",
+        /// A header the frame's own type fields promise is cut short (see `classify` docs).
+        Malformed = "malformed",
+    }
+}
+
+impl Counter {
+    /// Counter for a DHCP message type from option 53.
+    pub const fn for_dhcp_type(msg_type: u8) -> Counter {
+        match msg_type {
+            1 => Counter::DhcpDiscover,
+            2 => Counter::DhcpOffer,
+            3 => Counter::DhcpRequest,
+            4 => Counter::DhcpDecline,
+            5 => Counter::DhcpAck,
+            6 => Counter::DhcpNak,
+            7 => Counter::DhcpRelease,
+            8 => Counter::DhcpInform,
+            _ => Counter::DhcpOtherMsgtype,
+        }
+    }
+
+    /// Counter for a tag depth.
+    pub const fn for_depth(depth: usize) -> Counter {
+        match depth {
+            0 => Counter::Depth0,
+            1 => Counter::Depth1,
+            2 => Counter::Depth2,
+            3 => Counter::Depth3,
+            _ => Counter::DepthMore,
+        }
+    }
+}
+
+named_indices! {
+    /// Global self-monitoring counters: every way an event or a count can be lost.
+    Stat {
+        /// ARP binding events pushed to the ring buffer.
+        ArpEventsSent = "arp_events_sent",
+        /// DHCP events pushed to the ring buffer.
+        DhcpEventsSent = "dhcp_events_sent",
+        /// ARP frames whose binding was already reported within the refresh interval.
+        ArpSuppressed = "arp_suppressed",
+        /// ARP events dropped by the token bucket.
+        ArpRateLimited = "arp_rate_limited",
+        /// DHCP events dropped by the token bucket.
+        DhcpRateLimited = "dhcp_rate_limited",
+        /// ARP events lost because the ring buffer was full.
+        ArpRingbufFull = "arp_ringbuf_full",
+        /// DHCP events lost because the ring buffer was full.
+        DhcpRingbufFull = "dhcp_ringbuf_full",
+        /// Frames whose segment could not be added to `SEGMENT_COUNTERS` (counted in overflow).
+        SegmentMapFull = "segment_map_full",
+        /// Binding updates the LRU map refused.
+        BindingMapFull = "binding_map_full",
+        /// DHCP payload copies that failed (should stay zero).
+        DhcpCopyFailed = "dhcp_copy_failed",
+        /// ARP frames that are not Ethernet/IPv4 ARP (other hardware or protocol sizes).
+        ArpNotEthernetIpv4 = "arp_not_ethernet_ipv4",
+    }
+}
+
+/// Token buckets in `RATE_BUCKETS`.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bucket {
+    Arp = 0,
+    Dhcp = 1,
+}
+
+impl Bucket {
+    pub const COUNT: usize = 2;
+}
+
+/// Identifies a segment: the interface a frame arrived on and its outer and inner VLAN IDs.
+/// With three or more tags, `inner_vid` is the innermost tag parsed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SegmentKey {
+    pub ifindex: u32,
+    /// Outermost VID, or [`NO_VLAN`].
+    pub outer_vid: u16,
+    /// Innermost VID when there are two or more tags, else [`NO_VLAN`].
+    pub inner_vid: u16,
+}
+
+/// Per-segment counters, indexed by [`Counter`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentCounters {
+    pub counts: [u64; Counter::COUNT],
+}
+
+impl SegmentCounters {
+    pub const ZERO: SegmentCounters = SegmentCounters {
+        counts: [0; Counter::COUNT],
+    };
+
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counts[c.index()]
+    }
+}
+
+/// Per-CPU global statistics, indexed by [`Stat`] in the `STATS` array (one u64 each).
+pub type StatValue = u64;
+
+/// What a [`BindingKey`] tracks.
+pub mod binding_kind {
+    /// Sender IP -> sender MAC, from any ARP with a non-zero sender IP.
+    pub const SENDER: u8 = 0;
+    /// Probed IP -> prober MAC, from RFC 5227 probes (sender IP 0.0.0.0).
+    pub const PROBE: u8 = 1;
+}
+
+/// Key of the kernel's binding-suppression LRU map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct BindingKey {
+    pub ifindex: u32,
+    pub outer_vid: u16,
+    pub inner_vid: u16,
+    /// IPv4 address, network byte order.
+    pub ip: [u8; 4],
+    /// One of [`binding_kind`].
+    pub kind: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Value of the binding-suppression LRU map: the last MAC reported and when.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingValue {
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+    /// `bpf_ktime_get_ns()` of the last event sent for this binding.
+    pub reported_ns: u64,
+}
+
+/// Bits of [`Config::flags`].
+pub mod config_flags {
+    /// Emit ARP binding events.
+    pub const ARP_EVENTS: u32 = 1 << 0;
+    /// Emit DHCP events.
+    pub const DHCP_EVENTS: u32 = 1 << 1;
+    /// Apply the token buckets. Replay turns this off so every message is seen.
+    pub const RATE_LIMIT: u32 = 1 << 2;
+}
+
+/// Runtime configuration written by userspace into the `CONFIG` array (index 0). An all-zero
+/// config (never written) disables events, so a half-loaded program stays silent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// A binding already reported is reported again after this long (a refresh).
+    pub refresh_ns: u64,
+    /// ARP events per second per CPU once the burst is spent.
+    pub arp_rate_per_sec: u32,
+    /// ARP token-bucket depth.
+    pub arp_burst: u32,
+    /// DHCP events per second per CPU once the burst is spent.
+    pub dhcp_rate_per_sec: u32,
+    /// DHCP token-bucket depth.
+    pub dhcp_burst: u32,
+    /// [`config_flags`] bits.
+    pub flags: u32,
+    pub _pad: u32,
+}
+
+/// Token-bucket state, per CPU. Tokens are kept in nano-events so refill needs no division.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BucketState {
+    pub tokens_nano: u64,
+    pub last_ns: u64,
+}
+
+/// Ring-buffer event kinds: the first byte of every event.
+pub mod event_kind {
+    /// First sighting of an (interface, VLANs, IP) -> MAC binding.
+    pub const ARP_NEW: u8 = 1;
+    /// A known IP now comes from another MAC; `old_mac` holds the previous one.
+    pub const ARP_CHANGED: u8 = 2;
+    /// The same binding again after the refresh interval.
+    pub const ARP_REFRESH: u8 = 3;
+    /// A DHCP message (every one, subject to the token bucket).
+    pub const DHCP: u8 = 4;
+
+    /// Stable name for logs, JSON and metric labels.
+    pub const fn name(kind: u8) -> &'static str {
+        match kind {
+            ARP_NEW => "arp_new",
+            ARP_CHANGED => "arp_changed",
+            ARP_REFRESH => "arp_refresh",
+            DHCP => "dhcp",
+            _ => "unknown",
+        }
+    }
+}
+
+/// Bits of [`ArpEvent::flags`], same meaning as the matching [`Counter`]s.
+pub mod arp_flags {
+    pub const GRATUITOUS: u16 = 1 << 0;
+    pub const PROBE: u16 = 1 << 1;
+    pub const ANNOUNCEMENT: u16 = 1 << 2;
+}
+
+/// Where a frame was seen: the common head of every event.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventHeader {
+    /// One of [`event_kind`].
+    pub kind: u8,
+    /// Number of VLAN tags in front of the payload.
+    pub depth: u8,
+    pub _pad: u16,
+    pub ifindex: u32,
+    pub outer_vid: u16,
+    pub inner_vid: u16,
+    pub _pad2: u32,
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the frame was classified.
+    pub ktime_ns: u64,
+}
+
+/// An ARP binding change.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArpEvent {
+    pub header: EventHeader,
+    pub op: u16,
+    /// [`arp_flags`] bits.
+    pub flags: u16,
+    /// The IP the binding is about: the sender IP, or the probed IP for a probe.
+    pub ip: [u8; 4],
+    /// The MAC now holding `ip` (ARP sender hardware address).
+    pub mac: [u8; 6],
+    /// The MAC previously reported for `ip` ([`event_kind::ARP_CHANGED`] only, else zero).
+    pub old_mac: [u8; 6],
+    pub sender_ip: [u8; 4],
+    pub target_ip: [u8; 4],
+    pub target_mac: [u8; 6],
+    /// Ethernet source address (can differ from the ARP sender MAC in proxy or spoofed ARP).
+    pub eth_src: [u8; 6],
+    /// One of [`binding_kind`].
+    pub binding: u8,
+    pub _pad: [u8; 7],
+}
+
+/// A DHCP message: addressing plus the raw BOOTP bytes for userspace to parse.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DhcpEvent {
+    pub header: EventHeader,
+    pub eth_src: [u8; 6],
+    pub eth_dst: [u8; 6],
+    pub src_ip: [u8; 4],
+    pub dst_ip: [u8; 4],
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Option 53 as the kernel found it, 0 when none.
+    pub msg_type: u8,
+    pub _pad: u8,
+    /// BOOTP bytes present in the frame (may exceed `payload_len`).
+    pub bootp_len: u16,
+    /// Bytes of `payload` that are valid.
+    pub payload_len: u16,
+    pub _pad2: [u8; 10],
+    pub payload: [u8; DHCP_PAYLOAD_MAX],
+}
+
+// The layouts are part of the ABI between two separately compiled objects: pin their sizes.
+const _: () = assert!(size_of::<SegmentKey>() == 8);
+const _: () = assert!(size_of::<SegmentCounters>() == 8 * Counter::COUNT);
+const _: () = assert!(size_of::<BindingKey>() == 16);
+const _: () = assert!(size_of::<BindingValue>() == 16);
+const _: () = assert!(size_of::<Config>() == 32);
+const _: () = assert!(size_of::<BucketState>() == 16);
+const _: () = assert!(size_of::<EventHeader>() == 24);
+const _: () = assert!(size_of::<ArpEvent>() == 72);
+const _: () = assert!(size_of::<DhcpEvent>() == 24 + 40 + DHCP_PAYLOAD_MAX);
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are repr(C), Copy, made of integers and byte arrays with explicit
+    // padding fields, so every bit pattern is valid.
+    unsafe impl aya::Pod for SegmentKey {}
+    unsafe impl aya::Pod for SegmentCounters {}
+    unsafe impl aya::Pod for BindingKey {}
+    unsafe impl aya::Pod for BindingValue {}
+    unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for BucketState {}
+}

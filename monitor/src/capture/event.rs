@@ -1,0 +1,242 @@
+//! Decodes ring-buffer records into typed events, checking length and kind first: a record the
+//! agent does not understand is an error value, never a panic or a misread.
+use std::{fmt, net::Ipv4Addr};
+
+use monitor_common::{
+    arp_flags, event_kind, ArpEvent, DhcpEvent, EventHeader, DHCP_PAYLOAD_MAX, NO_VLAN,
+};
+use serde::Serialize;
+
+/// A decoded kernel event.
+#[derive(Clone)]
+pub enum KernelEvent {
+    Arp(ArpEvent),
+    Dhcp(Box<DhcpEvent>),
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("empty ring-buffer record")]
+    Empty,
+    #[error("record of kind {kind} has {len} bytes, expected {expected}")]
+    Length {
+        kind: u8,
+        len: usize,
+        expected: usize,
+    },
+    #[error("unknown event kind {0}")]
+    UnknownKind(u8),
+    #[error("DHCP event claims {0} payload bytes, more than the {DHCP_PAYLOAD_MAX} it can hold")]
+    PayloadLength(u16),
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
+    let kind = *bytes.first().ok_or(DecodeError::Empty)?;
+    match kind {
+        event_kind::ARP_NEW | event_kind::ARP_CHANGED | event_kind::ARP_REFRESH => {
+            Ok(KernelEvent::Arp(read_struct::<ArpEvent>(kind, bytes)?))
+        }
+        event_kind::DHCP => {
+            let ev = read_struct::<DhcpEvent>(kind, bytes)?;
+            if ev.payload_len as usize > DHCP_PAYLOAD_MAX {
+                return Err(DecodeError::PayloadLength(ev.payload_len));
+            }
+            Ok(KernelEvent::Dhcp(Box::new(ev)))
+        }
+        other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+fn read_struct<T: Copy>(kind: u8, bytes: &[u8]) -> Result<T, DecodeError> {
+    let expected = std::mem::size_of::<T>();
+    if bytes.len() < expected {
+        return Err(DecodeError::Length {
+            kind,
+            len: bytes.len(),
+            expected,
+        });
+    }
+    // SAFETY: length checked; T is a repr(C) plain-data struct valid for any bit pattern.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
+}
+
+/// A MAC address that prints as `aa:bb:cc:dd:ee:ff`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Mac(pub [u8; 6]);
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl fmt::Debug for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Mac {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Where an event was seen, in userspace terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Place {
+    pub ifindex: u32,
+    /// Outermost VLAN ID, if tagged.
+    pub outer_vlan: Option<u16>,
+    /// Innermost VLAN ID, if two or more tags.
+    pub inner_vlan: Option<u16>,
+    pub tag_depth: u8,
+}
+
+impl Place {
+    pub fn from_header(h: &EventHeader) -> Place {
+        let vid = |v: u16| (v != NO_VLAN).then_some(v);
+        Place {
+            ifindex: h.ifindex,
+            outer_vlan: vid(h.outer_vid),
+            inner_vlan: vid(h.inner_vid),
+            tag_depth: h.depth,
+        }
+    }
+}
+
+impl fmt::Display for Place {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "if{}", self.ifindex)?;
+        match (self.outer_vlan, self.inner_vlan) {
+            (None, _) => Ok(()),
+            (Some(o), None) => write!(f, " vlan {o}"),
+            (Some(o), Some(i)) => write!(f, " vlan {o}.{i}"),
+        }
+    }
+}
+
+/// JSON/log view of a kernel event.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum EventRecord {
+    Arp {
+        kind: &'static str,
+        #[serde(flatten)]
+        place: Place,
+        ip: Ipv4Addr,
+        mac: Mac,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old_mac: Option<Mac>,
+        op: u16,
+        gratuitous: bool,
+        probe: bool,
+        announcement: bool,
+    },
+    Dhcp {
+        #[serde(flatten)]
+        place: Place,
+        msg_type: u8,
+        src_mac: Mac,
+        src_ip: Ipv4Addr,
+        dst_ip: Ipv4Addr,
+        src_port: u16,
+        dst_port: u16,
+        bootp_len: u16,
+        captured: u16,
+    },
+}
+
+impl From<&KernelEvent> for EventRecord {
+    fn from(ev: &KernelEvent) -> Self {
+        match ev {
+            KernelEvent::Arp(a) => EventRecord::Arp {
+                kind: event_kind::name(a.header.kind),
+                place: Place::from_header(&a.header),
+                ip: Ipv4Addr::from(a.ip),
+                mac: Mac(a.mac),
+                old_mac: (a.header.kind == event_kind::ARP_CHANGED).then_some(Mac(a.old_mac)),
+                op: a.op,
+                gratuitous: a.flags & arp_flags::GRATUITOUS != 0,
+                probe: a.flags & arp_flags::PROBE != 0,
+                announcement: a.flags & arp_flags::ANNOUNCEMENT != 0,
+            },
+            KernelEvent::Dhcp(d) => EventRecord::Dhcp {
+                place: Place::from_header(&d.header),
+                msg_type: d.msg_type,
+                src_mac: Mac(d.eth_src),
+                src_ip: Ipv4Addr::from(d.src_ip),
+                dst_ip: Ipv4Addr::from(d.dst_ip),
+                src_port: d.src_port,
+                dst_port: d.dst_port,
+                bootp_len: d.bootp_len,
+                captured: d.payload_len,
+            },
+        }
+    }
+}
+
+impl KernelEvent {
+    /// The event's kind code ([`event_kind`]).
+    pub fn kind(&self) -> u8 {
+        match self {
+            KernelEvent::Arp(a) => a.header.kind,
+            KernelEvent::Dhcp(d) => d.header.kind,
+        }
+    }
+
+    /// The valid BOOTP bytes of a DHCP event.
+    pub fn dhcp_payload(&self) -> Option<&[u8]> {
+        match self {
+            KernelEvent::Dhcp(d) => Some(&d.payload[..d.payload_len as usize]),
+            KernelEvent::Arp(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_short_unknown_and_oversized_records() {
+        assert_eq!(decode(&[]).err(), Some(DecodeError::Empty));
+        assert_eq!(
+            decode(&[99, 0, 0]).err(),
+            Some(DecodeError::UnknownKind(99))
+        );
+        assert!(matches!(
+            decode(&[event_kind::ARP_NEW; 10]),
+            Err(DecodeError::Length { len: 10, .. })
+        ));
+        let mut buf = vec![0u8; std::mem::size_of::<DhcpEvent>()];
+        buf[0] = event_kind::DHCP;
+        let off = std::mem::offset_of!(DhcpEvent, payload_len);
+        buf[off..off + 2].copy_from_slice(&2000u16.to_ne_bytes());
+        assert_eq!(decode(&buf).err(), Some(DecodeError::PayloadLength(2000)));
+    }
+
+    #[test]
+    fn place_prints_vlans() {
+        let mut h = EventHeader {
+            kind: 1,
+            depth: 2,
+            _pad: 0,
+            ifindex: 3,
+            outer_vid: 200,
+            inner_vid: 2001,
+            _pad2: 0,
+            ktime_ns: 0,
+        };
+        assert_eq!(Place::from_header(&h).to_string(), "if3 vlan 200.2001");
+        h.outer_vid = NO_VLAN;
+        h.inner_vid = NO_VLAN;
+        assert_eq!(Place::from_header(&h).to_string(), "if3");
+    }
+}

@@ -1,0 +1,6 @@
+//! Capture stage: the XDP program's loader and attachments, its ring buffer, and its counters.
+pub mod event;
+pub mod probe;
+
+pub use event::{decode, DecodeError, EventRecord, KernelEvent, Mac, Place};
+pub use probe::{AttachMode, Probe, ProbeConfig, ProbeError, Snapshot};

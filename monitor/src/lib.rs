@@ -1,0 +1,10 @@
+//! l2watch: an XDP/eBPF monitor for ARP and DHCPv4 on VLAN trunks.
+//!
+//! Data flows one way: `capture` (the XDP program, its ring buffer and counters) feeds
+//! `replay` (offline, through BPF_PROG_TEST_RUN) and `run` (live); `counts` turns kernel
+//! counters into reports.
+pub mod capture;
+pub mod counts;
+pub mod pcap;
+pub mod replay;
+pub mod run;

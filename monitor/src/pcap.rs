@@ -1,0 +1,326 @@
+//! Reads pcap and pcapng captures (pcap-parser) into Ethernet frames with nanosecond
+//! timestamps. Errors carry the byte offset of the block that failed, and every frame read
+//! before an error has already been handed to the caller.
+use std::{fs::File, io::Read, path::Path};
+
+use pcap_parser::{create_reader, pcapng::Block, Linktype, PcapBlockOwned, PcapError};
+
+/// One captured frame.
+#[derive(Debug, Clone)]
+pub struct Frame<'a> {
+    /// Capture timestamp, nanoseconds since the Unix epoch.
+    pub ts_ns: u64,
+    /// The captured bytes (may be shorter than `orig_len` in snap-truncated captures).
+    pub data: &'a [u8],
+    pub orig_len: u32,
+    /// Byte offset of the frame's record in the file.
+    pub offset: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CaptureError {
+    #[error("cannot open {path}: {source}")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a pcap or pcapng file (header not recognised at byte 0)")]
+    NotACapture { path: String },
+    #[error("{path}: file is empty")]
+    Empty { path: String },
+    #[error(
+        "{path}: link type {linktype} at byte {offset} is not Ethernet (1); l2watch replays \
+         Ethernet captures only (re-capture on an Ethernet interface, or convert with editcap)"
+    )]
+    NotEthernet {
+        path: String,
+        linktype: i32,
+        offset: u64,
+    },
+    #[error("{path}: truncated at byte {offset}: the last record is incomplete")]
+    Truncated { path: String, offset: u64 },
+    #[error("{path}: corrupt record at byte {offset}: {reason}")]
+    Corrupt {
+        path: String,
+        offset: u64,
+        reason: String,
+    },
+    #[error("{path}: read error at byte {offset}")]
+    Read { path: String, offset: u64 },
+}
+
+impl CaptureError {
+    /// True for errors found after some frames may have been read (the report is partial).
+    pub fn is_partial(&self) -> bool {
+        matches!(
+            self,
+            CaptureError::Truncated { .. }
+                | CaptureError::Corrupt { .. }
+                | CaptureError::Read { .. }
+        )
+    }
+}
+
+/// Largest record the reader accepts; pcapng blocks can be big, frames here are small.
+const READ_BUFFER: usize = 1 << 20;
+
+/// Reads every frame of `path`, calling `on_frame` for each, in file order.
+pub fn read_capture(path: &Path, on_frame: impl FnMut(Frame<'_>)) -> Result<u64, CaptureError> {
+    let name = path.display().to_string();
+    let file = File::open(path).map_err(|source| CaptureError::Open {
+        path: name.clone(),
+        source,
+    })?;
+    read_from(&name, file, on_frame)
+}
+
+/// Like [`read_capture`] over any reader; `name` is used in errors. Returns the frame count.
+pub fn read_from(
+    name: &str,
+    input: impl Read,
+    mut on_frame: impl FnMut(Frame<'_>),
+) -> Result<u64, CaptureError> {
+    let path = || name.to_string();
+    let mut reader = match create_reader(READ_BUFFER, input) {
+        Ok(r) => r,
+        Err(PcapError::Eof) => return Err(CaptureError::Empty { path: path() }),
+        Err(PcapError::Incomplete(_)) => {
+            return Err(CaptureError::Truncated {
+                path: path(),
+                offset: 0,
+            })
+        }
+        Err(_) => return Err(CaptureError::NotACapture { path: path() }),
+    };
+    // pcap: one link type and resolution; pcapng: per interface, in IDB order.
+    let mut legacy_nanos = false;
+    let mut interfaces: Vec<(i32, u64, i64)> = Vec::new();
+    let mut frames = 0u64;
+    loop {
+        let offset = reader.consumed() as u64;
+        match reader.next() {
+            Ok((len, block)) => {
+                match block {
+                    PcapBlockOwned::LegacyHeader(h) => {
+                        check_ethernet(name, h.network, offset)?;
+                        legacy_nanos = h.is_nanosecond_precision();
+                    }
+                    PcapBlockOwned::Legacy(b) => {
+                        let sub = if legacy_nanos { 1 } else { 1_000 };
+                        let ts_ns = b.ts_sec as u64 * 1_000_000_000 + b.ts_usec as u64 * sub;
+                        let caplen = (b.caplen as usize).min(b.data.len());
+                        frames += 1;
+                        on_frame(Frame {
+                            ts_ns,
+                            data: &b.data[..caplen],
+                            orig_len: b.origlen,
+                            offset,
+                        });
+                    }
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
+                    PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
+                        check_ethernet(name, idb.linktype, offset)?;
+                        let res = idb.ts_resolution().ok_or_else(|| CaptureError::Corrupt {
+                            path: path(),
+                            offset,
+                            reason: format!("invalid if_tsresol {}", idb.if_tsresol),
+                        })?;
+                        interfaces.push((idb.linktype.0, res, idb.ts_offset()));
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        let Some(&(_, res, ts_off)) = interfaces.get(epb.if_id as usize) else {
+                            return Err(CaptureError::Corrupt {
+                                path: path(),
+                                offset,
+                                reason: format!(
+                                    "packet refers to interface {} which was never described",
+                                    epb.if_id
+                                ),
+                            });
+                        };
+                        let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
+                        let ts_ns = ticks_to_ns(ticks, res)
+                            .saturating_add_signed(ts_off.saturating_mul(1_000_000_000));
+                        let caplen = (epb.caplen as usize).min(epb.data.len());
+                        frames += 1;
+                        on_frame(Frame {
+                            ts_ns,
+                            data: &epb.data[..caplen],
+                            orig_len: epb.origlen,
+                            offset,
+                        });
+                    }
+                    PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
+                        if interfaces.is_empty() {
+                            return Err(CaptureError::Corrupt {
+                                path: path(),
+                                offset,
+                                reason: "simple packet block before any interface".into(),
+                            });
+                        }
+                        let caplen = (spb.origlen as usize).min(spb.data.len());
+                        frames += 1;
+                        on_frame(Frame {
+                            ts_ns: 0,
+                            data: &spb.data[..caplen],
+                            orig_len: spb.origlen,
+                            offset,
+                        });
+                    }
+                    PcapBlockOwned::NG(_) => {}
+                }
+                reader.consume(len);
+            }
+            Err(PcapError::Eof) => return Ok(frames),
+            Err(PcapError::Incomplete(_)) => {
+                if reader.refill().is_err() {
+                    return Err(CaptureError::Read {
+                        path: path(),
+                        offset,
+                    });
+                }
+            }
+            Err(PcapError::UnexpectedEof) => {
+                return Err(CaptureError::Truncated {
+                    path: path(),
+                    offset,
+                })
+            }
+            Err(PcapError::BufferTooSmall) => {
+                return Err(CaptureError::Corrupt {
+                    path: path(),
+                    offset,
+                    reason: format!("record larger than {READ_BUFFER} bytes"),
+                })
+            }
+            Err(PcapError::ReadError) => {
+                return Err(CaptureError::Read {
+                    path: path(),
+                    offset,
+                })
+            }
+            Err(e) => {
+                return Err(CaptureError::Corrupt {
+                    path: path(),
+                    offset,
+                    reason: describe(&e),
+                })
+            }
+        }
+    }
+}
+
+fn describe<I>(e: &PcapError<I>) -> String {
+    match e {
+        PcapError::NomError(_, kind) | PcapError::OwnedNomError(_, kind) => {
+            format!("unparseable block ({kind:?})")
+        }
+        PcapError::HeaderNotRecognized => "unrecognised block header".into(),
+        _ => "unparseable block".into(),
+    }
+}
+
+fn check_ethernet(name: &str, lt: Linktype, offset: u64) -> Result<(), CaptureError> {
+    if lt == Linktype::ETHERNET {
+        Ok(())
+    } else {
+        Err(CaptureError::NotEthernet {
+            path: name.to_string(),
+            linktype: lt.0,
+            offset,
+        })
+    }
+}
+
+fn ticks_to_ns(ticks: u64, per_sec: u64) -> u64 {
+    if per_sec == 0 {
+        return 0;
+    }
+    let secs = ticks / per_sec;
+    let frac = ticks % per_sec;
+    secs.saturating_mul(1_000_000_000)
+        .saturating_add((frac as u128 * 1_000_000_000 / per_sec as u128) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A little-endian microsecond pcap with the given link type and frames.
+    fn pcap(linktype: u32, frames: &[&[u8]]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+        v.extend_from_slice(&2u16.to_le_bytes());
+        v.extend_from_slice(&4u16.to_le_bytes());
+        v.extend_from_slice(&0i32.to_le_bytes());
+        v.extend_from_slice(&0u32.to_le_bytes());
+        v.extend_from_slice(&65535u32.to_le_bytes());
+        v.extend_from_slice(&linktype.to_le_bytes());
+        for (i, f) in frames.iter().enumerate() {
+            v.extend_from_slice(&(i as u32 + 1).to_le_bytes());
+            v.extend_from_slice(&500u32.to_le_bytes());
+            v.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            v.extend_from_slice(&(f.len() as u32).to_le_bytes());
+            v.extend_from_slice(f);
+        }
+        v
+    }
+
+    fn read_all(bytes: &[u8]) -> (Result<u64, CaptureError>, Vec<(u64, Vec<u8>, u64)>) {
+        let mut got = Vec::new();
+        let r = read_from("mem", bytes, |f| {
+            got.push((f.ts_ns, f.data.to_vec(), f.offset))
+        });
+        (r, got)
+    }
+
+    #[test]
+    fn reads_frames_with_timestamps_and_offsets() {
+        let bytes = pcap(1, &[&[1u8; 60], &[2u8; 42]]);
+        let (r, got) = read_all(&bytes);
+        assert_eq!(r.unwrap(), 2);
+        assert_eq!(got[0].0, 1_000_500_000);
+        assert_eq!(got[0].1, vec![1u8; 60]);
+        assert_eq!(got[0].2, 24);
+        assert_eq!(got[1].2, 24 + 16 + 60);
+    }
+
+    #[test]
+    fn non_ethernet_is_refused() {
+        let bytes = pcap(113, &[&[0u8; 20]]);
+        let (r, got) = read_all(&bytes);
+        match r {
+            Err(CaptureError::NotEthernet { linktype: 113, .. }) => {}
+            other => panic!("expected NotEthernet, got {other:?}"),
+        }
+        assert!(got.is_empty());
+    }
+
+    #[test]
+    fn truncation_reports_offset_and_keeps_earlier_frames() {
+        let bytes = pcap(1, &[&[1u8; 60], &[2u8; 60]]);
+        // Cut inside the second record's data.
+        let cut = &bytes[..24 + 16 + 60 + 16 + 10];
+        let (r, got) = read_all(cut);
+        match r {
+            Err(CaptureError::Truncated { offset, .. }) => assert_eq!(offset, 24 + 16 + 60),
+            other => panic!("expected Truncated, got {other:?}"),
+        }
+        assert_eq!(got.len(), 1);
+    }
+
+    #[test]
+    fn garbage_is_not_a_capture() {
+        let (r, _) = read_all(b"this is not a capture file at all, honest");
+        assert!(matches!(r, Err(CaptureError::NotACapture { .. })), "{r:?}");
+        let (r, _) = read_all(b"");
+        assert!(matches!(r, Err(CaptureError::Empty { .. })), "{r:?}");
+    }
+
+    #[test]
+    fn pcapng_tick_conversion() {
+        assert_eq!(ticks_to_ns(1_500_000, 1_000_000), 1_500_000_000);
+        assert_eq!(ticks_to_ns(3, 1_000_000_000), 3);
+        assert_eq!(ticks_to_ns(7, 0), 0);
+    }
+}
