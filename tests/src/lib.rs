@@ -1,1 +1,66 @@
+//! Helpers shared by l2watch's integration tests: the privilege gate, a frame builder, network
+//! namespace guards that clean up on drop, and an AF_PACKET sender that runs inside a namespace.
+pub mod fixtures;
+pub mod frames;
+pub mod netns;
+pub mod probe;
 
+use std::path::PathBuf;
+
+/// Returns true when the test may run privileged work. When not root it prints why it skips,
+/// or panics if `L2WATCH_REQUIRE_PRIVILEGED=1` (CI sets it): privileged tests never skip in CI.
+pub fn require_privileged(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    let why = "needs root (BPF program load, XDP attach, network namespaces)";
+    if std::env::var("L2WATCH_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
+        panic!("{test}: {why}, and L2WATCH_REQUIRE_PRIVILEGED=1 forbids skipping");
+    }
+    eprintln!("SKIPPED {test}: {why}; run as root, or set L2WATCH_REQUIRE_PRIVILEGED=1 to fail");
+    false
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// The shared capture corpus: `$L2WATCH_CORPUS`, else `../shared/corpus/pcap` beside the
+/// workspace. Panics with the fix when it is missing: the corpus tests are not optional.
+pub fn corpus_dir() -> PathBuf {
+    let dir = std::env::var_os("L2WATCH_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("../shared/corpus/pcap"));
+    assert!(
+        dir.join("ground_truth.json").exists(),
+        "capture corpus not found at {} (set L2WATCH_CORPUS to the directory holding \
+         ground_truth.json)",
+        dir.display()
+    );
+    dir
+}
+
+/// The `l2watch` binary built by `cargo build -p l2watch` (xtask test builds it first).
+pub fn l2watch_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("L2WATCH_BIN") {
+        return PathBuf::from(p);
+    }
+    // Test executables live in target/<profile>/deps/.
+    let exe = std::env::current_exe().expect("current exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target/<profile>");
+    let bin = profile_dir.join("l2watch");
+    assert!(
+        bin.exists(),
+        "{} not found: build it with `cargo build -p l2watch` (cargo xtask test does)",
+        bin.display()
+    );
+    bin
+}

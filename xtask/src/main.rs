@@ -1,1 +1,333 @@
-fn main() {}
+//! Developer tasks: `setup` (toolchain and test packages, idempotent), `run`, `test`, `bench`.
+//! Every task but `setup` runs setup first, so a fresh machine needs only the README commands.
+use std::{
+    env,
+    ffi::OsString,
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus},
+    time::Instant,
+};
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+
+/// The bpf-linker release known to build against nightly's LLVM here.
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+/// Debian packages the tests and the lab use: real software, no mocks.
+const DEBIAN_PACKAGES: &[(&str, &str)] = &[
+    ("iproute2", "ip netns / veth / bridge for namespace tests"),
+    ("dnsmasq-base", "real DHCP servers in the lab"),
+    ("isc-dhcp-client", "dhclient, real DHCP clients"),
+    ("iputils-arping", "arping, real ARP announcements"),
+    (
+        "prometheus",
+        "promtool and a real Prometheus for end-to-end tests",
+    ),
+    ("ieee-data", "the IEEE OUI registry for vendor names"),
+    ("ethtool", "rxvlan checks in the lab"),
+];
+
+#[derive(Parser)]
+#[command(name = "xtask", about = "l2watch developer tasks")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install what building and testing need: nightly + rust-src, bpf-linker built against
+    /// nightly's own libLLVM, and (as root) the Debian packages the tests use. Idempotent.
+    Setup,
+    /// Build in release mode and run `l2watch run` with the given arguments.
+    ///
+    /// Example: cargo xtask run -- --iface eth0
+    Run {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Run every test: formatting, clippy, unit tests, BPF_PROG_TEST_RUN fixtures, corpus
+    /// replay and live network-namespace tests. Set L2WATCH_REQUIRE_PRIVILEGED=1 to make
+    /// privileged tests fail instead of skip when not root.
+    Test {
+        /// Skip `cargo fmt --check` and clippy.
+        #[arg(long)]
+        no_lint: bool,
+        /// Extra arguments for `cargo test` (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Measure the XDP program per packet with BPF_PROG_TEST_RUN, as ratios to a bare
+    /// XDP_PASS program measured in the same run.
+    Bench {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root()?;
+    env::set_current_dir(&root)?;
+    match cli.cmd {
+        Cmd::Setup => setup(),
+        Cmd::Run { args } => {
+            setup()?;
+            cargo(&["build", "--release", "-p", "l2watch"])?;
+            let mut cmd = Command::new(root.join("target/release/l2watch"));
+            cmd.arg("run").args(args);
+            exit_with(
+                cmd.status()
+                    .context("cannot start target/release/l2watch")?,
+            )
+        }
+        Cmd::Test { no_lint, args } => {
+            setup()?;
+            let start = Instant::now();
+            if !no_lint {
+                cargo(&["fmt", "--all", "--", "--check"])
+                    .context("code is not formatted: run `cargo fmt --all`")?;
+                cargo(&[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ])?;
+            }
+            let mut test_args: Vec<OsString> =
+                ["test", "--workspace"].iter().map(OsString::from).collect();
+            test_args.extend(args);
+            cargo(&test_args)?;
+            eprintln!("xtask test: done in {:.0?}", start.elapsed());
+            Ok(())
+        }
+        Cmd::Bench { args } => {
+            setup()?;
+            cargo(&[
+                "build",
+                "--release",
+                "-p",
+                "l2watch-tests",
+                "--bin",
+                "l2watch-bench",
+            ])?;
+            let mut cmd = Command::new(root.join("target/release/l2watch-bench"));
+            cmd.args(args);
+            exit_with(cmd.status().context("cannot start the benchmark")?)
+        }
+    }
+}
+
+fn exit_with(status: ExitStatus) -> Result<()> {
+    if status.success() {
+        Ok(())
+    } else {
+        std::process::exit(status.code().unwrap_or(1))
+    }
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    Ok(manifest
+        .parent()
+        .ok_or_else(|| anyhow!("xtask has no parent directory"))?
+        .to_path_buf())
+}
+
+/// Where bpf-linker and its LLVM prefix live; must match monitor/build.rs.
+fn tools_dir() -> PathBuf {
+    if let Some(dir) = env::var_os("L2WATCH_TOOLS_DIR") {
+        return PathBuf::from(dir);
+    }
+    let cache = env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    cache.join("l2watch-tools")
+}
+
+fn cargo<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> Result<()> {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(args);
+    run(&mut cmd)
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd
+        .output()
+        .with_context(|| format!("cannot start {cmd:?}"))?;
+    if !out.status.success() {
+        bail!(
+            "{cmd:?} failed with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn setup() -> Result<()> {
+    let start = Instant::now();
+    ensure_nightly()?;
+    ensure_bpf_linker()?;
+    ensure_debian_packages()?;
+    eprintln!("xtask setup: ready in {:.1?}", start.elapsed());
+    Ok(())
+}
+
+fn ensure_nightly() -> Result<()> {
+    let have_nightly = Command::new("rustc")
+        .args(["+nightly", "-V"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !have_nightly {
+        eprintln!("xtask setup: installing the nightly toolchain (builds the eBPF crate)");
+        run(Command::new("rustup").args([
+            "toolchain",
+            "install",
+            "nightly",
+            "--profile",
+            "minimal",
+        ]))?;
+    }
+    let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?;
+    let src = Path::new(sysroot.trim()).join("lib/rustlib/src/rust/library/core");
+    if !src.exists() {
+        eprintln!("xtask setup: adding rust-src to nightly (needed for -Z build-std=core)");
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+    Ok(())
+}
+
+/// Builds bpf-linker against the libLLVM shipped inside the nightly toolchain, so the two
+/// always agree on the LLVM version. The LLVM major and file name come from the toolchain.
+fn ensure_bpf_linker() -> Result<()> {
+    let vv = output(Command::new("rustc").args(["+nightly", "-vV"]))?;
+    let llvm = vv
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version: "))
+        .ok_or_else(|| anyhow!("`rustc +nightly -vV` does not report an LLVM version"))?
+        .trim()
+        .to_string();
+    let major = llvm
+        .split('.')
+        .next()
+        .ok_or_else(|| anyhow!("odd LLVM version {llvm}"))?
+        .to_string();
+    let sysroot = output(Command::new("rustc").args(["+nightly", "--print", "sysroot"]))?;
+    let libdir = Path::new(sysroot.trim()).join("lib");
+    let lib_prefix = format!("libLLVM.so.{major}.");
+    let libllvm = fs::read_dir(&libdir)
+        .with_context(|| format!("cannot list {}", libdir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .find(|n| n.starts_with(&lib_prefix))
+        .ok_or_else(|| {
+            anyhow!(
+                "no {lib_prefix}* in {}: is nightly's rustc linked against its own LLVM?",
+                libdir.display()
+            )
+        })?;
+
+    let tools = tools_dir();
+    let stamp_path = tools.join("bpf-linker.stamp");
+    let stamp = format!("bpf-linker {BPF_LINKER_VERSION} llvm-{major} {libllvm}\n");
+    let linker = tools.join("bin/bpf-linker");
+    if linker.exists() && fs::read_to_string(&stamp_path).ok().as_deref() == Some(&stamp) {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask setup: building bpf-linker {BPF_LINKER_VERSION} against nightly's LLVM {llvm} \
+         (about 80 s, once)"
+    );
+    let prefix = tools.join("llvm");
+    let prefix_lib = prefix.join("lib");
+    fs::create_dir_all(&prefix_lib)?;
+    for name in ["libLLVM.so", libllvm.as_str()] {
+        let link = prefix_lib.join(name);
+        let _ = fs::remove_file(&link);
+        std::os::unix::fs::symlink(libdir.join(&libllvm), &link)
+            .with_context(|| format!("cannot link {}", link.display()))?;
+    }
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run(Command::new(cargo)
+        .env("LLVM_PREFIX", &prefix)
+        .args([
+            "install",
+            &format!("bpf-linker@{BPF_LINKER_VERSION}"),
+            "--locked",
+            "--no-default-features",
+            "--features",
+            &format!("llvm-{major}"),
+            "--root",
+        ])
+        .arg(&tools))
+    .context("building bpf-linker failed")?;
+    fs::write(&stamp_path, stamp)?;
+    Ok(())
+}
+
+fn ensure_debian_packages() -> Result<()> {
+    if !Path::new("/usr/bin/dpkg-query").exists() {
+        eprintln!("xtask setup: not a Debian system; install by hand: iproute2, dnsmasq, dhclient, arping, prometheus");
+        return Ok(());
+    }
+    let missing: Vec<&str> = DEBIAN_PACKAGES
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| {
+            Command::new("dpkg-query")
+                .args(["-W", "-f=${Status}", p])
+                .output()
+                .map(|o| !String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+                .unwrap_or(true)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc_geteuid() } != 0 {
+        eprintln!(
+            "xtask setup: missing Debian packages {missing:?}; privileged tests need them: \
+             sudo apt-get install {}",
+            missing.join(" ")
+        );
+        return Ok(());
+    }
+    eprintln!("xtask setup: installing Debian packages {missing:?}");
+    run(Command::new("apt-get")
+        .args(["update", "-q"])
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-q", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}

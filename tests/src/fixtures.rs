@@ -1,0 +1,445 @@
+//! Packet fixtures for BPF_PROG_TEST_RUN: each has a description, the frame, the expected
+//! verdict (always XDP_PASS), the counters it must move and the events it must raise.
+use monitor_common::event_kind;
+
+use crate::frames::{
+    arp, dhcp, ipv4_other, ipv6, udp, Bootp, Built, Ip, BROADCAST, L2, TPID_8021AD, TPID_8021Q,
+    TPID_QINQ,
+};
+
+pub const MAC_A: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0a];
+pub const MAC_B: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x0b];
+pub const MAC_SRV: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x53];
+pub const IP_A: [u8; 4] = [10, 0, 0, 1];
+pub const IP_B: [u8; 4] = [10, 0, 0, 2];
+pub const IP_SRV: [u8; 4] = [10, 0, 0, 254];
+const ZERO_MAC: [u8; 6] = [0; 6];
+
+/// An event a fixture must raise.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Expect {
+    Arp {
+        kind: u8,
+        ip: [u8; 4],
+        mac: [u8; 6],
+        outer: Option<u16>,
+        inner: Option<u16>,
+    },
+    Dhcp {
+        msg_type: u8,
+        outer: Option<u16>,
+        inner: Option<u16>,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Fixture {
+    pub name: String,
+    pub description: &'static str,
+    pub frame: Built,
+    /// Number of VLAN tags in the frame.
+    pub tags: usize,
+    /// Class counters the frame must increment by one (frames, depth and tagged totals are
+    /// derived from `tags`); every other counter must stay put.
+    pub counters: Vec<&'static str>,
+    /// Kernel stats it must increment by one.
+    pub stats: Vec<&'static str>,
+    pub events: Vec<Expect>,
+}
+
+impl Fixture {
+    /// All counters the frame must move, including the derived ones.
+    pub fn expected_counts(&self) -> Vec<&'static str> {
+        let mut c = vec!["frames"];
+        c.push(match self.tags {
+            0 => "depth_0",
+            1 => "depth_1",
+            2 => "depth_2",
+            3 => "depth_3",
+            _ => "depth_more",
+        });
+        if self.tags > 0 {
+            c.push("vlan_tagged");
+            if self.counters.contains(&"arp") {
+                c.push("arp_vlan_tagged");
+            }
+            if self.counters.contains(&"dhcp") {
+                c.push("dhcp_vlan_tagged");
+            }
+        }
+        if self.tags > 1 {
+            c.push("vlan_two_or_more_tags");
+        }
+        c.extend(self.counters.iter().copied());
+        c
+    }
+}
+
+fn vlans(l2: &L2) -> (Option<u16>, Option<u16>) {
+    let outer = l2.tags.first().map(|t| t.1);
+    let inner = if l2.tags.len() >= 2 {
+        l2.tags.last().map(|t| t.1)
+    } else {
+        None
+    };
+    (outer, inner)
+}
+
+fn arp_new(l2: &L2, ip: [u8; 4], mac: [u8; 6]) -> Expect {
+    let (outer, inner) = vlans(l2);
+    Expect::Arp {
+        kind: event_kind::ARP_NEW,
+        ip,
+        mac,
+        outer,
+        inner,
+    }
+}
+
+fn dhcp_ev(l2: &L2, msg_type: u8) -> Expect {
+    let (outer, inner) = vlans(l2);
+    Expect::Dhcp {
+        msg_type,
+        outer,
+        inner,
+    }
+}
+
+/// Layer 2 variants exercised for ARP and DHCP: 0 to 3 tags with every TPID.
+pub fn l2_variants(src: [u8; 6]) -> Vec<(&'static str, L2)> {
+    let b = || L2::new(src, BROADCAST);
+    vec![
+        ("untagged", b()),
+        ("dot1q", b().tag(TPID_8021Q, 100)),
+        ("qinq_88a8", b().tag(TPID_8021AD, 200).tag(TPID_8021Q, 2001)),
+        ("qinq_9100", b().tag(TPID_QINQ, 300).tag(TPID_8021Q, 30)),
+        (
+            "three_tags",
+            b().tag(TPID_8021Q, 30)
+                .tag(TPID_8021Q, 20)
+                .tag(TPID_8021Q, 10),
+        ),
+    ]
+}
+
+fn dhcp_name(t: u8) -> &'static str {
+    match t {
+        1 => "dhcp_discover",
+        2 => "dhcp_offer",
+        3 => "dhcp_request",
+        4 => "dhcp_decline",
+        5 => "dhcp_ack",
+        6 => "dhcp_nak",
+        7 => "dhcp_release",
+        8 => "dhcp_inform",
+        _ => "dhcp_other_msgtype",
+    }
+}
+
+/// Every fixture.
+pub fn all() -> Vec<Fixture> {
+    let mut v = Vec::new();
+    for (variant, l2) in l2_variants(MAC_A) {
+        let tags = l2.tags.len();
+        let f = |name: &str,
+                 description: &'static str,
+                 frame: Built,
+                 counters: Vec<&'static str>,
+                 events: Vec<Expect>| Fixture {
+            name: format!("{name}/{variant}"),
+            description,
+            frame,
+            tags,
+            counters,
+            stats: if events.iter().any(|e| matches!(e, Expect::Arp { .. })) {
+                vec!["arp_events_sent"]
+            } else if events.is_empty() {
+                vec![]
+            } else {
+                vec!["dhcp_events_sent"]
+            },
+            events,
+        };
+        v.push(f(
+            "arp_request",
+            "who-has IP_B from IP_A: a new IP_A binding",
+            arp(&l2, 1, MAC_A, IP_A, ZERO_MAC, IP_B),
+            vec!["arp", "arp_request"],
+            vec![arp_new(&l2, IP_A, MAC_A)],
+        ));
+        v.push(f(
+            "arp_reply",
+            "IP_A is-at MAC_A",
+            arp(&l2, 2, MAC_A, IP_A, MAC_B, IP_B),
+            vec!["arp", "arp_reply"],
+            vec![arp_new(&l2, IP_A, MAC_A)],
+        ));
+        v.push(f(
+            "arp_announcement",
+            "RFC 5227 announcement: request, sender IP == target IP, target MAC zero",
+            arp(&l2, 1, MAC_A, IP_A, ZERO_MAC, IP_A),
+            vec!["arp", "arp_request", "arp_gratuitous", "arp_announcement"],
+            vec![arp_new(&l2, IP_A, MAC_A)],
+        ));
+        v.push(f(
+            "arp_gratuitous_reply",
+            "gratuitous reply: sender IP == target IP, op 2 (not an announcement)",
+            arp(&l2, 2, MAC_A, IP_A, BROADCAST, IP_A),
+            vec!["arp", "arp_reply", "arp_gratuitous"],
+            vec![arp_new(&l2, IP_A, MAC_A)],
+        ));
+        v.push(f(
+            "arp_probe",
+            "RFC 5227 probe for IP_B: sender IP 0.0.0.0, target MAC zero; binding of the probed IP",
+            arp(&l2, 1, MAC_A, [0; 4], ZERO_MAC, IP_B),
+            vec!["arp", "arp_request"],
+            vec![arp_new(&l2, IP_B, MAC_A)],
+        ));
+        let last = v.last_mut().expect("just pushed");
+        last.counters.push("arp_probe");
+        v.push(f(
+            "dhcp_discover",
+            "DHCPDISCOVER from a client, broadcast",
+            dhcp(
+                &l2,
+                &Ip::udp([0; 4], [255; 4]),
+                &Bootp::dhcp(1, 0x1000, MAC_A, 1, &[]),
+            ),
+            vec!["ipv4", "dhcp", "dhcp_discover"],
+            vec![dhcp_ev(&l2, 1)],
+        ));
+    }
+
+    let l2 = L2::new(MAC_A, BROADCAST);
+    let one = |name: &str,
+               description: &'static str,
+               frame: Built,
+               counters: Vec<&'static str>,
+               stats: Vec<&'static str>,
+               events: Vec<Expect>| Fixture {
+        name: name.to_string(),
+        description,
+        frame,
+        tags: 0,
+        counters,
+        stats,
+        events,
+    };
+    v.push(one(
+        "arp_sender_zero_not_probe",
+        "request with sender IP 0 but a non-zero target MAC: not a probe, no binding",
+        arp(&l2, 1, MAC_A, [0; 4], MAC_B, IP_B),
+        vec!["arp", "arp_request"],
+        vec![],
+        vec![],
+    ));
+    v.push(one(
+        "arp_other_opcode",
+        "InARP request (opcode 8) still binds the sender",
+        arp(&l2, 8, MAC_A, IP_A, ZERO_MAC, IP_B),
+        vec!["arp", "arp_other_opcode"],
+        vec!["arp_events_sent"],
+        vec![arp_new(&l2, IP_A, MAC_A)],
+    ));
+    let mut non_eth = arp(&l2, 1, MAC_A, IP_A, ZERO_MAC, IP_B);
+    non_eth.bytes[14 + 4] = 8; // hlen 8: not Ethernet/IPv4 ARP
+    non_eth.full_len = non_eth.class_len + 8;
+    v.push(one(
+        "arp_not_ethernet_ipv4",
+        "ARP with hardware length 8: counted by opcode, no binding",
+        non_eth,
+        vec!["arp", "arp_request"],
+        vec!["arp_not_ethernet_ipv4"],
+        vec![],
+    ));
+    let four = L2::new(MAC_A, BROADCAST)
+        .tag(TPID_8021AD, 1)
+        .tag(TPID_8021Q, 2)
+        .tag(TPID_8021Q, 3)
+        .tag(TPID_8021Q, 4);
+    v.push(Fixture {
+        name: "arp_four_tags".into(),
+        description: "four stacked tags: the deepest the program walks, still classified",
+        frame: arp(&four, 2, MAC_A, IP_A, MAC_B, IP_B),
+        tags: 4,
+        counters: vec!["arp", "arp_reply"],
+        stats: vec!["arp_events_sent"],
+        events: vec![arp_new(&four, IP_A, MAC_A)],
+    });
+    let five = four.clone().tag(TPID_8021Q, 5);
+    let mut deep = arp(&five, 2, MAC_A, IP_A, MAC_B, IP_B);
+    deep.class_len = 14 + 4 * 4;
+    deep.full_len = deep.class_len;
+    v.push(Fixture {
+        name: "five_tags".into(),
+        description: "five stacked tags: counted by depth, not classified",
+        frame: deep,
+        tags: 5,
+        counters: vec!["other"],
+        stats: vec![],
+        events: vec![],
+    });
+
+    let srv_ip = Ip::udp(IP_SRV, [255; 4]);
+    for t in 2..=8u8 {
+        let op = if matches!(t, 2 | 5 | 6) { 2 } else { 1 };
+        let name = dhcp_name(t);
+        v.push(one(
+            name,
+            "each DHCP message type 1..8 from option 53",
+            dhcp(
+                &l2,
+                &srv_ip,
+                &Bootp::dhcp(op, 0x2000 + t as u32, MAC_B, t, &[]),
+            ),
+            vec!["ipv4", "dhcp", name],
+            vec!["dhcp_events_sent"],
+            vec![dhcp_ev(&l2, t)],
+        ));
+    }
+    v.push(one(
+        "dhcp_leasequery",
+        "option 53 = 10 (RFC 4388 LEASEQUERY): other message type",
+        dhcp(&l2, &srv_ip, &Bootp::dhcp(1, 0x3000, MAC_B, 10, &[])),
+        vec!["ipv4", "dhcp", "dhcp_other_msgtype"],
+        vec!["dhcp_events_sent"],
+        vec![dhcp_ev(&l2, 10)],
+    ));
+    let mut bootp = Bootp::dhcp(1, 0x4000, MAC_A, 1, &[]);
+    bootp.dhcp = false;
+    bootp.options = vec![];
+    v.push(one(
+        "bootp_plain",
+        "plain BOOTP without magic cookie: DHCP with no message type",
+        dhcp(&l2, &Ip::udp([0; 4], [255; 4]), &bootp),
+        vec!["ipv4", "dhcp", "dhcp_no_msgtype_bootp"],
+        vec!["dhcp_events_sent"],
+        vec![dhcp_ev(&l2, 0)],
+    ));
+    let mut late = Bootp::dhcp(1, 0x5000, MAC_A, 3, &[]);
+    late.options = vec![0, 0, 12, 4, b'h', b'o', b's', b't', 61, 7, 1];
+    late.options.extend_from_slice(&MAC_A);
+    late.options.extend_from_slice(&[53, 1, 3, 255]);
+    v.push(one(
+        "dhcp_option53_late",
+        "option 53 after pads, hostname and client id",
+        dhcp(&l2, &Ip::udp([0; 4], [255; 4]), &late),
+        vec!["ipv4", "dhcp", "dhcp_request"],
+        vec!["dhcp_events_sent"],
+        vec![dhcp_ev(&l2, 3)],
+    ));
+    let mut bad = Bootp::dhcp(1, 0x6000, MAC_A, 1, &[]);
+    bad.options = vec![12, 250, b'x'];
+    v.push(one(
+        "dhcp_option_overrun",
+        "an option length running past the message: no message type, no crash",
+        dhcp(&l2, &Ip::udp([0; 4], [255; 4]), &bad),
+        vec!["ipv4", "dhcp", "dhcp_no_msgtype_bootp"],
+        vec!["dhcp_events_sent"],
+        vec![dhcp_ev(&l2, 0)],
+    ));
+    let mut with_opts = Ip::udp([0; 4], [255; 4]);
+    with_opts.options = vec![0x94, 0x04, 0, 0, 1, 1, 1, 0]; // router alert + NOPs: IHL 7
+    v.push(one(
+        "dhcp_ipv4_options",
+        "DHCPDISCOVER in an IPv4 header with options (IHL 7)",
+        dhcp(&l2, &with_opts, &Bootp::dhcp(1, 0x7000, MAC_A, 1, &[])),
+        vec!["ipv4", "dhcp", "dhcp_discover"],
+        vec!["dhcp_events_sent"],
+        vec![dhcp_ev(&l2, 1)],
+    ));
+    let mut first_frag = Ip::udp([0; 4], [255; 4]);
+    first_frag.more_fragments = true;
+    v.push(one(
+        "dhcp_first_fragment",
+        "first fragment (MF set, offset 0) carries the UDP header: DHCP",
+        dhcp(&l2, &first_frag, &Bootp::dhcp(1, 0x8000, MAC_A, 1, &[])),
+        vec!["ipv4", "dhcp", "dhcp_discover"],
+        vec!["dhcp_events_sent"],
+        vec![dhcp_ev(&l2, 1)],
+    ));
+    let mut later_frag = Ip::udp([0; 4], [255; 4]);
+    later_frag.frag_offset = 185;
+    let mut lf = dhcp(&l2, &later_frag, &Bootp::dhcp(1, 0x9000, MAC_A, 1, &[]));
+    lf.class_len = 14;
+    lf.full_len = 14 + 20;
+    v.push(one(
+        "udp_non_first_fragment",
+        "non-first fragment whose payload happens to look like UDP/67: not DHCP",
+        lf,
+        vec!["ipv4", "other"],
+        vec![],
+        vec![],
+    ));
+    let dns = udp(&l2, &Ip::udp(IP_A, IP_B), 40000, 53, &[0u8; 40], 0);
+    v.push(one(
+        "udp_dns",
+        "UDP to port 53: IPv4, other",
+        dns,
+        vec!["ipv4", "other"],
+        vec![],
+        vec![],
+    ));
+    v.push(one(
+        "dhcp_server_port_source_only",
+        "UDP 67 -> 40000: port 67 on one side is enough (tshark's rule)",
+        udp(
+            &l2,
+            &Ip::udp(IP_SRV, IP_A),
+            67,
+            40000,
+            &Bootp::dhcp(2, 0xa000, MAC_A, 5, &[]).bytes(),
+            236,
+        ),
+        vec!["ipv4", "dhcp", "dhcp_ack"],
+        vec!["dhcp_events_sent"],
+        vec![dhcp_ev(&l2, 5)],
+    ));
+    let mut tcp_ip = Ip::udp(IP_A, IP_B);
+    tcp_ip.proto = 6;
+    let mut tcp = vec![0u8; 20];
+    tcp[2..4].copy_from_slice(&67u16.to_be_bytes());
+    tcp[12] = 5 << 4;
+    v.push(one(
+        "tcp_port_67",
+        "TCP to port 67: not DHCP",
+        ipv4_other(&l2, &tcp_ip, &tcp),
+        vec!["ipv4", "other"],
+        vec![],
+        vec![],
+    ));
+    let mut dhcpv6 = vec![0u8; 8 + 4];
+    dhcpv6[0..2].copy_from_slice(&546u16.to_be_bytes());
+    dhcpv6[2..4].copy_from_slice(&547u16.to_be_bytes());
+    dhcpv6[4..6].copy_from_slice(&12u16.to_be_bytes());
+    dhcpv6[8] = 1; // SOLICIT
+    v.push(one(
+        "dhcpv6_solicit",
+        "DHCPv6 SOLICIT (UDP 546 -> 547 over IPv6): not DHCPv4",
+        ipv6(&l2, 17, &dhcpv6),
+        vec!["other"],
+        vec![],
+        vec![],
+    ));
+    let mut ns = vec![135u8, 0, 0, 0, 0, 0, 0, 0];
+    ns.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    v.push(one(
+        "ipv6_neighbor_solicitation",
+        "IPv6 neighbour solicitation (ICMPv6 135): the IPv6 analogue of ARP, not ARP",
+        ipv6(&l2, 58, &ns),
+        vec!["other"],
+        vec![],
+        vec![],
+    ));
+    let mut bad_ihl = ipv4_other(&l2, &tcp_ip, &tcp);
+    bad_ihl.bytes[14] = 0x43;
+    v.push(one(
+        "ipv4_ihl_too_small",
+        "IPv4 with IHL 3 (< 5): malformed",
+        bad_ihl,
+        vec!["ipv4", "other", "malformed"],
+        vec![],
+        vec![],
+    ));
+    v
+}

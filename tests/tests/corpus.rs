@@ -1,0 +1,216 @@
+//! Every capture of the shared corpus replayed through the real XDP program: counts must
+//! equal tshark's (`ground_truth.json`) on every file not marked fuzzed; the fuzzed file must
+//! pass every frame without a crash. Bad files get clear errors with byte offsets.
+use std::{path::Path, process::Command};
+
+use l2watch::{capture::ProbeConfig, replay::replay};
+use l2watch_tests::{corpus_dir, l2watch_bin, probe::load, require_privileged};
+use serde_json::Value;
+
+/// The keys issue #2 names; the same meaning as in ground_truth.json.
+const KEYS: &[&str] = &[
+    "frames",
+    "arp",
+    "arp_request",
+    "arp_reply",
+    "arp_gratuitous",
+    "arp_probe",
+    "arp_announcement",
+    "arp_vlan_tagged",
+    "dhcp",
+    "dhcp_discover",
+    "dhcp_offer",
+    "dhcp_request",
+    "dhcp_decline",
+    "dhcp_ack",
+    "dhcp_nak",
+    "dhcp_release",
+    "dhcp_inform",
+    "dhcp_other_msgtype",
+    "dhcp_vlan_tagged",
+    "vlan_tagged",
+    "vlan_two_or_more_tags",
+];
+
+/// Files the corpus README marks as fuzzed: only "no crash, everything passed" applies.
+const FUZZED: &[&str] = &["tcpdump_arp-oobr.pcap"];
+
+fn ground_truth() -> Value {
+    let path = corpus_dir().join("ground_truth.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("read ground truth"))
+        .expect("parse ground truth")
+}
+
+#[test]
+fn replay_agrees_with_tshark_on_the_whole_corpus() {
+    if !require_privileged("replay_agrees_with_tshark_on_the_whole_corpus") {
+        return;
+    }
+    let gt = ground_truth();
+    let files = gt["files"].as_array().expect("files");
+    assert!(files.len() >= 30, "corpus has {} files", files.len());
+    let mut failures = Vec::new();
+    for f in files {
+        let name = f["file"].as_str().expect("file name");
+        let mut probe = load(&ProbeConfig::replay());
+        let report = replay(&corpus_dir().join(name), &mut probe, false, |_, _| {})
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        if let Some(e) = &report.error {
+            failures.push(format!("{name}: {e}"));
+        }
+        if report.verdicts_not_pass != 0 || report.undecodable_events != 0 {
+            failures.push(format!(
+                "{name}: {} non-PASS verdicts, {} undecodable events",
+                report.verdicts_not_pass, report.undecodable_events
+            ));
+        }
+        let want = &f["counts"];
+        let keys: &[&str] = if FUZZED.contains(&name) {
+            &["frames"]
+        } else {
+            KEYS
+        };
+        for k in keys {
+            let w = want[k].as_u64().unwrap_or_else(|| panic!("{name}: no {k}"));
+            let g = report.counts.get(k).copied().unwrap_or(u64::MAX);
+            if g != w {
+                failures.push(format!("{name}: {k} = {g}, tshark says {w}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn dhcp_flood_and_arp_sweep_raise_the_expected_events() {
+    if !require_privileged("dhcp_flood_and_arp_sweep_raise_the_expected_events") {
+        return;
+    }
+    // 10000 DISCOVERs: every one is an event when rate limits are off (replay).
+    let mut probe = load(&ProbeConfig::replay());
+    let r = replay(
+        &corpus_dir().join("suricata-verify_dhcp-request-flood.pcap"),
+        &mut probe,
+        false,
+        |_, _| {},
+    )
+    .expect("replay");
+    assert_eq!(r.event_counts.get("dhcp"), Some(&10_000));
+    assert_eq!(r.stats["dhcp_ringbuf_full"], 0);
+    // nmap sweep: 503 requests from one host, one binding: one event, 502 suppressed.
+    let mut probe = load(&ProbeConfig::replay());
+    let r = replay(
+        &corpus_dir().join("zeek_nmap-vsn.pcap"),
+        &mut probe,
+        false,
+        |_, _| {},
+    )
+    .expect("replay");
+    assert_eq!(r.event_counts.get("arp_new"), Some(&1));
+    assert_eq!(r.stats["arp_suppressed"], 502);
+}
+
+fn l2watch(args: &[&str]) -> std::process::Output {
+    Command::new(l2watch_bin())
+        .args(args)
+        .output()
+        .expect("run l2watch")
+}
+
+#[test]
+fn replay_json_has_the_tshark_keys() {
+    if !require_privileged("replay_json_has_the_tshark_keys") {
+        return;
+    }
+    let file = corpus_dir().join("zeek_icmp_dot1q.pcap");
+    let out = l2watch(&["replay", "--json", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    for k in KEYS {
+        assert!(v["counts"][k].is_u64(), "missing counts.{k}");
+    }
+    assert_eq!(v["counts"]["arp_vlan_tagged"], 6);
+    assert!(v["events"].as_array().is_some_and(|e| !e.is_empty()));
+}
+
+fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("l2watch-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let p = dir.join(name);
+    std::fs::write(&p, bytes).expect("write temp file");
+    p
+}
+
+#[test]
+fn truncated_capture_reports_offset_and_partial_counts() {
+    if !require_privileged("truncated_capture_reports_offset_and_partial_counts") {
+        return;
+    }
+    let src = std::fs::read(corpus_dir().join("ipfixprobe_arp.pcap")).expect("read");
+    // 24-byte header, then 16-byte record headers + 42..60-byte frames: cut mid-file.
+    let cut = &src[..src.len() - 30];
+    let p = temp_file("truncated.pcap", cut);
+    let out = l2watch(&["replay", "--json", "--no-events", p.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("truncated at byte"), "{stderr}");
+    let v: Value = serde_json::from_slice(&out.stdout).expect("partial report");
+    let frames = v["counts"]["frames"].as_u64().unwrap();
+    assert!(
+        (40..45).contains(&frames),
+        "read {frames} frames before the cut"
+    );
+    assert!(v["error"].as_str().unwrap().contains("byte"));
+}
+
+#[test]
+fn corrupt_record_reports_its_offset() {
+    if !require_privileged("corrupt_record_reports_its_offset") {
+        return;
+    }
+    let mut bytes =
+        std::fs::read(corpus_dir().join("chrissanders_arp_resolution.pcapng")).expect("read");
+    // Break the block-length trailer of the last block.
+    let n = bytes.len();
+    bytes[n - 4..].copy_from_slice(&[0xff, 0xff, 0xff, 0x7f]);
+    let p = temp_file("corrupt.pcapng", &bytes);
+    let out = l2watch(&["replay", p.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("at byte"), "{stderr}");
+}
+
+#[test]
+fn non_ethernet_and_non_capture_files_exit_2() {
+    if !require_privileged("non_ethernet_and_non_capture_files_exit_2") {
+        return;
+    }
+    let mut sll = Vec::new();
+    sll.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
+    sll.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0]);
+    sll.extend_from_slice(&113u32.to_le_bytes());
+    let p = temp_file("sll.pcap", &sll);
+    let out = l2watch(&["replay", p.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("link type 113") && stderr.contains("not Ethernet"),
+        "{stderr}"
+    );
+
+    let p = temp_file("notes.txt", b"definitely not a capture file\n");
+    let out = l2watch(&["replay", p.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = l2watch(&["replay", "/nonexistent/file.pcap"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(Path::new(&l2watch_bin()).exists());
+}
