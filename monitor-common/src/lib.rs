@@ -29,10 +29,16 @@ pub const DHCP_MAX_OPTIONS_SCANNED: usize = 32;
 
 /// Names of the maps in the object file, used by the loader.
 pub mod map_names {
-    /// Per-CPU hash: [`super::SegmentKey`] -> [`super::SegmentCounters`].
+    /// Hash: [`super::SegmentKey`] -> slot (u32) in `SEGMENT_COUNTERS`, added by the kernel.
+    pub const SEGMENT_SLOTS: &str = "SEGMENT_SLOTS";
+    /// Per-CPU array of [`super::SegmentCounters`], indexed by slot.
     pub const SEGMENT_COUNTERS: &str = "SEGMENT_COUNTERS";
+    /// Hash: slot (u32) -> the [`super::SegmentKey`] that claimed it (kernel-internal).
+    pub const SLOT_OWNERS: &str = "SLOT_OWNERS";
+    /// Per-CPU array with one [`super::SegmentCacheEntry`].
+    pub const SEGMENT_CACHE: &str = "SEGMENT_CACHE";
     /// Per-CPU array indexed by tag depth (0..=VLAN_MAX_DEPTH): counters for frames whose
-    /// segment did not fit in `SEGMENT_COUNTERS`.
+    /// segment got no slot (all taken).
     pub const OVERFLOW_COUNTERS: &str = "OVERFLOW_COUNTERS";
     /// Per-CPU array indexed by [`super::Stat`].
     pub const STATS: &str = "STATS";
@@ -190,8 +196,10 @@ named_indices! {
         ArpRingbufFull = "arp_ringbuf_full",
         /// DHCP events lost because the ring buffer was full.
         DhcpRingbufFull = "dhcp_ringbuf_full",
-        /// Frames whose segment could not be added to `SEGMENT_COUNTERS` (counted in overflow).
+        /// Frames whose segment got no slot because all are taken (counted in overflow).
         SegmentMapFull = "segment_map_full",
+        /// Slots lost because two CPUs saw a new segment at the same instant (stays tiny).
+        SegmentSlotRaced = "segment_slot_raced",
         /// Binding updates the LRU map refused.
         BindingMapFull = "binding_map_full",
         /// DHCP payload copies that failed (should stay zero).
@@ -223,6 +231,16 @@ pub struct SegmentKey {
     pub outer_vid: u16,
     /// Innermost VID when there are two or more tags, else [`NO_VLAN`].
     pub inner_vid: u16,
+}
+
+/// The segment a CPU saw last and its slot: a run of frames on one segment needs no hash
+/// lookup. `slot_plus_one == 0` marks an empty entry.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SegmentCacheEntry {
+    pub key: SegmentKey,
+    pub slot_plus_one: u32,
+    pub _pad: u32,
 }
 
 /// Per-segment counters, indexed by [`Counter`].
@@ -273,7 +291,7 @@ pub struct BindingKey {
 pub struct BindingValue {
     pub mac: [u8; 6],
     pub _pad: [u8; 2],
-    /// `bpf_ktime_get_ns()` of the last event sent for this binding.
+    /// `bpf_ktime_get_coarse_ns()` of the last event sent for this binding.
     pub reported_ns: u64,
 }
 
@@ -358,7 +376,7 @@ pub struct EventHeader {
     pub outer_vid: u16,
     pub inner_vid: u16,
     pub _pad2: u32,
-    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the frame was classified.
+    /// `bpf_ktime_get_coarse_ns()` (CLOCK_MONOTONIC, tick resolution) at classification.
     pub ktime_ns: u64,
 }
 
@@ -411,6 +429,7 @@ pub struct DhcpEvent {
 // The layouts are part of the ABI between two separately compiled objects: pin their sizes.
 const _: () = assert!(size_of::<SegmentKey>() == 8);
 const _: () = assert!(size_of::<SegmentCounters>() == 8 * Counter::COUNT);
+const _: () = assert!(size_of::<SegmentCacheEntry>() == 16);
 const _: () = assert!(size_of::<BindingKey>() == 16);
 const _: () = assert!(size_of::<BindingValue>() == 16);
 const _: () = assert!(size_of::<Config>() == 32);
@@ -426,6 +445,7 @@ mod pod {
     // padding fields, so every bit pattern is valid.
     unsafe impl aya::Pod for SegmentKey {}
     unsafe impl aya::Pod for SegmentCounters {}
+    unsafe impl aya::Pod for SegmentCacheEntry {}
     unsafe impl aya::Pod for BindingKey {}
     unsafe impl aya::Pod for BindingValue {}
     unsafe impl aya::Pod for Config {}

@@ -8,24 +8,44 @@ use core::mem::size_of;
 
 use aya_ebpf::{
     bindings::{xdp_action::XDP_PASS, BPF_NOEXIST},
-    helpers::{bpf_ktime_get_ns, generated::bpf_xdp_load_bytes},
+    helpers::generated::{bpf_ktime_get_coarse_ns, bpf_xdp_load_bytes},
     macros::{map, xdp},
-    maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
 use monitor_common::{
     arp_flags, binding_kind, config_flags, event_kind, ArpEvent, BindingKey, BindingValue, Bucket,
-    BucketState, Config, Counter, DhcpEvent, EventHeader, SegmentCounters, SegmentKey, Stat,
-    BOOTP_FIXED_LEN, DHCP_MAX_OPTIONS_SCANNED, DHCP_PAYLOAD_MAX, NO_VLAN, VLAN_MAX_DEPTH,
+    BucketState, Config, Counter, DhcpEvent, EventHeader, SegmentCacheEntry, SegmentCounters,
+    SegmentKey, Stat, BOOTP_FIXED_LEN, DHCP_MAX_OPTIONS_SCANNED, DHCP_PAYLOAD_MAX, NO_VLAN,
+    VLAN_MAX_DEPTH,
 };
 use network_types::{arp::ArpHdr, eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr, vlan::VlanHdr};
 
-/// Per-segment frame counters; read and summed by the agent at scrape time. Bounded: when full,
-/// new segments are counted in `OVERFLOW_COUNTERS` instead. Size set by the loader.
+/// Segment -> its slot in `SEGMENT_COUNTERS`. Added here on a segment's first frame, read by
+/// the agent to label the slots. Size set by the loader (same as `SEGMENT_COUNTERS`).
 #[map]
-static SEGMENT_COUNTERS: PerCpuHashMap<SegmentKey, SegmentCounters> =
-    PerCpuHashMap::with_max_entries(1024, 0);
+static SEGMENT_SLOTS: HashMap<SegmentKey, u32> = HashMap::with_max_entries(4096, 0);
+
+/// Per-segment frame counters, one slot per segment, per CPU; read and summed by the agent at
+/// scrape time. Bounded: once every slot is taken, new segments go to `OVERFLOW_COUNTERS`.
+#[map]
+static SEGMENT_COUNTERS: PerCpuArray<SegmentCounters> = PerCpuArray::with_max_entries(4096, 0);
+
+/// Slot -> the segment that claimed it. A `BPF_NOEXIST` insert here is how a CPU claims a
+/// slot: atomic under the bucket lock, and it needs no atomic instructions (the object is built
+/// for BPF CPU v1). Size set by the loader (same as `SEGMENT_COUNTERS`).
+#[map]
+static SLOT_OWNERS: HashMap<u32, SegmentKey> = HashMap::with_max_entries(4096, 0);
+
+/// Hint for the next free slot; a stale read only costs a failed claim.
+#[map]
+static NEXT_SLOT: Array<u32> = Array::with_max_entries(1, 0);
+
+/// The segment each CPU saw last and its slot. Frames arrive in runs per segment, and a hit
+/// costs two inlined per-CPU array lookups instead of a hash lookup.
+#[map]
+static SEGMENT_CACHE: PerCpuArray<SegmentCacheEntry> = PerCpuArray::with_max_entries(1, 0);
 
 /// Counters for frames whose segment did not fit in `SEGMENT_COUNTERS`, indexed by tag depth
 /// (0..=VLAN_MAX_DEPTH) so tagged and untagged totals stay exact. Read by the agent.
@@ -79,18 +99,23 @@ pub fn l2watch(ctx: XdpContext) -> u32 {
     XDP_PASS
 }
 
-/// A set of `Counter`s to add one to (there are fewer than 32).
-#[derive(Clone, Copy)]
-struct Counts(u32);
+/// The counters of the frame's segment: each class it belongs to is one increment here.
+struct Counts<'a>(&'a mut SegmentCounters);
 
-impl Counts {
+impl Counts<'_> {
     #[inline(always)]
     fn add(&mut self, c: Counter) {
-        self.0 |= 1 << c as u32;
+        self.0.counts[c as usize] += 1;
     }
 }
 
-const _: () = assert!(Counter::COUNT <= 32);
+/// Monotonic time at tick resolution: refresh intervals and token buckets need no better, and
+/// it is far cheaper than bpf_ktime_get_ns.
+#[inline(always)]
+fn now_ns() -> u64 {
+    // SAFETY: helper without arguments.
+    unsafe { bpf_ktime_get_coarse_ns() }
+}
 
 /// Bounds-checked parsing cursor over the packet: every header read goes through `take`.
 struct Cursor {
@@ -140,8 +165,6 @@ struct Segment {
 
 #[inline(always)]
 fn classify(ctx: &XdpContext) {
-    let mut counts = Counts(0);
-    counts.add(Counter::Frames);
     let mut seg = Segment {
         key: SegmentKey {
             ifindex: ctx.ingress_ifindex() as u32,
@@ -151,28 +174,54 @@ fn classify(ctx: &XdpContext) {
         depth: 0,
     };
     let mut cur = Cursor::new(ctx);
-    classify_frame(ctx, &mut cur, &mut seg, &mut counts);
+    let walked = walk_tags(&mut cur, &mut seg);
+    let Some(slot) = segment_counters(&seg) else {
+        return;
+    };
+    let mut counts = Counts(slot);
+    counts.add(Counter::Frames);
     counts.add(Counter::for_depth(seg.depth));
-    add_counts(&seg, counts);
+    match walked {
+        Walk::Truncated => counts.add(Counter::Malformed),
+        Walk::TooDeep => counts.add(Counter::Other),
+        Walk::EtherType(eth, ETH_P_ARP) => {
+            counts.add(Counter::Arp);
+            classify_arp(ctx, &mut cur, &seg, eth, &mut counts);
+        }
+        Walk::EtherType(eth, ETH_P_IP) => {
+            counts.add(Counter::Ipv4);
+            if !classify_ipv4(ctx, &mut cur, &seg, eth, &mut counts) {
+                counts.add(Counter::Other);
+            }
+        }
+        Walk::EtherType(..) => counts.add(Counter::Other),
+    }
+}
+
+/// Where the Ethernet/VLAN walk ended.
+enum Walk<'a> {
+    /// The frame ends inside the Ethernet header or a tag.
+    Truncated,
+    /// More than VLAN_MAX_DEPTH tags: counted by depth, not classified.
+    TooDeep,
+    /// The EtherType after the tags.
+    EtherType(&'a EthHdr, u16),
 }
 
 #[inline(always)]
-fn classify_frame(ctx: &XdpContext, cur: &mut Cursor, seg: &mut Segment, counts: &mut Counts) {
+fn walk_tags<'a>(cur: &mut Cursor, seg: &mut Segment) -> Walk<'a> {
     let Some(eth) = cur.take::<EthHdr>() else {
-        counts.add(Counter::Malformed);
-        return;
+        return Walk::Truncated;
     };
     // SAFETY: `take` checked the header lies inside the packet.
     let eth = unsafe { &*eth };
     let mut ether_type = u16::from_be(eth.ether_type);
-
     for i in 0..VLAN_MAX_DEPTH {
         if !is_vlan_tpid(ether_type) {
             break;
         }
         let Some(tag) = cur.take::<VlanHdr>() else {
-            counts.add(Counter::Malformed);
-            return;
+            return Walk::Truncated;
         };
         // SAFETY: bounds checked by `take`.
         let tag = unsafe { &*tag };
@@ -186,25 +235,10 @@ fn classify_frame(ctx: &XdpContext, cur: &mut Cursor, seg: &mut Segment, counts:
         ether_type = u16::from_be(tag.ether_type);
     }
     if is_vlan_tpid(ether_type) {
-        // Deeper than VLAN_MAX_DEPTH: counted by depth, not classified.
         seg.depth = VLAN_MAX_DEPTH + 1;
-        counts.add(Counter::Other);
-        return;
+        return Walk::TooDeep;
     }
-
-    match ether_type {
-        ETH_P_ARP => {
-            counts.add(Counter::Arp);
-            classify_arp(ctx, cur, seg, eth, counts);
-        }
-        ETH_P_IP => {
-            counts.add(Counter::Ipv4);
-            if !classify_ipv4(ctx, cur, seg, eth, counts) {
-                counts.add(Counter::Other);
-            }
-        }
-        _ => counts.add(Counter::Other),
-    }
+    Walk::EtherType(eth, ether_type)
 }
 
 #[inline(always)]
@@ -323,11 +357,11 @@ fn arp_binding(
         _pad: [0; 3],
     };
     let mac = arp.sha;
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = now_ns();
     let mut old_mac = [0u8; 6];
     // SAFETY: the value is plain data; a concurrent update can at worst give a stale MAC,
     // which only causes one extra or one missed refresh.
-    let kind = match unsafe { BINDINGS.get(&key) } {
+    let kind = match unsafe { BINDINGS.get(key) } {
         None => event_kind::ARP_NEW,
         Some(prev) if prev.mac != mac => {
             old_mac = prev.mac;
@@ -380,7 +414,7 @@ fn arp_binding(
         _pad: [0; 2],
         reported_ns: now,
     };
-    if BINDINGS.insert(&key, &value, 0).is_err() {
+    if BINDINGS.insert(key, value, 0).is_err() {
         bump_stat(Stat::BindingMapFull);
     }
 }
@@ -480,7 +514,7 @@ fn classify_dhcp(
     if cfg.flags & config_flags::DHCP_EVENTS == 0 {
         return;
     }
-    let now = unsafe { bpf_ktime_get_ns() };
+    let now = now_ns();
     if !take_token(Bucket::Dhcp, cfg, now) {
         bump_stat(Stat::DhcpRateLimited);
         return;
@@ -609,38 +643,83 @@ fn bump_stat(s: Stat) {
     }
 }
 
+/// The counters for `seg`: the per-CPU cached slot, else the slot from `SEGMENT_SLOTS`, else a
+/// new slot, else (all slots taken) the overflow counters for the frame's depth.
 #[inline(always)]
-fn add_counts(seg: &Segment, counts: Counts) {
-    let slot = match SEGMENT_COUNTERS.get_ptr_mut(&seg.key) {
-        Some(p) => p,
-        None => {
-            let _ = SEGMENT_COUNTERS.insert(&seg.key, &SegmentCounters::ZERO, BPF_NOEXIST as u64);
-            match SEGMENT_COUNTERS.get_ptr_mut(&seg.key) {
-                Some(p) => p,
-                None => {
-                    bump_stat(Stat::SegmentMapFull);
-                    let depth = if seg.depth > VLAN_MAX_DEPTH {
-                        VLAN_MAX_DEPTH
-                    } else {
-                        seg.depth
-                    };
-                    match OVERFLOW_COUNTERS.get_ptr_mut(depth as u32) {
-                        Some(p) => p,
-                        None => return,
-                    }
-                }
-            }
-        }
+fn segment_counters(seg: &Segment) -> Option<&'static mut SegmentCounters> {
+    let cache = SEGMENT_CACHE.get_ptr_mut(0)?;
+    // SAFETY: per-CPU map value, only this CPU touches it while the program runs.
+    let cache = unsafe { &mut *cache };
+    let slot = if cache.slot_plus_one != 0 && cache.key == seg.key {
+        cache.slot_plus_one - 1
+    } else {
+        let slot = match unsafe { SEGMENT_SLOTS.get(seg.key) } {
+            Some(s) => *s,
+            None => match new_slot(seg) {
+                Some(s) => s,
+                None => return overflow_counters(seg),
+            },
+        };
+        cache.key = seg.key;
+        cache.slot_plus_one = slot + 1;
+        slot
     };
-    // SAFETY: per-CPU map value owned by this CPU during the program run.
-    let slot = unsafe { &mut *slot };
-    let mut bits = counts.0;
-    for i in 0..Counter::COUNT {
-        if bits & 1 != 0 {
-            slot.counts[i] += 1;
+    let counters = SEGMENT_COUNTERS.get_ptr_mut(slot)?;
+    // SAFETY: per-CPU map value, only this CPU touches it while the program runs.
+    Some(unsafe { &mut *counters })
+}
+
+/// Claims a free slot for a segment seen for the first time.
+#[inline(always)]
+fn new_slot(seg: &Segment) -> Option<u32> {
+    /// Claims tried past the hint: covers CPUs racing for the same free slot.
+    const CLAIM_TRIES: u32 = 4;
+    let next = NEXT_SLOT.get_ptr_mut(0)?;
+    // SAFETY: `next` points at a u32 in an array map; a torn or stale value only costs a retry.
+    let hint = unsafe { core::ptr::read_volatile(next) };
+    let mut claimed = None;
+    for i in 0..CLAIM_TRIES {
+        let slot = hint.wrapping_add(i);
+        // The counter array's own bound is the capacity.
+        if SEGMENT_COUNTERS.get_ptr(slot).is_none() {
+            break;
         }
-        bits >>= 1;
+        if SLOT_OWNERS
+            .insert(slot, seg.key, BPF_NOEXIST as u64)
+            .is_ok()
+        {
+            claimed = Some(slot);
+            break;
+        }
     }
+    let Some(slot) = claimed else {
+        bump_stat(Stat::SegmentMapFull);
+        return None;
+    };
+    // SAFETY: as above.
+    unsafe { core::ptr::write_volatile(next, slot + 1) };
+    if SEGMENT_SLOTS
+        .insert(seg.key, slot, BPF_NOEXIST as u64)
+        .is_ok()
+    {
+        return Some(slot);
+    }
+    // Another CPU registered this segment first: use its slot; ours stays unused.
+    bump_stat(Stat::SegmentSlotRaced);
+    // SAFETY: the value is a plain u32 written once.
+    unsafe { SEGMENT_SLOTS.get(seg.key) }.copied()
+}
+
+#[inline(always)]
+fn overflow_counters(seg: &Segment) -> Option<&'static mut SegmentCounters> {
+    let depth = if seg.depth > VLAN_MAX_DEPTH {
+        VLAN_MAX_DEPTH
+    } else {
+        seg.depth
+    };
+    let p = OVERFLOW_COUNTERS.get_ptr_mut(depth as u32)?;
+    // SAFETY: per-CPU map value.
+    Some(unsafe { &mut *p })
 }
 
 #[cfg(not(test))]

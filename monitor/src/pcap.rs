@@ -266,7 +266,10 @@ mod tests {
         v
     }
 
-    fn read_all(bytes: &[u8]) -> (Result<u64, CaptureError>, Vec<(u64, Vec<u8>, u64)>) {
+    /// (timestamp ns, bytes, offset) of each frame read.
+    type Got = Vec<(u64, Vec<u8>, u64)>;
+
+    fn read_all(bytes: &[u8]) -> (Result<u64, CaptureError>, Got) {
         let mut got = Vec::new();
         let r = read_from("mem", bytes, |f| {
             got.push((f.ts_ns, f.data.to_vec(), f.offset))

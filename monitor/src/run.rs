@@ -172,7 +172,7 @@ fn log_event(ev: &KernelEvent, names: &BTreeMap<u32, String>) {
     match ev {
         KernelEvent::Arp(a) => {
             let place = Place::from_header(&a.header);
-            let old = (a.header.kind == event_kind::ARP_CHANGED).then(|| Mac(a.old_mac));
+            let old = (a.header.kind == event_kind::ARP_CHANGED).then_some(Mac(a.old_mac));
             info!(
                 target: "l2watch::event",
                 kind = event_kind::name(a.header.kind),

@@ -111,7 +111,7 @@ impl Ip {
 
 fn ipv4_header(ip: &Ip, payload_len: usize) -> Vec<u8> {
     let mut opts = ip.options.clone();
-    while opts.len() % 4 != 0 {
+    while !opts.len().is_multiple_of(4) {
         opts.push(1);
     }
     let ihl = 5 + opts.len() / 4;

@@ -1,5 +1,6 @@
 //! Helpers shared by l2watch's integration tests: the privilege gate, a frame builder, network
 //! namespace guards that clean up on drop, and an AF_PACKET sender that runs inside a namespace.
+pub mod agent;
 pub mod fixtures;
 pub mod frames;
 pub mod netns;

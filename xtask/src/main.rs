@@ -89,15 +89,36 @@ fn main() -> Result<()> {
             if !no_lint {
                 cargo(&["fmt", "--all", "--", "--check"])
                     .context("code is not formatted: run `cargo fmt --all`")?;
+                // The eBPF crate only builds for the BPF target with nightly: lint it there.
                 cargo(&[
                     "clippy",
                     "--workspace",
+                    "--exclude",
+                    "monitor-ebpf",
                     "--all-targets",
                     "--",
                     "-D",
                     "warnings",
                 ])?;
+                run(Command::new("cargo").args([
+                    "+nightly",
+                    "clippy",
+                    "-p",
+                    "monitor-ebpf",
+                    "--target",
+                    "bpfel-unknown-none",
+                    "-Z",
+                    "build-std=core",
+                    "--release",
+                    "--target-dir",
+                    "target/ebpf-clippy",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]))?;
             }
+            // The live and CLI tests run the real binary.
+            cargo(&["build", "-p", "l2watch"])?;
             let mut test_args: Vec<OsString> =
                 ["test", "--workspace"].iter().map(OsString::from).collect();
             test_args.extend(args);
@@ -278,6 +299,7 @@ fn ensure_bpf_linker() -> Result<()> {
             "install",
             &format!("bpf-linker@{BPF_LINKER_VERSION}"),
             "--locked",
+            "--force",
             "--no-default-features",
             "--features",
             &format!("llvm-{major}"),

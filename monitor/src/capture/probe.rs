@@ -3,7 +3,7 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use aya::{
-    maps::{Array, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues, RingBuf},
     programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
@@ -16,6 +16,41 @@ use super::event::{decode, KernelEvent};
 
 /// The compiled XDP object, built by build.rs with aya-build.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));
+
+/// A bare XDP_PASS program (`monitor-ebpf/src/baseline.rs`), the benchmark's yardstick.
+static BASELINE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/baseline"));
+
+/// The bare XDP_PASS program, loaded, for benchmarks.
+pub struct Baseline {
+    ebpf: Ebpf,
+}
+
+impl Baseline {
+    pub fn load() -> Result<Baseline, ProbeError> {
+        let mut ebpf = Ebpf::load(BASELINE_OBJECT).map_err(ProbeError::Load)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut("baseline")
+            .ok_or(ProbeError::Missing("program"))?
+            .try_into()?;
+        prog.load()?;
+        Ok(Baseline { ebpf })
+    }
+
+    /// Runs one frame `repeat` times; returns the kernel's mean time per run.
+    pub fn test_run_repeat(&mut self, frame: &[u8], repeat: u32) -> Result<Duration, ProbeError> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut("baseline")
+            .ok_or(ProbeError::Missing("program"))?
+            .try_into()?;
+        let r = prog.test_run(TestRunOptions {
+            data_in: Some(frame),
+            repeat,
+            ..TestRunOptions::default()
+        })?;
+        Ok(r.duration)
+    }
+}
 
 /// Settings the kernel program runs with; written to the CONFIG map and map sizes.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +192,8 @@ impl Probe {
     /// Loads the program, sizes its maps and writes its configuration.
     pub fn load(cfg: &ProbeConfig) -> Result<Probe, ProbeError> {
         let mut ebpf = EbpfLoader::new()
+            .map_max_entries(map_names::SEGMENT_SLOTS, cfg.max_segments)
+            .map_max_entries(map_names::SLOT_OWNERS, cfg.max_segments)
             .map_max_entries(map_names::SEGMENT_COUNTERS, cfg.max_segments)
             .map_max_entries(map_names::BINDINGS, cfg.max_bindings)
             .map_max_entries(map_names::EVENTS, cfg.ringbuf_bytes)
@@ -205,9 +242,9 @@ impl Probe {
             .ok_or(ProbeError::Missing("program"))?
             .try_into()?;
         match prog.attach(iface, XdpMode::Driver) {
-            Ok(_) => return Ok(AttachMode::Native),
+            Ok(_) => Ok(AttachMode::Native),
             Err(ProgramError::UnknownInterface { .. }) => {
-                return Err(ProbeError::UnknownInterface(iface.to_string()))
+                Err(ProbeError::UnknownInterface(iface.to_string()))
             }
             Err(native) => match prog.attach(iface, XdpMode::Skb) {
                 Ok(_) => Ok(AttachMode::Generic),
@@ -267,13 +304,24 @@ impl Probe {
 
     /// Reads every counter, summed over CPUs.
     pub fn snapshot(&self) -> Result<Snapshot, ProbeError> {
-        let name = map_names::SEGMENT_COUNTERS;
+        let name = map_names::SEGMENT_SLOTS;
         let map = self.ebpf.map(name).ok_or(ProbeError::Missing(name))?;
-        let seg: PerCpuHashMap<_, SegmentKey, SegmentCounters> =
-            PerCpuHashMap::try_from(map).map_err(|source| ProbeError::Map { name, source })?;
+        let slots: HashMap<_, SegmentKey, u32> =
+            HashMap::try_from(map).map_err(|source| ProbeError::Map { name, source })?;
+        let cname = map_names::SEGMENT_COUNTERS;
+        let map = self.ebpf.map(cname).ok_or(ProbeError::Missing(cname))?;
+        let counters: PerCpuArray<_, SegmentCounters> =
+            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map {
+                name: cname,
+                source,
+            })?;
         let mut segments = BTreeMap::new();
-        for item in seg.iter() {
-            let (key, values) = item.map_err(|source| ProbeError::Map { name, source })?;
+        for item in slots.iter() {
+            let (key, slot) = item.map_err(|source| ProbeError::Map { name, source })?;
+            let values = counters.get(&slot, 0).map_err(|source| ProbeError::Map {
+                name: cname,
+                source,
+            })?;
             segments.insert(key, sum_counters(&values));
         }
 
