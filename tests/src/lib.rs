@@ -19,7 +19,13 @@ pub fn require_privileged(test: &str) -> bool {
     if std::env::var("L2WATCH_REQUIRE_PRIVILEGED").as_deref() == Ok("1") {
         panic!("{test}: {why}, and L2WATCH_REQUIRE_PRIVILEGED=1 forbids skipping");
     }
-    eprintln!("SKIPPED {test}: {why}; run as root, or set L2WATCH_REQUIRE_PRIVILEGED=1 to fail");
+    // Straight to the stderr handle: libtest captures eprintln! of passing tests, and a skip
+    // must be visible.
+    use std::io::Write as _;
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED {test}: {why}; run as root, or set L2WATCH_REQUIRE_PRIVILEGED=1 to fail"
+    );
     false
 }
 
