@@ -18,7 +18,7 @@ fn every_fixture_counts_and_reports_exactly() {
         return;
     }
     let all = fixtures::all();
-    assert!(all.len() >= 40, "fixture table shrank to {}", all.len());
+    assert!(all.len() >= 55, "fixture table shrank to {}", all.len());
     let mut failures = Vec::new();
     for f in &all {
         let mut probe = load(&ProbeConfig::replay());
