@@ -5,6 +5,7 @@
 //! counters into reports.
 pub mod capture;
 pub mod counts;
+pub mod decode;
 pub mod pcap;
 pub mod replay;
 pub mod run;
