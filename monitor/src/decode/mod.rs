@@ -2,3 +2,61 @@
 pub mod dhcp;
 
 pub use dhcp::{decode as decode_dhcp, DhcpError, DhcpMessage};
+
+use std::net::Ipv4Addr;
+
+use monitor_common::{arp_flags, event_kind, NO_VLAN};
+
+use crate::{
+    capture::{KernelEvent, Mac},
+    model::{ArpChange, Observation, Segment},
+};
+
+/// Why an event did not become an observation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ObserveError {
+    #[error("DHCP: {0}")]
+    Dhcp(#[from] DhcpError),
+    #[error("unexpected event kind {0}")]
+    Kind(u8),
+}
+
+fn segment(h: &monitor_common::EventHeader) -> Segment {
+    let vid = |v: u16| (v != NO_VLAN).then_some(v);
+    Segment {
+        ifindex: h.ifindex,
+        outer_vlan: vid(h.outer_vid),
+        inner_vlan: vid(h.inner_vid),
+    }
+}
+
+/// Turns a kernel event into an observation.
+pub fn observe(ev: &KernelEvent) -> Result<Observation, ObserveError> {
+    match ev {
+        KernelEvent::Arp(a) => Ok(Observation::Arp {
+            seg: segment(&a.header),
+            change: match a.header.kind {
+                event_kind::ARP_NEW => ArpChange::New,
+                event_kind::ARP_CHANGED => ArpChange::Changed,
+                event_kind::ARP_REFRESH => ArpChange::Refresh,
+                k => return Err(ObserveError::Kind(k)),
+            },
+            ip: Ipv4Addr::from(a.ip),
+            mac: Mac(a.mac),
+            op: a.op,
+            gratuitous: a.flags & arp_flags::GRATUITOUS != 0,
+            probe: a.flags & arp_flags::PROBE != 0,
+            announcement: a.flags & arp_flags::ANNOUNCEMENT != 0,
+        }),
+        KernelEvent::Dhcp(d) => {
+            let payload = &d.payload[..d.payload_len as usize];
+            let complete = d.payload_len == d.bootp_len;
+            Ok(Observation::Dhcp {
+                seg: segment(&d.header),
+                src_mac: Mac(d.eth_src),
+                src_ip: Ipv4Addr::from(d.src_ip),
+                msg: Box::new(decode_dhcp(payload, complete)?),
+            })
+        }
+    }
+}

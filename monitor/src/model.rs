@@ -1,0 +1,89 @@
+//! The engine's vocabulary: segments, observations and timestamps, shared by every stage after
+//! decoding. Time is always passed in (ns since the Unix epoch), never read inside the engine.
+use std::{fmt, net::Ipv4Addr};
+
+use serde::Serialize;
+
+pub use crate::capture::Mac;
+use crate::decode::DhcpMessage;
+
+/// Nanoseconds since the Unix epoch.
+pub type Nanos = u64;
+
+pub const SECOND: Nanos = 1_000_000_000;
+
+/// Where something was seen: interface and VLAN IDs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Segment {
+    pub ifindex: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outer_vlan: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inner_vlan: Option<u16>,
+}
+
+impl fmt::Display for Segment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "if{}", self.ifindex)?;
+        match (self.outer_vlan, self.inner_vlan) {
+            (None, _) => Ok(()),
+            (Some(o), None) => write!(f, "/vlan{o}"),
+            (Some(o), Some(i)) => write!(f, "/vlan{o}.{i}"),
+        }
+    }
+}
+
+impl Segment {
+    /// The VLAN part as metric/JSON text: "untagged", "100" or "200.2001".
+    pub fn vlan_label(&self) -> String {
+        match (self.outer_vlan, self.inner_vlan) {
+            (None, _) => "untagged".into(),
+            (Some(o), None) => o.to_string(),
+            (Some(o), Some(i)) => format!("{o}.{i}"),
+        }
+    }
+}
+
+/// What the kernel said about an ARP binding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ArpChange {
+    New,
+    Changed,
+    Refresh,
+}
+
+/// One decoded event, ready for the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Observation {
+    Arp {
+        seg: Segment,
+        change: ArpChange,
+        /// The IP the binding is about (the probed IP for a probe).
+        ip: Ipv4Addr,
+        mac: Mac,
+        op: u16,
+        gratuitous: bool,
+        probe: bool,
+        announcement: bool,
+    },
+    Dhcp {
+        seg: Segment,
+        src_mac: Mac,
+        src_ip: Ipv4Addr,
+        msg: Box<DhcpMessage>,
+    },
+}
+
+impl Observation {
+    pub fn segment(&self) -> Segment {
+        match self {
+            Observation::Arp { seg, .. } | Observation::Dhcp { seg, .. } => *seg,
+        }
+    }
+}
+
+/// 169.254.0.0/16: a host that gave up on DHCP.
+pub fn is_apipa(ip: Ipv4Addr) -> bool {
+    ip.octets()[0] == 169 && ip.octets()[1] == 254
+}

@@ -1,0 +1,385 @@
+//! The device table: (segment, IP) -> MAC with first/last seen, source, DHCP hostname and
+//! lease, and a per-MAC view. Bounded: past its capacity the least recently seen entry is
+//! evicted and counted. Change names follow MAAS (new, refreshed, moved) and arpwatch where it
+//! is finer (flip flop: back to a MAC this IP had recently).
+use std::{collections::HashMap, net::Ipv4Addr, num::NonZeroUsize};
+
+use lru::LruCache;
+use serde::Serialize;
+
+use crate::model::{Mac, Nanos, Segment, SECOND};
+
+/// Key of the device table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct DeviceKey {
+    #[serde(flatten)]
+    pub seg: Segment,
+    pub ip: Ipv4Addr,
+}
+
+/// Where a binding was learnt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Arp,
+    Dhcp,
+}
+
+/// A DHCP lease as the server granted it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    pub server: Ipv4Addr,
+    pub lease_secs: u32,
+    /// ns since the epoch.
+    pub expires: Nanos,
+}
+
+/// How a binding changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    /// First time this IP is seen on this segment.
+    New,
+    /// Same MAC again.
+    Refreshed,
+    /// Another MAC now holds the IP (arpwatch: changed ethernet address).
+    Moved { old_mac: Mac },
+    /// Back to a MAC the IP had recently (arpwatch: flip flop).
+    FlipFlop { old_mac: Mac },
+}
+
+impl Change {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Change::New => "new",
+            Change::Refreshed => "refreshed",
+            Change::Moved { .. } => "moved",
+            Change::FlipFlop { .. } => "flip_flop",
+        }
+    }
+}
+
+/// One row of the table. Kept small: the table is sized for a million entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub mac: Mac,
+    pub first_seen: Nanos,
+    pub last_seen: Nanos,
+    pub source: Source,
+    pub hostname: Option<Box<str>>,
+    pub lease: Option<Lease>,
+    /// The MAC before the current one, and until when it held the IP (flip-flop detection).
+    pub previous: Option<(Mac, Nanos)>,
+    /// How many times the MAC changed.
+    pub mac_changes: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceTableConfig {
+    /// Most entries kept; the least recently seen is evicted past it.
+    pub capacity: usize,
+    /// A change back to the previous MAC within this many seconds is a flip flop.
+    pub flip_flop_window_secs: u64,
+    /// A device not seen for this long is reported as stale.
+    pub stale_after_secs: u64,
+}
+
+impl Default for DeviceTableConfig {
+    fn default() -> Self {
+        DeviceTableConfig {
+            capacity: 100_000,
+            flip_flop_window_secs: 3_600,
+            stale_after_secs: 3_600,
+        }
+    }
+}
+
+/// Device state as reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceState {
+    Active,
+    Stale,
+    LeaseExpired,
+}
+
+pub struct DeviceTable {
+    cfg: DeviceTableConfig,
+    rows: LruCache<DeviceKey, Device>,
+    by_mac: HashMap<Mac, Vec<DeviceKey>>,
+    /// Host names clients sent in DISCOVER/REQUEST, until the ACK names their address.
+    pending_names: LruCache<(Segment, Mac), Box<str>>,
+    evictions: u64,
+}
+
+impl DeviceTable {
+    pub fn new(cfg: DeviceTableConfig) -> Self {
+        let cap = NonZeroUsize::new(cfg.capacity.max(1)).expect("non-zero");
+        let names = NonZeroUsize::new((cfg.capacity / 10).clamp(16, 65_536)).expect("non-zero");
+        DeviceTable {
+            cfg,
+            rows: LruCache::new(cap),
+            by_mac: HashMap::new(),
+            pending_names: LruCache::new(names),
+            evictions: 0,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Entries evicted because the table was full.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    pub fn get(&self, key: &DeviceKey) -> Option<&Device> {
+        self.rows.peek(key)
+    }
+
+    /// Every binding of `mac`.
+    pub fn by_mac(&self, mac: &Mac) -> &[DeviceKey] {
+        self.by_mac.get(mac).map_or(&[], |v| v.as_slice())
+    }
+
+    /// Rows, most recently seen first.
+    pub fn iter(&self) -> impl Iterator<Item = (&DeviceKey, &Device)> {
+        self.rows.iter()
+    }
+
+    pub fn state(&self, d: &Device, now: Nanos) -> DeviceState {
+        if d.lease.is_some_and(|l| l.expires < now) {
+            DeviceState::LeaseExpired
+        } else if now.saturating_sub(d.last_seen) > self.cfg.stale_after_secs * SECOND {
+            DeviceState::Stale
+        } else {
+            DeviceState::Active
+        }
+    }
+
+    /// Records that `mac` holds `key.ip` on `key.seg` now.
+    pub fn observe(&mut self, key: DeviceKey, mac: Mac, source: Source, now: Nanos) -> Change {
+        let window = self.cfg.flip_flop_window_secs * SECOND;
+        if let Some(d) = self.rows.get_mut(&key) {
+            d.last_seen = d.last_seen.max(now);
+            if d.mac == mac {
+                return Change::Refreshed;
+            }
+            let old = d.mac;
+            let flip = d
+                .previous
+                .is_some_and(|(m, until)| m == mac && now.saturating_sub(until) <= window);
+            d.previous = Some((old, now));
+            d.mac = mac;
+            d.source = source;
+            d.mac_changes = d.mac_changes.saturating_add(1);
+            d.hostname = None;
+            d.lease = None;
+            unlink(&mut self.by_mac, &old, &key);
+            self.by_mac.entry(mac).or_default().push(key);
+            return if flip {
+                Change::FlipFlop { old_mac: old }
+            } else {
+                Change::Moved { old_mac: old }
+            };
+        }
+        let dev = Device {
+            mac,
+            first_seen: now,
+            last_seen: now,
+            source,
+            hostname: None,
+            lease: None,
+            previous: None,
+            mac_changes: 0,
+        };
+        if let Some((old_key, old)) = self.rows.push(key, dev) {
+            if old_key != key {
+                self.evictions += 1;
+                unlink(&mut self.by_mac, &old.mac, &old_key);
+            }
+        }
+        self.by_mac.entry(mac).or_default().push(key);
+        Change::New
+    }
+
+    /// Remembers the host name a client asked for, until its ACK arrives.
+    pub fn note_client_name(&mut self, seg: Segment, mac: Mac, name: &str) {
+        self.pending_names.put((seg, mac), name.into());
+    }
+
+    /// Records a DHCP ACK: the binding, its lease and the client's host name.
+    pub fn apply_ack(
+        &mut self,
+        key: DeviceKey,
+        mac: Mac,
+        name: Option<&str>,
+        lease: Option<Lease>,
+        now: Nanos,
+    ) -> Change {
+        let change = self.observe(key, mac, Source::Dhcp, now);
+        let pending = self.pending_names.pop(&(key.seg, mac));
+        if let Some(d) = self.rows.peek_mut(&key) {
+            d.source = Source::Dhcp;
+            if let Some(l) = lease {
+                d.lease = Some(l);
+            }
+            if let Some(n) = name.map(Box::from).or(pending) {
+                d.hostname = Some(n);
+            }
+        }
+        change
+    }
+
+    /// Ends a lease (DHCPRELEASE) without forgetting the binding.
+    pub fn release(&mut self, key: &DeviceKey, mac: Mac, now: Nanos) {
+        if let Some(d) = self.rows.peek_mut(key) {
+            if d.mac == mac {
+                if let Some(l) = d.lease.as_mut() {
+                    l.expires = l.expires.min(now);
+                }
+            }
+        }
+    }
+
+    /// Restores a row (from the database) without counting it as a change.
+    pub fn restore(&mut self, key: DeviceKey, dev: Device) {
+        let mac = dev.mac;
+        if let Some((old_key, old)) = self.rows.push(key, dev) {
+            if old_key != key {
+                self.evictions += 1;
+            }
+            unlink(&mut self.by_mac, &old.mac, &old_key);
+        }
+        self.by_mac.entry(mac).or_default().push(key);
+    }
+}
+
+fn unlink(by_mac: &mut HashMap<Mac, Vec<DeviceKey>>, mac: &Mac, key: &DeviceKey) {
+    if let Some(v) = by_mac.get_mut(mac) {
+        v.retain(|k| k != key);
+        if v.is_empty() {
+            by_mac.remove(mac);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(ip: u8) -> DeviceKey {
+        DeviceKey {
+            seg: Segment {
+                ifindex: 2,
+                outer_vlan: Some(10),
+                inner_vlan: None,
+            },
+            ip: Ipv4Addr::new(10, 0, 0, ip),
+        }
+    }
+    const A: Mac = Mac([2, 0, 0, 0, 0, 0xa]);
+    const B: Mac = Mac([2, 0, 0, 0, 0, 0xb]);
+    const C: Mac = Mac([2, 0, 0, 0, 0, 0xc]);
+
+    #[test]
+    fn new_refreshed_moved_and_flip_flop() {
+        let mut t = DeviceTable::new(DeviceTableConfig::default());
+        assert_eq!(t.observe(key(1), A, Source::Arp, SECOND), Change::New);
+        assert_eq!(
+            t.observe(key(1), A, Source::Arp, 2 * SECOND),
+            Change::Refreshed
+        );
+        assert_eq!(
+            t.observe(key(1), B, Source::Arp, 3 * SECOND),
+            Change::Moved { old_mac: A }
+        );
+        assert_eq!(
+            t.observe(key(1), A, Source::Arp, 4 * SECOND),
+            Change::FlipFlop { old_mac: B }
+        );
+        assert_eq!(
+            t.observe(key(1), C, Source::Arp, 5 * SECOND),
+            Change::Moved { old_mac: A }
+        );
+        let d = t.get(&key(1)).unwrap();
+        assert_eq!(
+            (d.mac, d.first_seen, d.last_seen, d.mac_changes),
+            (C, SECOND, 5 * SECOND, 3)
+        );
+        assert_eq!(t.by_mac(&C), &[key(1)]);
+        assert!(t.by_mac(&A).is_empty());
+    }
+
+    #[test]
+    fn flip_flop_window_boundary() {
+        let cfg = DeviceTableConfig {
+            flip_flop_window_secs: 10,
+            ..Default::default()
+        };
+        let mut t = DeviceTable::new(cfg.clone());
+        t.observe(key(1), A, Source::Arp, 0);
+        t.observe(key(1), B, Source::Arp, 100 * SECOND);
+        // Exactly at the window edge: still a flip flop.
+        assert_eq!(
+            t.observe(key(1), A, Source::Arp, 110 * SECOND),
+            Change::FlipFlop { old_mac: B }
+        );
+        let mut t = DeviceTable::new(cfg);
+        t.observe(key(1), A, Source::Arp, 0);
+        t.observe(key(1), B, Source::Arp, 100 * SECOND);
+        assert_eq!(
+            t.observe(key(1), A, Source::Arp, 110 * SECOND + 1),
+            Change::Moved { old_mac: B }
+        );
+    }
+
+    #[test]
+    fn capacity_evicts_least_recently_seen_and_counts() {
+        let mut t = DeviceTable::new(DeviceTableConfig {
+            capacity: 3,
+            ..Default::default()
+        });
+        for ip in 1..=3 {
+            t.observe(key(ip), Mac([2, 0, 0, 0, 0, ip]), Source::Arp, ip as u64);
+        }
+        t.observe(key(1), Mac([2, 0, 0, 0, 0, 1]), Source::Arp, 10);
+        t.observe(key(4), Mac([2, 0, 0, 0, 0, 4]), Source::Arp, 11);
+        assert_eq!(t.len(), 3);
+        assert_eq!(t.evictions(), 1);
+        assert!(t.get(&key(2)).is_none(), "ip .2 was least recently seen");
+        assert!(t.by_mac(&Mac([2, 0, 0, 0, 0, 2])).is_empty());
+        assert!(t.get(&key(1)).is_some());
+    }
+
+    #[test]
+    fn ack_carries_pending_hostname_and_lease() {
+        let mut t = DeviceTable::new(DeviceTableConfig::default());
+        t.note_client_name(key(5).seg, A, "node-a");
+        let lease = Lease {
+            server: Ipv4Addr::new(10, 0, 0, 254),
+            lease_secs: 120,
+            expires: 130 * SECOND,
+        };
+        assert_eq!(
+            t.apply_ack(key(5), A, None, Some(lease), 10 * SECOND),
+            Change::New
+        );
+        let d = t.get(&key(5)).unwrap();
+        assert_eq!(d.hostname.as_deref(), Some("node-a"));
+        assert_eq!(d.source, Source::Dhcp);
+        assert_eq!(t.state(d, 100 * SECOND), DeviceState::Active);
+        assert_eq!(t.state(d, 131 * SECOND), DeviceState::LeaseExpired);
+        t.release(&key(5), A, 20 * SECOND);
+        assert_eq!(
+            t.state(t.get(&key(5)).unwrap(), 21 * SECOND),
+            DeviceState::LeaseExpired
+        );
+    }
+}
