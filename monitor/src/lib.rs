@@ -6,6 +6,8 @@
 pub mod capture;
 pub mod counts;
 pub mod decode;
+pub mod detect;
+pub mod engine;
 pub mod model;
 pub mod pcap;
 pub mod replay;

@@ -1,0 +1,367 @@
+//! Detectors: one module each, each a pure `observe(..., now) -> signals` with its own config.
+//! A signal says "this condition holds now, with this evidence"; `Findings` turns signals into
+//! findings that open, update, and close after the detector's quiet period.
+pub mod apipa;
+pub mod dhcp;
+pub mod duplicate_ip;
+pub mod mac_change;
+pub mod mac_collision;
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::{
+    model::{Nanos, Observation, Segment},
+    state::{Change, DeviceTable, DhcpServers},
+};
+
+/// Stable finding kinds: metric labels, JSON, alert rules.
+pub mod kind {
+    pub const DUPLICATE_IP: &str = "duplicate_ip";
+    pub const MAC_CHANGED: &str = "mac_changed";
+    pub const MAC_FLIP_FLOP: &str = "mac_flip_flop";
+    pub const MAC_COLLISION: &str = "mac_collision";
+    pub const DHCP_SERVER_SEEN: &str = "dhcp_server_seen";
+    pub const DHCP_ROGUE_SERVER: &str = "dhcp_rogue_server";
+    pub const DHCP_COMPETING_SERVERS: &str = "dhcp_competing_servers";
+    pub const DHCP_STORM: &str = "dhcp_storm";
+    pub const DHCP_STARVATION: &str = "dhcp_starvation";
+    pub const APIPA: &str = "apipa";
+
+    pub const ALL: &[&str] = &[
+        DUPLICATE_IP,
+        MAC_CHANGED,
+        MAC_FLIP_FLOP,
+        MAC_COLLISION,
+        DHCP_SERVER_SEEN,
+        DHCP_ROGUE_SERVER,
+        DHCP_COMPETING_SERVERS,
+        DHCP_STORM,
+        DHCP_STARVATION,
+        APIPA,
+    ];
+}
+
+/// What a detector reports: a condition that holds now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    pub kind: &'static str,
+    /// What the finding is about, unique within the kind (e.g. "if2/vlan10 10.0.0.5").
+    pub subject: String,
+    pub seg: Segment,
+    /// Packets behind this signal.
+    pub packets: u64,
+    pub evidence: Value,
+    /// Close the finding after this long without a new signal.
+    pub quiet: Nanos,
+}
+
+/// What a detector sees besides the observation: the device table after the update, and the
+/// change the update made.
+pub struct Context<'a> {
+    pub table: &'a DeviceTable,
+    pub servers: &'a DhcpServers,
+    pub change: Option<Change>,
+}
+
+/// A finding: a condition with evidence that opened, may still be open, or closed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    pub kind: &'static str,
+    pub subject: String,
+    #[serde(flatten)]
+    pub seg: Segment,
+    pub vlan: String,
+    pub opened: Nanos,
+    pub last_seen: Nanos,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed: Option<Nanos>,
+    pub packets: u64,
+    pub evidence: Value,
+    #[serde(skip)]
+    quiet: Nanos,
+}
+
+/// How a finding changed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FindingEvent {
+    Opened(Finding),
+    Closed(Finding),
+}
+
+/// Open findings, recently closed ones, and counts; bounded.
+pub struct Findings {
+    open: HashMap<(&'static str, String), Finding>,
+    closed: VecDeque<Finding>,
+    closed_cap: usize,
+    open_cap: usize,
+    opened_total: BTreeMap<&'static str, u64>,
+    dropped: u64,
+}
+
+impl Findings {
+    pub fn new(open_cap: usize, closed_cap: usize) -> Self {
+        Findings {
+            open: HashMap::new(),
+            closed: VecDeque::new(),
+            closed_cap,
+            open_cap,
+            opened_total: BTreeMap::new(),
+            dropped: 0,
+        }
+    }
+
+    /// Merges a signal: opens a finding or refreshes the open one.
+    pub fn signal(&mut self, s: Signal, now: Nanos) -> Option<FindingEvent> {
+        let key = (s.kind, s.subject);
+        if let Some(f) = self.open.get_mut(&key) {
+            f.last_seen = f.last_seen.max(now);
+            f.packets += s.packets;
+            f.evidence = s.evidence;
+            f.quiet = s.quiet;
+            return None;
+        }
+        if self.open.len() >= self.open_cap {
+            self.dropped += 1;
+            return None;
+        }
+        let f = Finding {
+            kind: key.0,
+            subject: key.1.clone(),
+            seg: s.seg,
+            vlan: s.seg.vlan_label(),
+            opened: now,
+            last_seen: now,
+            closed: None,
+            packets: s.packets,
+            evidence: s.evidence,
+            quiet: s.quiet,
+        };
+        *self.opened_total.entry(key.0).or_default() += 1;
+        self.open.insert(key, f.clone());
+        Some(FindingEvent::Opened(f))
+    }
+
+    /// Closes findings quiet for longer than their period.
+    pub fn tick(&mut self, now: Nanos) -> Vec<FindingEvent> {
+        let expired: Vec<_> = self
+            .open
+            .iter()
+            .filter(|(_, f)| now.saturating_sub(f.last_seen) > f.quiet)
+            .map(|(k, _)| k.clone())
+            .collect();
+        let mut out = Vec::new();
+        for k in expired {
+            if let Some(mut f) = self.open.remove(&k) {
+                f.closed = Some(now);
+                if self.closed.len() == self.closed_cap {
+                    self.closed.pop_front();
+                }
+                self.closed.push_back(f.clone());
+                out.push(FindingEvent::Closed(f));
+            }
+        }
+        out
+    }
+
+    /// Open findings, sorted by kind and subject.
+    pub fn open(&self) -> Vec<&Finding> {
+        let mut v: Vec<_> = self.open.values().collect();
+        v.sort_by(|a, b| (a.kind, &a.subject).cmp(&(b.kind, &b.subject)));
+        v
+    }
+
+    pub fn closed(&self) -> impl Iterator<Item = &Finding> {
+        self.closed.iter()
+    }
+
+    pub fn opened_total(&self) -> &BTreeMap<&'static str, u64> {
+        &self.opened_total
+    }
+
+    /// Signals dropped because the open-finding cap was reached.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Restores an open finding (from the database).
+    pub fn restore(&mut self, f: Finding) {
+        self.open.insert((f.kind, f.subject.clone()), f);
+    }
+}
+
+/// A detector.
+pub trait Detector {
+    fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal>;
+}
+
+/// Seconds to ns, for configs.
+pub(crate) fn secs(s: u64) -> Nanos {
+    s.saturating_mul(crate::model::SECOND)
+}
+
+/// Test helpers: a device table and server list fed exactly as the engine feeds them.
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::{
+        decode::DhcpMessage,
+        engine::update_state,
+        model::{ArpChange, Mac},
+        state::DeviceTableConfig,
+    };
+
+    pub fn seg() -> Segment {
+        Segment {
+            ifindex: 2,
+            outer_vlan: Some(10),
+            inner_vlan: None,
+        }
+    }
+
+    pub fn arp_on(seg: Segment, mac: Mac, ip: Ipv4Addr) -> Observation {
+        Observation::Arp {
+            seg,
+            change: ArpChange::New,
+            ip,
+            mac,
+            op: 2,
+            gratuitous: false,
+            probe: false,
+            announcement: false,
+        }
+    }
+
+    pub fn arp(mac: Mac, ip: Ipv4Addr) -> Observation {
+        arp_on(seg(), mac, ip)
+    }
+
+    fn msg(op: u8, msg_type: u8, chaddr: Mac) -> DhcpMessage {
+        let mut bytes = vec![0u8; 236];
+        bytes[0] = op;
+        bytes[1] = 1;
+        bytes[2] = 6;
+        bytes[28..34].copy_from_slice(&chaddr.0);
+        bytes.extend_from_slice(&[0x63, 0x82, 0x53, 0x63, 53, 1, msg_type, 255]);
+        crate::decode::decode_dhcp(&bytes, true).expect("valid")
+    }
+
+    pub fn dhcp_from_client(mac: Mac, msg_type: u8) -> Observation {
+        Observation::Dhcp {
+            seg: seg(),
+            src_mac: mac,
+            src_ip: Ipv4Addr::UNSPECIFIED,
+            msg: Box::new(msg(1, msg_type, mac)),
+        }
+    }
+
+    pub fn dhcp_decline(mac: Mac, ip: Ipv4Addr) -> Observation {
+        let mut m = msg(1, 4, mac);
+        m.requested_ip = Some(ip);
+        Observation::Dhcp {
+            seg: seg(),
+            src_mac: mac,
+            src_ip: Ipv4Addr::UNSPECIFIED,
+            msg: Box::new(m),
+        }
+    }
+
+    pub fn dhcp_reply(
+        server_mac: Mac,
+        server: Ipv4Addr,
+        msg_type: u8,
+        yiaddr: Ipv4Addr,
+    ) -> Observation {
+        let mut m = msg(2, msg_type, Mac([2, 0, 0, 0, 9, 9]));
+        m.server_id = Some(server);
+        m.yiaddr = yiaddr;
+        m.lease_time = Some(3600);
+        Observation::Dhcp {
+            seg: seg(),
+            src_mac: server_mac,
+            src_ip: server,
+            msg: Box::new(m),
+        }
+    }
+
+    pub struct Harness<D> {
+        pub detector: D,
+        pub table: DeviceTable,
+        pub servers: DhcpServers,
+    }
+
+    impl<D: Detector> Harness<D> {
+        pub fn new(detector: D) -> Self {
+            Harness {
+                detector,
+                table: DeviceTable::new(DeviceTableConfig::default()),
+                servers: DhcpServers::new(64),
+            }
+        }
+
+        pub fn feed(&mut self, obs: &Observation, now: Nanos) -> Vec<Signal> {
+            let change = update_state(&mut self.table, &mut self.servers, obs, now);
+            let ctx = Context {
+                table: &self.table,
+                servers: &self.servers,
+                change,
+            };
+            self.detector.observe(obs, &ctx, now)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::SECOND;
+
+    fn sig(subject: &str) -> Signal {
+        Signal {
+            kind: kind::APIPA,
+            subject: subject.into(),
+            seg: Segment {
+                ifindex: 1,
+                outer_vlan: None,
+                inner_vlan: None,
+            },
+            packets: 1,
+            evidence: Value::Null,
+            quiet: 10 * SECOND,
+        }
+    }
+
+    #[test]
+    fn opens_updates_and_closes_after_quiet_period() {
+        let mut f = Findings::new(10, 10);
+        assert!(matches!(
+            f.signal(sig("a"), SECOND),
+            Some(FindingEvent::Opened(_))
+        ));
+        assert_eq!(f.signal(sig("a"), 5 * SECOND), None);
+        assert!(
+            f.tick(15 * SECOND).is_empty(),
+            "quiet for exactly 10 s: still open"
+        );
+        let closed = f.tick(15 * SECOND + 1);
+        assert!(
+            matches!(&closed[..], [FindingEvent::Closed(x)] if x.packets == 2 && x.closed == Some(15 * SECOND + 1))
+        );
+        assert!(f.open().is_empty());
+        assert_eq!(f.opened_total()[kind::APIPA], 1);
+    }
+
+    #[test]
+    fn open_findings_are_capped_and_the_overflow_counted() {
+        let mut f = Findings::new(2, 2);
+        for s in ["a", "b", "c", "d"] {
+            f.signal(sig(s), SECOND);
+        }
+        assert_eq!(f.open().len(), 2);
+        assert_eq!(f.dropped(), 2);
+    }
+}
