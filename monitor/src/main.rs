@@ -6,7 +6,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use l2watch::{
     capture::{Probe, ProbeConfig},
     counts::TSHARK_KEYS,
-    replay::{replay, ReplayError},
+    engine::EngineConfig,
+    replay::{analyze, ReplayError},
     run::{run, RunOptions},
 };
 use tokio_util::sync::CancellationToken;
@@ -218,7 +219,12 @@ fn replay_cmd(args: ReplayArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let report = match replay(&args.file, &mut probe, !args.no_events, |_, _| {}) {
+    let report = match analyze(
+        &args.file,
+        &mut probe,
+        EngineConfig::default(),
+        !args.no_events,
+    ) {
         Ok(r) => r,
         Err(ReplayError::Capture(e)) => {
             eprintln!("error: {e}");
@@ -235,26 +241,51 @@ fn replay_cmd(args: ReplayArgs) -> ExitCode {
             serde_json::to_string_pretty(&report).expect("report serialises")
         );
     } else {
-        println!("{}", report.file);
-        for key in TSHARK_KEYS {
-            println!(
-                "  {key:<24} {}",
-                report.counts.get(key).copied().unwrap_or(0)
-            );
-        }
-        println!("  kernel stats:");
-        for (k, v) in &report.stats {
-            println!("    {k:<22} {v}");
-        }
-        for ev in &report.events {
-            println!("  {}", serde_json::to_string(ev).expect("event serialises"));
-        }
+        print_report(&report);
     }
-    if let Some(e) = &report.error {
+    if let Some(e) = &report.capture.error {
         eprintln!("error: {e} (counts above cover the frames before it)");
         return ExitCode::from(3);
     }
     ExitCode::SUCCESS
+}
+
+fn print_report(report: &l2watch::replay::AnalysisReport) {
+    let c = &report.capture;
+    println!("{}", c.file);
+    for key in TSHARK_KEYS {
+        println!("  {key:<24} {}", c.counts.get(key).copied().unwrap_or(0));
+    }
+    println!("  kernel stats:");
+    for (k, v) in &c.stats {
+        println!("    {k:<22} {v}");
+    }
+    println!("  devices: {}", report.devices.len());
+    for d in &report.devices {
+        println!(
+            "    {:<15} {} {:<9} {:<17} {} {}",
+            d.key.ip,
+            d.key.seg,
+            d.vlan,
+            d.mac,
+            d.hostname.as_deref().unwrap_or("-"),
+            d.vendor.as_deref().unwrap_or("")
+        );
+    }
+    println!("  dhcp servers: {}", report.dhcp_servers.len());
+    for s in &report.dhcp_servers {
+        println!(
+            "    {:<15} {} {} offers={} acks={} naks={}",
+            s.key.server_id, s.key.mac, s.vlan, s.server.offers, s.server.acks, s.server.naks
+        );
+    }
+    println!("  findings: {}", report.findings.len());
+    for f in &report.findings {
+        println!("    {:<24} {} {}", f.kind, f.subject, f.evidence);
+    }
+    for ev in &c.events {
+        println!("  {}", serde_json::to_string(ev).expect("event serialises"));
+    }
 }
 
 #[cfg(test)]

@@ -116,3 +116,56 @@ pub fn replay(
         error,
     })
 }
+
+/// A replay through the whole pipeline: the capture report plus the engine's view at the end
+/// of the capture (capture timestamps drive the engine's clock).
+#[derive(Debug, Serialize)]
+pub struct AnalysisReport {
+    #[serde(flatten)]
+    pub capture: ReplayReport,
+    pub devices: Vec<crate::engine::DeviceRow>,
+    pub dhcp_servers: Vec<crate::engine::ServerRow>,
+    /// Open findings at the end of the capture, then those that closed during it.
+    pub findings: Vec<crate::detect::Finding>,
+    pub engine: crate::engine::EngineStats,
+    /// Events that did not decode, by reason.
+    pub decode_errors: BTreeMap<&'static str, u64>,
+}
+
+/// Replays `path` through `probe` and an engine built from `cfg`.
+pub fn analyze(
+    path: &Path,
+    probe: &mut Probe,
+    cfg: crate::engine::EngineConfig,
+    keep_events: bool,
+) -> Result<AnalysisReport, ReplayError> {
+    use crate::{
+        decode::{observe, ObserveError},
+        engine::Engine,
+    };
+    let mut engine = Engine::new(cfg);
+    let mut decode_errors: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut last_ts = 0;
+    let capture = replay(path, probe, keep_events, |ts, ev| {
+        last_ts = last_ts.max(ts);
+        match observe(ev) {
+            Ok(obs) => {
+                engine.tick(ts);
+                engine.observe(&obs, ts);
+            }
+            Err(ObserveError::Dhcp(e)) => *decode_errors.entry(e.kind()).or_default() += 1,
+            Err(ObserveError::Kind(_)) => *decode_errors.entry("unknown_kind").or_default() += 1,
+        }
+    })?;
+    let vendors = crate::state::vendor::vendors();
+    let mut findings: Vec<_> = engine.open_findings().into_iter().cloned().collect();
+    findings.extend(engine.closed_findings().cloned());
+    Ok(AnalysisReport {
+        capture,
+        devices: engine.device_rows(last_ts, |m| vendors.lookup(m)),
+        dhcp_servers: engine.server_rows(),
+        findings,
+        engine: engine.stats().clone(),
+        decode_errors,
+    })
+}

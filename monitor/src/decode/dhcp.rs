@@ -238,7 +238,7 @@ fn fixed(code: u8, v: &[u8], want: usize) -> Result<(), DhcpError> {
 }
 
 fn ip_list(code: u8, v: &[u8]) -> Result<Vec<Ipv4Addr>, DhcpError> {
-    if v.is_empty() || v.len() % 4 != 0 {
+    if v.is_empty() || !v.len().is_multiple_of(4) {
         return Err(DhcpError::BadOptionLength { code, len: v.len() });
     }
     Ok(v.chunks_exact(4).map(ip).collect())

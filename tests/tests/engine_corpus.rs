@@ -1,0 +1,148 @@
+//! The whole pipeline (XDP program -> decode -> device table -> detectors) on the shared
+//! corpus, checked against tshark's ground truth: DHCP servers by option 54, ARP sender pairs
+//! as devices, duplicate-IP only where tshark raises its expert, leases from real captures.
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
+
+use l2watch::{
+    capture::ProbeConfig,
+    engine::EngineConfig,
+    replay::{analyze, AnalysisReport},
+};
+use l2watch_tests::{corpus_dir, probe::load, require_privileged};
+use serde_json::Value;
+
+fn ground_truth() -> Vec<Value> {
+    let text = std::fs::read_to_string(corpus_dir().join("ground_truth.json")).expect("read");
+    let v: Value = serde_json::from_str(&text).expect("parse");
+    v["files"].as_array().expect("files").clone()
+}
+
+fn run(file: &str) -> AnalysisReport {
+    let mut probe = load(&ProbeConfig::replay());
+    analyze(
+        &corpus_dir().join(file),
+        &mut probe,
+        EngineConfig::default(),
+        false,
+    )
+    .unwrap_or_else(|e| panic!("{file}: {e}"))
+}
+
+fn strings(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn pipeline_agrees_with_tshark_on_servers_devices_and_duplicates() {
+    if !require_privileged("pipeline_agrees_with_tshark_on_servers_devices_and_duplicates") {
+        return;
+    }
+    let mut failures = Vec::new();
+    for f in ground_truth() {
+        let name = f["file"].as_str().unwrap();
+        let fuzzed = name == "tcpdump_arp-oobr.pcap";
+        let r = run(name);
+        if !r.decode_errors.is_empty() && !fuzzed && name != "tcpdump_dhcp-rfc4388.pcap" {
+            failures.push(format!("{name}: decode errors {:?}", r.decode_errors));
+        }
+
+        // DHCP servers: identified by option 54 like tshark's dhcp_server_ids_in_replies.
+        let want = strings(&f["dhcp_server_ids_in_replies"]);
+        let got: BTreeSet<String> = r
+            .dhcp_servers
+            .iter()
+            .map(|s| s.key.server_id.to_string())
+            .collect();
+        if want != got {
+            failures.push(format!("{name}: servers {got:?}, tshark {want:?}"));
+        }
+
+        // ARP sender pairs: every IP becomes a device (one per segment it was seen on) held by
+        // one of its tshark MACs; an IP with one MAC is held by exactly that MAC.
+        if !fuzzed {
+            let mut by_ip: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+            for p in f["arp_sender_pairs"].as_array().unwrap() {
+                let (mac, ip) = (p[0].as_str().unwrap(), p[1].as_str().unwrap());
+                if ip != "0.0.0.0" {
+                    by_ip.entry(ip.into()).or_default().insert(mac.into());
+                }
+            }
+            for (ip, macs) in &by_ip {
+                let held: Vec<String> = r
+                    .devices
+                    .iter()
+                    .filter(|d| d.key.ip.to_string() == *ip)
+                    .map(|d| d.mac.to_string())
+                    .collect();
+                if held.is_empty() || !held.iter().all(|m| macs.contains(m)) {
+                    failures.push(format!(
+                        "{name}: {ip} held by {held:?}, tshark senders {macs:?}"
+                    ));
+                }
+            }
+        }
+
+        // duplicate_ip: none where tshark raises no duplicate-address expert.
+        let dups: BTreeSet<String> = r
+            .findings
+            .iter()
+            .filter(|x| x.kind == "duplicate_ip")
+            .map(|x| x.evidence["ip"].as_str().unwrap().to_string())
+            .collect();
+        let expert = strings(&f["arp_duplicate_ip_expert_ips"]);
+        if expert.is_empty() && !dups.is_empty() {
+            failures.push(format!("{name}: duplicate_ip {dups:?} on a clean capture"));
+        }
+        if !expert.is_empty() && dups.intersection(&expert).next().is_none() {
+            failures.push(format!("{name}: no duplicate_ip among tshark's {expert:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn leases_hostnames_and_dhcp_findings_from_real_captures() {
+    if !require_privileged("leases_hostnames_and_dhcp_findings_from_real_captures") {
+        return;
+    }
+    // The Wireshark DORA sample: 192.168.0.10 leased for 3600 s by 192.168.0.1.
+    let r = run("arkime_wireshark-dhcp.pcap");
+    let d = r
+        .devices
+        .iter()
+        .find(|d| d.key.ip.to_string() == "192.168.0.10")
+        .expect("leased device");
+    assert_eq!(d.mac.to_string(), "00:0b:82:01:fc:42");
+    let lease = d.lease.expect("lease");
+    assert_eq!(
+        (lease.server.to_string().as_str(), lease.lease_secs),
+        ("192.168.0.1", 3600)
+    );
+    assert_eq!(d.vendor.as_deref(), Some("Grandstream Networks, Inc."));
+    assert_eq!(r.dhcp_servers[0].server.offers, 1);
+    assert_eq!(r.dhcp_servers[0].server.acks, 1);
+
+    // 10000 DISCOVERs at one instant: a storm.
+    let r = run("suricata-verify_dhcp-request-flood.pcap");
+    assert!(r.findings.iter().any(|f| f.kind == "dhcp_storm"));
+    // 250 ACKs from 250 IP sources but one option 54: one server, no competition.
+    let r = run("zeek_dhcp_flood.pcap");
+    assert_eq!(r.dhcp_servers.len(), 1);
+    assert!(r
+        .findings
+        .iter()
+        .all(|f| f.kind != "dhcp_competing_servers"));
+    // Windows hosts that first used APIPA addresses.
+    let r = run("suricata-verify_smb2-ntlmssp-negotiateflags.pcap");
+    assert!(r.findings.iter().any(|f| f.kind == "apipa"));
+    assert!(Path::new(&corpus_dir()).exists());
+}
