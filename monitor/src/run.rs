@@ -8,7 +8,13 @@ use tokio::{io::unix::AsyncFd, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::capture::{decode, KernelEvent, Mac, Place, Probe, ProbeConfig, ProbeError};
+use crate::{
+    capture::{decode, KernelEvent, Mac, Place, Probe, ProbeConfig, ProbeError},
+    decode::observe,
+    detect::FindingEvent,
+    engine::{Engine, EngineConfig},
+    model::Nanos,
+};
 
 /// What `l2watch run` needs.
 #[derive(Debug, Clone)]
@@ -124,15 +130,32 @@ async fn read_events(
     let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| RunError::Poll(e.into_parts().1))?;
     let mut undecodable = 0u64;
+    let mut engine = Engine::new(EngineConfig::default());
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {
+                for f in engine.tick(unix_now()) {
+                    log_finding(&f, &names);
+                }
+            }
             guard = fd.readable_mut() => {
                 let mut guard = guard.map_err(RunError::Poll)?;
                 let ring = guard.get_inner_mut();
                 while let Some(item) = ring.next() {
                     match decode(&item) {
-                        Ok(ev) => log_event(&ev, &names),
+                        Ok(ev) => {
+                            log_event(&ev, &names);
+                            match observe(&ev) {
+                                Ok(obs) => {
+                                    for f in engine.observe(&obs, unix_now()) {
+                                        log_finding(&f, &names);
+                                    }
+                                }
+                                Err(e) => warn!(error = %e, "event not understood"),
+                            }
+                        }
                         Err(e) => {
                             undecodable += 1;
                             warn!(error = %e, undecodable, "undecodable ring-buffer record");
@@ -151,6 +174,31 @@ async fn read_events(
         }
     }
     Ok(())
+}
+
+fn unix_now() -> Nanos {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as Nanos)
+}
+
+/// One structured line per finding opened or closed: easy to grep and to ship to syslog.
+fn log_finding(ev: &FindingEvent, names: &BTreeMap<u32, String>) {
+    let (state, f) = match ev {
+        FindingEvent::Opened(f) => ("opened", f),
+        FindingEvent::Closed(f) => ("closed", f),
+    };
+    warn!(
+        target: "l2watch::finding",
+        state,
+        kind = f.kind,
+        iface = %iface_name(names, f.seg.ifindex),
+        vlan = %f.vlan,
+        subject = %f.subject,
+        packets = f.packets,
+        evidence = %f.evidence,
+        "finding {state}"
+    );
 }
 
 fn iface_name(names: &BTreeMap<u32, String>, ifindex: u32) -> String {

@@ -57,6 +57,14 @@ fn live_attach_reports_events_counters_and_detaches() {
     });
     assert_eq!(changed["mac"], "02:00:00:00:00:0b");
     assert_eq!(changed["old_mac"], "02:00:00:00:00:0a");
+    let finding = agent.wait_for("mac_changed finding", WAIT, |v| {
+        v["target"] == "l2watch::finding" && v["kind"] == "mac_changed"
+    });
+    assert_eq!(finding["state"], "opened");
+    assert!(finding["evidence"]
+        .as_str()
+        .unwrap()
+        .contains("02:00:00:00:00:0a"));
 
     // Tagged and QinQ ARP, then DHCPDISCOVER untagged and QinQ.
     let dot1q = L2::new(MAC_A, BROADCAST).tag(TPID_8021Q, 100);
