@@ -270,3 +270,35 @@ pub struct ServerRow {
     #[serde(flatten)]
     pub server: crate::state::Server,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::detect::{dhcp::Allow, tests_support::dhcp_reply};
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn server_rows_carry_the_allowlist_verdict_once() {
+        let mut cfg = EngineConfig::default();
+        cfg.dhcp_servers.allow = vec![Allow {
+            vlan: "*".into(),
+            servers: vec!["10.0.0.1".into()],
+        }];
+        let mut e = Engine::new(cfg);
+        for (mac, ip) in [(0x51, [10, 0, 0, 1]), (0x52, [10, 0, 0, 2])] {
+            let obs = dhcp_reply(
+                Mac([2, 0, 0, 0, 0, mac]),
+                Ipv4Addr::from(ip),
+                2,
+                Ipv4Addr::new(10, 0, 0, 50),
+            );
+            e.observe(&obs, SECOND);
+        }
+        let rows = e.server_rows();
+        let verdicts: Vec<_> = rows.iter().map(|r| r.authorized).collect();
+        assert_eq!(verdicts, [Some(true), Some(false)]);
+        let json = serde_json::to_string(&rows[1]).unwrap();
+        assert_eq!(json.matches("\"authorized\"").count(), 1, "{json}");
+        assert!(json.contains("\"authorized\":false"), "{json}");
+    }
+}

@@ -28,8 +28,6 @@ pub struct Server {
     pub highest_offered: Option<Ipv4Addr>,
     /// Addresses handed out, most recent last (at most 8 kept).
     pub recent_offers: Vec<Ipv4Addr>,
-    /// Set by the rogue-server detector when an allowlist applies.
-    pub authorized: Option<bool>,
 }
 
 impl Server {
@@ -80,7 +78,6 @@ impl DhcpServers {
                 lowest_offered: None,
                 highest_offered: None,
                 recent_offers: Vec::new(),
-                authorized: None,
             };
             if let Some((k, _)) = self.servers.push(key, s) {
                 if k != key {
