@@ -260,9 +260,6 @@ impl SegmentCounters {
     }
 }
 
-/// Per-CPU global statistics, indexed by [`Stat`] in the `STATS` array (one u64 each).
-pub type StatValue = u64;
-
 /// What a [`BindingKey`] tracks.
 pub mod binding_kind {
     /// Sender IP -> sender MAC, from any ARP with a non-zero sender IP.

@@ -347,7 +347,6 @@ fn arp_binding(
     ip: [u8; 4],
     cfg: &Config,
 ) {
-    let _ = ctx;
     let key = BindingKey {
         ifindex: seg.key.ifindex,
         outer_vid: seg.key.outer_vid,

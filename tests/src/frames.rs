@@ -52,14 +52,6 @@ impl L2 {
         v.extend_from_slice(&ether_type.to_be_bytes());
         v
     }
-
-    pub fn len(&self) -> usize {
-        14 + 4 * self.tags.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        false
-    }
 }
 
 /// An Ethernet/IPv4 ARP frame.

@@ -5,7 +5,7 @@ use l2watch::{
     capture::{KernelEvent, Probe, ProbeConfig},
     counts,
 };
-use monitor_common::{event_kind, XDP_PASS};
+use monitor_common::XDP_PASS;
 
 use crate::fixtures::Expect;
 
@@ -78,9 +78,4 @@ pub fn run(probe: &mut Probe, frames: &[&[u8]]) -> Outcome {
     out.counts = counts::totals(&snap);
     out.stats = counts::stats(&snap);
     out
-}
-
-/// A human name for an event kind in failure messages.
-pub fn kind_name(k: u8) -> &'static str {
-    event_kind::name(k)
 }

@@ -331,7 +331,7 @@ fn ensure_debian_packages() -> Result<()> {
         return Ok(());
     }
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc_geteuid() } != 0 {
+    if unsafe { libc::geteuid() } != 0 {
         eprintln!(
             "xtask setup: missing Debian packages {missing:?}; privileged tests need them: \
              sudo apt-get install {}",
@@ -347,9 +347,4 @@ fn ensure_debian_packages() -> Result<()> {
         .args(["install", "-y", "-q", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
-}
-
-extern "C" {
-    #[link_name = "geteuid"]
-    fn libc_geteuid() -> u32;
 }

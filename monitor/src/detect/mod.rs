@@ -185,11 +185,6 @@ impl Findings {
     pub fn dropped(&self) -> u64 {
         self.dropped
     }
-
-    /// Restores an open finding (from the database).
-    pub fn restore(&mut self, f: Finding) {
-        self.open.insert((f.kind, f.subject.clone()), f);
-    }
 }
 
 /// A detector.

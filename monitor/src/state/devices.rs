@@ -247,18 +247,6 @@ impl DeviceTable {
             }
         }
     }
-
-    /// Restores a row (from the database) without counting it as a change.
-    pub fn restore(&mut self, key: DeviceKey, dev: Device) {
-        let mac = dev.mac;
-        if let Some((old_key, old)) = self.rows.push(key, dev) {
-            if old_key != key {
-                self.evictions += 1;
-            }
-            unlink(&mut self.by_mac, &old.mac, &old_key);
-        }
-        self.by_mac.entry(mac).or_default().push(key);
-    }
 }
 
 fn unlink(by_mac: &mut HashMap<Mac, Vec<DeviceKey>>, mac: &Mac, key: &DeviceKey) {

@@ -110,10 +110,6 @@ impl DhcpServers {
         self.servers.peek(key)
     }
 
-    pub fn get_mut(&mut self, key: &ServerKey) -> Option<&mut Server> {
-        self.servers.peek_mut(key)
-    }
-
     /// Servers of one segment seen since `since`.
     pub fn active_on(&self, seg: Segment, since: Nanos) -> Vec<(ServerKey, &Server)> {
         let mut v: Vec<_> = self
