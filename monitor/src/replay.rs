@@ -146,11 +146,16 @@ pub fn analyze(
     let mut engine = Engine::new(cfg);
     let mut decode_errors: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut last_ts = 0;
+    let mut last_tick = 0;
     let capture = replay(path, probe, keep_events, |ts, ev| {
         last_ts = last_ts.max(ts);
         match observe(ev) {
             Ok(obs) => {
-                engine.tick(ts);
+                // Close quiet findings once per capture second, as `run` does per wall second.
+                if ts >= last_tick + crate::model::SECOND {
+                    engine.tick(ts);
+                    last_tick = ts;
+                }
                 engine.observe(&obs, ts);
             }
             Err(ObserveError::Dhcp(e)) => *decode_errors.entry(e.kind()).or_default() += 1,

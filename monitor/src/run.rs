@@ -9,8 +9,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    capture::{decode, KernelEvent, Mac, Place, Probe, ProbeConfig, ProbeError},
-    decode::observe,
+    capture::{decode, KernelEvent, Mac, Probe, ProbeConfig, ProbeError},
+    decode::{observe, segment},
     detect::FindingEvent,
     engine::{Engine, EngineConfig},
     model::Nanos,
@@ -208,24 +208,15 @@ fn iface_name(names: &BTreeMap<u32, String>, ifindex: u32) -> String {
         .unwrap_or_else(|| format!("if{ifindex}"))
 }
 
-fn vlan_label(p: &Place) -> String {
-    match (p.outer_vlan, p.inner_vlan) {
-        (None, _) => "untagged".into(),
-        (Some(o), None) => o.to_string(),
-        (Some(o), Some(i)) => format!("{o}.{i}"),
-    }
-}
-
 fn log_event(ev: &KernelEvent, names: &BTreeMap<u32, String>) {
     match ev {
         KernelEvent::Arp(a) => {
-            let place = Place::from_header(&a.header);
             let old = (a.header.kind == event_kind::ARP_CHANGED).then_some(Mac(a.old_mac));
             info!(
                 target: "l2watch::event",
                 kind = event_kind::name(a.header.kind),
                 iface = %iface_name(names, a.header.ifindex),
-                vlan = %vlan_label(&place),
+                vlan = %segment(&a.header).vlan_label(),
                 tags = a.header.depth,
                 ip = %Ipv4Addr::from(a.ip),
                 mac = %Mac(a.mac),
@@ -235,12 +226,11 @@ fn log_event(ev: &KernelEvent, names: &BTreeMap<u32, String>) {
             );
         }
         KernelEvent::Dhcp(d) => {
-            let place = Place::from_header(&d.header);
             info!(
                 target: "l2watch::event",
                 kind = "dhcp",
                 iface = %iface_name(names, d.header.ifindex),
-                vlan = %vlan_label(&place),
+                vlan = %segment(&d.header).vlan_label(),
                 tags = d.header.depth,
                 msg_type = d.msg_type,
                 src_mac = %Mac(d.eth_src),

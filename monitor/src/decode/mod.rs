@@ -21,7 +21,8 @@ pub enum ObserveError {
     Kind(u8),
 }
 
-fn segment(h: &monitor_common::EventHeader) -> Segment {
+/// The segment an event was seen on.
+pub fn segment(h: &monitor_common::EventHeader) -> Segment {
     let vid = |v: u16| (v != NO_VLAN).then_some(v);
     Segment {
         ifindex: h.ifindex,

@@ -265,10 +265,8 @@ impl Detector for DhcpStorm {
         if msg.msg_type == Some(1) {
             let window = secs(cfg.starvation_window_secs);
             st.clients.insert(msg.chaddr.unwrap_or(*src_mac), now);
-            // Prune lazily, bounded by twice the threshold.
-            if st.clients.len() > cfg.starvation_clients * 2
-                || st.clients.len() >= cfg.starvation_clients
-            {
+            // Prune only once the threshold is reached; keep at most twice the threshold.
+            if st.clients.len() >= cfg.starvation_clients {
                 st.clients.retain(|_, t| now.saturating_sub(*t) <= window);
                 if st.clients.len() > cfg.starvation_clients * 2 {
                     let mut times: Vec<_> = st.clients.values().copied().collect();
