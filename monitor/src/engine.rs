@@ -1,11 +1,15 @@
 //! The engine: observations flow through the state stage (device table, DHCP servers), then the
 //! detectors, then the findings store. Pure and clock-injected: the same observations with the
 //! same timestamps always give the same table and findings, live or replayed.
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashSet},
+    net::Ipv4Addr,
+};
 
 use serde::Serialize;
 
 use crate::{
+    decode::dhcp::msg_type_name,
     detect::{
         apipa::{Apipa, ApipaConfig},
         dhcp::{server_of, DhcpServerConfig, DhcpServerWatch, DhcpStorm, DhcpStormConfig},
@@ -14,9 +18,10 @@ use crate::{
         mac_collision::{MacCollision, MacCollisionConfig},
         Context, Detector, Finding, FindingEvent, Findings,
     },
-    model::{Mac, Nanos, Observation, SECOND},
+    model::{Mac, Nanos, Observation, Segment, SECOND},
     state::{
-        Change, DeviceKey, DeviceState, DeviceTable, DeviceTableConfig, DhcpServers, Lease, Source,
+        Change, Device, DeviceKey, DeviceState, DeviceTable, DeviceTableConfig, DhcpServers, Lease,
+        Server, ServerKey, Source,
     },
 };
 
@@ -52,13 +57,25 @@ impl Default for Limits {
     }
 }
 
-/// Applies an observation to the state stage; returns the device-table change it made.
+/// What one observation did to the state stage.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Update {
+    /// The device-table change it made, for the detectors.
+    pub change: Option<Change>,
+    /// The device row it touched (changed, refreshed or released), for the store.
+    pub device: Option<DeviceKey>,
+    /// The DHCP server it touched.
+    pub server: Option<ServerKey>,
+}
+
+/// Applies an observation to the state stage.
 pub fn update_state(
     table: &mut DeviceTable,
     servers: &mut DhcpServers,
     obs: &Observation,
     now: Nanos,
-) -> Option<Change> {
+) -> Update {
+    let mut up = Update::default();
     match obs {
         Observation::Arp {
             seg,
@@ -69,9 +86,11 @@ pub fn update_state(
         } => {
             // A prober does not hold the address yet; 0.0.0.0 is nobody's.
             if *probe || ip.is_unspecified() {
-                return None;
+                return up;
             }
-            Some(table.observe(DeviceKey { seg: *seg, ip: *ip }, *mac, Source::Arp, now))
+            let key = DeviceKey { seg: *seg, ip: *ip };
+            up.change = Some(table.observe(key, *mac, Source::Arp, now));
+            up.device = Some(key);
         }
         Observation::Dhcp {
             seg, msg, src_mac, ..
@@ -79,6 +98,7 @@ pub fn update_state(
             if let Some((key, t)) = server_of(obs) {
                 let offered = (!msg.yiaddr.is_unspecified()).then_some(msg.yiaddr);
                 servers.observe(key, t, offered, now);
+                up.server = Some(key);
             }
             let client = msg.chaddr.unwrap_or(*src_mac);
             match msg.msg_type {
@@ -86,7 +106,6 @@ pub fn update_state(
                     if let Some(name) = msg.host_name() {
                         table.note_client_name(*seg, client, name);
                     }
-                    None
                 }
                 Some(5) if !msg.yiaddr.is_unspecified() => {
                     let lease = msg.lease_time.map(|secs| Lease {
@@ -98,7 +117,8 @@ pub fn update_state(
                         seg: *seg,
                         ip: msg.yiaddr,
                     };
-                    Some(table.apply_ack(key, client, msg.host_name(), lease, now))
+                    up.change = Some(table.apply_ack(key, client, msg.host_name(), lease, now));
+                    up.device = Some(key);
                 }
                 Some(7) if !msg.ciaddr.is_unspecified() => {
                     let key = DeviceKey {
@@ -106,12 +126,13 @@ pub fn update_state(
                         ip: msg.ciaddr,
                     };
                     table.release(&key, client, now);
-                    None
+                    up.device = Some(key);
                 }
-                _ => None,
+                _ => {}
             }
         }
     }
+    up
 }
 
 /// Engine-level counters.
@@ -123,6 +144,166 @@ pub struct EngineStats {
     pub device_evictions: u64,
     pub dhcp_server_evictions: u64,
     pub findings_dropped: u64,
+    /// History events not kept because the journal was full (the store fell behind).
+    pub history_dropped: u64,
+}
+
+/// One entry of the event history: a binding learnt or changed, or a DHCP message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HistoryEvent {
+    pub ts: Nanos,
+    #[serde(flatten)]
+    pub seg: Segment,
+    pub kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<Ipv4Addr>,
+    pub mac: Mac,
+    /// Kind-specific detail (DHCP: xid, addresses, host name, lease).
+    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
+    pub detail: serde_json::Value,
+}
+
+impl HistoryEvent {
+    /// The history entry for an observation and the change it made to the device table
+    /// (MAAS's and arpwatch's words: new, moved, flip_flop). None for refreshes, which only
+    /// move `last_seen` (the device row has it) and would flood the history of a big segment.
+    pub fn of(obs: &Observation, change: Option<Change>, now: Nanos) -> Option<HistoryEvent> {
+        use serde_json::json;
+        match obs {
+            Observation::Arp {
+                seg,
+                ip,
+                mac,
+                op,
+                gratuitous,
+                probe,
+                announcement,
+                ..
+            } => {
+                let kind = match change {
+                    Some(Change::Refreshed) => return None,
+                    Some(c) => c.name(),
+                    None if *probe => "probe",
+                    None => return None,
+                };
+                let kind = format!("arp_{kind}");
+                let mut detail = json!({ "op": op });
+                for (flag, name) in [
+                    (gratuitous, "gratuitous"),
+                    (probe, "probe"),
+                    (announcement, "announcement"),
+                ] {
+                    if *flag {
+                        detail[name] = json!(true);
+                    }
+                }
+                Some(HistoryEvent {
+                    ts: now,
+                    seg: *seg,
+                    kind,
+                    ip: Some(*ip),
+                    mac: *mac,
+                    detail,
+                })
+            }
+            Observation::Dhcp {
+                seg,
+                src_mac,
+                src_ip,
+                msg,
+            } => {
+                let mut detail = json!({ "xid": format!("{:#010x}", msg.xid) });
+                let addrs = [
+                    ("src_ip", Some(*src_ip)),
+                    ("ciaddr", Some(msg.ciaddr)),
+                    ("yiaddr", Some(msg.yiaddr)),
+                    ("server_id", msg.server_id),
+                    ("requested_ip", msg.requested_ip),
+                ];
+                for (name, ip) in addrs {
+                    if let Some(ip) = ip.filter(|ip| !ip.is_unspecified()) {
+                        detail[name] = json!(ip);
+                    }
+                }
+                if let Some(h) = msg.host_name() {
+                    detail["hostname"] = json!(h);
+                }
+                if let Some(l) = msg.lease_time {
+                    detail["lease_secs"] = json!(l);
+                }
+                let ip = [msg.yiaddr, msg.ciaddr, msg.requested_ip.unwrap_or(*src_ip)]
+                    .into_iter()
+                    .find(|ip| !ip.is_unspecified());
+                Some(HistoryEvent {
+                    ts: now,
+                    seg: *seg,
+                    kind: format!("dhcp_{}", msg_type_name(msg.msg_type)),
+                    ip,
+                    mac: msg.chaddr.unwrap_or(*src_mac),
+                    detail,
+                })
+            }
+        }
+    }
+}
+
+/// What changed since the last [`Engine::take_changes`]: one batch for the store.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub devices: Vec<(DeviceKey, Device)>,
+    pub servers: Vec<(ServerKey, Server)>,
+    /// Open findings that opened or were refreshed, and findings that closed.
+    pub findings: Vec<Finding>,
+    pub events: Vec<HistoryEvent>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.devices.is_empty()
+            && self.servers.is_empty()
+            && self.findings.is_empty()
+            && self.events.is_empty()
+    }
+
+    pub fn rows(&self) -> usize {
+        self.devices.len() + self.servers.len() + self.findings.len() + self.events.len()
+    }
+}
+
+/// Keys touched since the last batch. Dirty sets coalesce: a device refreshed a thousand
+/// times between two batches is written once. Bounded by the tables they point into, except
+/// the history, which has its own cap.
+struct Journal {
+    devices: HashSet<DeviceKey>,
+    servers: HashSet<ServerKey>,
+    findings: HashSet<(&'static str, String)>,
+    closed: Vec<Finding>,
+    events: Vec<HistoryEvent>,
+    max_events: usize,
+}
+
+impl Journal {
+    fn new(max_events: usize) -> Self {
+        Journal {
+            devices: HashSet::new(),
+            servers: HashSet::new(),
+            findings: HashSet::new(),
+            closed: Vec::new(),
+            events: Vec::new(),
+            max_events,
+        }
+    }
+}
+
+/// What the store read back, for [`Engine::restore`].
+#[derive(Debug, Default)]
+pub struct Restored {
+    /// Least recently seen first.
+    pub devices: Vec<(DeviceKey, Device)>,
+    pub servers: Vec<(ServerKey, Server)>,
+    pub open_findings: Vec<Finding>,
+    /// Oldest first.
+    pub closed_findings: Vec<Finding>,
 }
 
 pub struct Engine {
@@ -132,6 +313,7 @@ pub struct Engine {
     detectors: Vec<Box<dyn Detector + Send>>,
     findings: Findings,
     stats: EngineStats,
+    journal: Option<Journal>,
 }
 
 impl Engine {
@@ -149,6 +331,59 @@ impl Engine {
             ],
             findings: Findings::new(cfg.limits.max_open_findings, cfg.limits.max_closed_findings),
             stats: EngineStats::default(),
+            journal: None,
+        }
+    }
+
+    /// Keeps a journal of what changed for [`Engine::take_changes`] (the store sink). At most
+    /// `max_events` history events wait between two batches; more are dropped and counted.
+    pub fn with_journal(mut self, max_events: usize) -> Self {
+        self.journal = Some(Journal::new(max_events));
+        self
+    }
+
+    /// Loads state read back from the store. Call before the first observation.
+    pub fn restore(&mut self, r: Restored) {
+        for (k, d) in r.devices {
+            self.table.restore(k, d);
+        }
+        for (k, s) in r.servers {
+            self.servers.restore(k, s);
+        }
+        for f in r.closed_findings {
+            self.findings.restore(f);
+        }
+        for f in r.open_findings {
+            self.findings.restore(f);
+        }
+    }
+
+    /// Everything that changed since the last call, ready to be written as one batch.
+    pub fn take_changes(&mut self) -> Changes {
+        let Some(j) = self.journal.as_mut() else {
+            return Changes::default();
+        };
+        let devices = j
+            .devices
+            .drain()
+            .filter_map(|k| self.table.get(&k).map(|d| (k, d.clone())))
+            .collect();
+        let servers = j
+            .servers
+            .drain()
+            .filter_map(|k| self.servers.get(&k).map(|s| (k, s.clone())))
+            .collect();
+        let mut findings: Vec<Finding> = j
+            .findings
+            .drain()
+            .filter_map(|(kind, subject)| self.findings.get(kind, &subject).cloned())
+            .collect();
+        findings.append(&mut j.closed);
+        Changes {
+            devices,
+            servers,
+            findings,
+            events: std::mem::take(&mut j.events),
         }
     }
 
@@ -159,15 +394,29 @@ impl Engine {
             Observation::Arp { .. } => self.stats.arp_observations += 1,
             Observation::Dhcp { .. } => self.stats.dhcp_observations += 1,
         }
-        let change = update_state(&mut self.table, &mut self.servers, obs, now);
+        let up = update_state(&mut self.table, &mut self.servers, obs, now);
         let ctx = Context {
             table: &self.table,
             servers: &self.servers,
-            change,
+            change: up.change,
         };
         let mut signals = self.server_watch.observe(obs, &ctx, now);
         for d in &mut self.detectors {
             signals.extend(d.observe(obs, &ctx, now));
+        }
+        if let Some(j) = self.journal.as_mut() {
+            j.devices.extend(up.device);
+            j.servers.extend(up.server);
+            for s in &signals {
+                j.findings.insert((s.kind, s.subject.clone()));
+            }
+            if let Some(ev) = HistoryEvent::of(obs, up.change, now) {
+                if j.events.len() < j.max_events {
+                    j.events.push(ev);
+                } else {
+                    self.stats.history_dropped += 1;
+                }
+            }
         }
         let out = signals
             .into_iter()
@@ -181,7 +430,15 @@ impl Engine {
 
     /// Closes findings that went quiet.
     pub fn tick(&mut self, now: Nanos) -> Vec<FindingEvent> {
-        self.findings.tick(now)
+        let out = self.findings.tick(now);
+        if let Some(j) = self.journal.as_mut() {
+            for ev in &out {
+                if let FindingEvent::Closed(f) = ev {
+                    j.closed.push(f.clone());
+                }
+            }
+        }
+        out
     }
 
     pub fn table(&self) -> &DeviceTable {

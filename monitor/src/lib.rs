@@ -13,3 +13,4 @@ pub mod pcap;
 pub mod replay;
 pub mod run;
 pub mod state;
+pub mod store;

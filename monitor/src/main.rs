@@ -67,6 +67,33 @@ struct RunArgs {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     stats_interval: Duration,
 
+    /// SQLite database for devices, DHCP servers, findings and event history. Created (with
+    /// its directory) if missing; state is restored from it on start. An older schema is
+    /// migrated; a corrupt file is moved aside to PATH.corrupt-<time> and a new one started.
+    #[arg(long, value_name = "PATH", default_value = l2watch::store::DEFAULT_PATH)]
+    db: PathBuf,
+
+    /// Keep state in memory only: no database is read or written.
+    #[arg(long, conflicts_with = "db")]
+    no_db: bool,
+
+    /// How often changes are written to the database; a crash loses at most this much.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    flush_interval: Duration,
+
+    /// Delete history events older than this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 30)]
+    event_retention_days: u64,
+
+    /// Keep at most this many history events (oldest go first).
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    max_events: u64,
+
+    /// Maximum devices in the table (memory and database); the least recently seen entry is
+    /// evicted past it, and evictions are counted.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    max_devices: usize,
+
     #[command(flatten)]
     kernel: KernelArgs,
 }
@@ -200,10 +227,20 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
             }
             signals.cancel();
         });
+        let mut engine = EngineConfig::default();
+        engine.devices.capacity = args.max_devices;
         let opts = RunOptions {
             interfaces: args.interfaces,
             probe: args.kernel.probe_config(true),
             stats_interval: args.stats_interval,
+            engine,
+            db: (!args.no_db).then_some(args.db),
+            retention: l2watch::store::Retention {
+                event_days: args.event_retention_days,
+                max_events: args.max_events,
+                ..Default::default()
+            },
+            flush_interval: args.flush_interval,
         };
         run(opts, shutdown)
             .await

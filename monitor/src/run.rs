@@ -1,6 +1,6 @@
 //! Live mode: attach to interfaces, read the ring buffer under tokio, log events and counters,
 //! and detach cleanly when the shutdown token fires.
-use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
+use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use aya::maps::{MapData, RingBuf};
 use monitor_common::{event_kind, Counter, SegmentCounters, NO_VLAN};
@@ -14,6 +14,7 @@ use crate::{
     detect::FindingEvent,
     engine::{Engine, EngineConfig},
     model::Nanos,
+    store::{Caps, OpenNote, Retention, Store, StoreError, Writer},
 };
 
 /// What `l2watch run` needs.
@@ -23,7 +24,16 @@ pub struct RunOptions {
     pub probe: ProbeConfig,
     /// How often counters are logged.
     pub stats_interval: Duration,
+    pub engine: EngineConfig,
+    /// The SQLite database; None keeps state in memory only.
+    pub db: Option<PathBuf>,
+    pub retention: Retention,
+    /// How often changes are written to the database (at most this much is lost on a crash).
+    pub flush_interval: Duration,
 }
+
+/// History events that may wait for the writer between two flushes.
+const JOURNAL_EVENTS: usize = 100_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -33,6 +43,48 @@ pub enum RunError {
     NoInterface,
     #[error("cannot watch the ring buffer: {0}")]
     Poll(#[source] std::io::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Opens the database and restores the engine from it.
+fn open_store(opts: &RunOptions) -> Result<(Engine, Option<Writer>), RunError> {
+    let engine = Engine::new(opts.engine.clone());
+    let Some(path) = &opts.db else {
+        info!("no database: state lives in memory only");
+        return Ok((engine, None));
+    };
+    let (store, note) = Store::open(path)?;
+    match &note {
+        OpenNote::MovedAside { reason, aside } => warn!(
+            path = %path.display(),
+            aside = %aside.display(),
+            reason = %reason,
+            "database was corrupt: moved it aside and started a new one"
+        ),
+        OpenNote::Migrated { from, to } => {
+            info!(path = %path.display(), from, to, "database schema migrated")
+        }
+        OpenNote::Created | OpenNote::Opened => {}
+    }
+    let caps = Caps {
+        devices: opts.engine.devices.capacity,
+        servers: opts.engine.limits.max_dhcp_servers,
+        closed_findings: opts.engine.limits.max_closed_findings,
+    };
+    let (restored, skipped) = store.load(caps)?;
+    info!(
+        path = %path.display(),
+        devices = restored.devices.len(),
+        dhcp_servers = restored.servers.len(),
+        open_findings = restored.open_findings.len(),
+        skipped_rows = skipped,
+        "database open; state restored"
+    );
+    let mut engine = engine.with_journal(JOURNAL_EVENTS);
+    engine.restore(restored);
+    let writer = Writer::spawn(store, opts.retention.clone(), caps, unix_now);
+    Ok((engine, Some(writer)))
 }
 
 /// Runs until `shutdown` is cancelled. Programs are detached when this returns (the links are
@@ -41,6 +93,7 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
     if opts.interfaces.is_empty() {
         return Err(RunError::NoInterface);
     }
+    let (engine, writer) = open_store(&opts)?;
     let mut probe = Probe::load(&opts.probe)?;
     let mut names = BTreeMap::new();
     for iface in &opts.interfaces {
@@ -53,7 +106,12 @@ pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), Ru
     let events = probe
         .take_events()
         .ok_or(ProbeError::Missing("ring buffer"))?;
-    let reader = tokio::spawn(read_events(events, names.clone(), shutdown.clone()));
+    let sink = Sink {
+        engine,
+        writer,
+        flush_interval: opts.flush_interval,
+    };
+    let reader = tokio::spawn(read_events(events, sink, names.clone(), shutdown.clone()));
 
     let mut ticker = tokio::time::interval(opts.stats_interval);
     ticker.tick().await;
@@ -121,8 +179,16 @@ fn spawn_kernel_log(probe: &mut Probe, shutdown: CancellationToken) -> Option<Jo
     }))
 }
 
+/// The engine and where its changes go.
+struct Sink {
+    engine: Engine,
+    writer: Option<Writer>,
+    flush_interval: Duration,
+}
+
 async fn read_events(
     ring: RingBuf<MapData>,
+    sink: Sink,
     names: BTreeMap<u32, String>,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
@@ -130,14 +196,24 @@ async fn read_events(
     let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| RunError::Poll(e.into_parts().1))?;
     let mut undecodable = 0u64;
-    let mut engine = Engine::new(EngineConfig::default());
+    let Sink {
+        mut engine,
+        writer,
+        flush_interval,
+    } = sink;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut flush = tokio::time::interval(flush_interval);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {
                 for f in engine.tick(unix_now()) {
                     log_finding(&f, &names);
+                }
+            }
+            _ = flush.tick() => {
+                if let Some(w) = &writer {
+                    w.flush(|| engine.take_changes());
                 }
             }
             guard = fd.readable_mut() => {
@@ -166,12 +242,20 @@ async fn read_events(
             }
         }
     }
-    // Whatever arrived before shutdown is still reported.
+    // Whatever arrived before shutdown is still reported and stored.
     let ring = fd.get_mut();
     while let Some(item) = ring.next() {
         if let Ok(ev) = decode(&item) {
             log_event(&ev, &names);
+            if let Ok(obs) = observe(&ev) {
+                for f in engine.observe(&obs, unix_now()) {
+                    log_finding(&f, &names);
+                }
+            }
         }
+    }
+    if let Some(w) = writer {
+        w.finish(engine.take_changes()).await;
     }
     Ok(())
 }

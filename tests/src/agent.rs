@@ -74,6 +74,32 @@ impl Agent {
         }
     }
 
+    /// Waits until `n` log lines satisfy `pred`; returns them.
+    pub fn wait_for_n(
+        &mut self,
+        what: &str,
+        n: usize,
+        timeout: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let hits: Vec<Value> = self.seen.iter().filter(|v| pred(v)).cloned().collect();
+            if hits.len() >= n {
+                return hits;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(_) => panic!(
+                    "timed out after {timeout:?} waiting for {n} x {what} (saw {}); log so far:\n{}",
+                    hits.len(),
+                    self.log()
+                ),
+            }
+        }
+    }
+
     /// Drains lines that arrived so far without waiting.
     pub fn drain(&mut self) {
         while let Ok(v) = self.lines.try_recv() {
@@ -87,6 +113,14 @@ impl Agent {
             .map(|v| v.to_string())
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// Kills the agent with SIGKILL (no chance to flush) and reaps it.
+    pub fn kill9(&mut self) {
+        // SAFETY: signalling the child we spawned, by its PID.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
+        let _ = self.child.wait();
+        self.drain();
     }
 
     /// Sends SIGTERM and waits for a clean exit; returns the exit code.

@@ -26,9 +26,19 @@ fn live_attach_reports_events_counters_and_detaches() {
     let mon = Netns::new("mon");
     let peer = Netns::new("peer");
     let (mon_if, peer_if) = veth_pair(&mon, &peer);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let db = dir.path().join("l2watch.db");
     let mut agent = Agent::start(
         &mon,
-        &["run", "--iface", &mon_if, "--stats-interval", "500ms"],
+        &[
+            "run",
+            "--iface",
+            &mon_if,
+            "--stats-interval",
+            "500ms",
+            "--db",
+            db.to_str().expect("utf-8"),
+        ],
     );
     let attached = agent.wait_for("attach", WAIT, |v| v["message"] == "attached XDP program");
     assert_eq!(attached["iface"], mon_if.as_str());
@@ -148,7 +158,7 @@ fn unknown_interface_is_a_clear_error() {
     let ns = Netns::new("err");
     let out = ns
         .command(l2watch_tests::l2watch_bin().to_str().unwrap())
-        .args(["run", "--iface", "nosuchif0"])
+        .args(["run", "--no-db", "--iface", "nosuchif0"])
         .output()
         .expect("run");
     assert!(!out.status.success());

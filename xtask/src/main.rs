@@ -60,7 +60,8 @@ enum Cmd {
         args: Vec<OsString>,
     },
     /// Measure the XDP program per packet with BPF_PROG_TEST_RUN, as ratios to a bare
-    /// XDP_PASS program measured in the same run.
+    /// XDP_PASS program measured in the same run; then the engine's ingest rate and memory per
+    /// device, and SQLite write throughput, each against a baseline from the same run.
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
@@ -135,10 +136,19 @@ fn main() -> Result<()> {
                 "l2watch-tests",
                 "--bin",
                 "l2watch-bench",
+                "--bin",
+                "l2watch-engine-bench",
             ])?;
+            // Kernel half (XDP under BPF_PROG_TEST_RUN), then userspace half (engine, store).
             let mut cmd = Command::new(root.join("target/release/l2watch-bench"));
-            cmd.args(args);
-            exit_with(cmd.status().context("cannot start the benchmark")?)
+            cmd.args(&args);
+            let status = cmd.status().context("cannot start the XDP benchmark")?;
+            if !status.success() {
+                return exit_with(status);
+            }
+            println!();
+            let mut cmd = Command::new(root.join("target/release/l2watch-engine-bench"));
+            exit_with(cmd.status().context("cannot start the engine benchmark")?)
         }
     }
 }

@@ -82,9 +82,40 @@ impl fmt::Debug for Mac {
     }
 }
 
+/// Why a string is not a MAC address.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a MAC address (expected six hex pairs like 02:00:5e:10:00:01)")]
+pub struct MacParseError(pub String);
+
+impl std::str::FromStr for Mac {
+    type Err = MacParseError;
+
+    /// Accepts `aa:bb:cc:dd:ee:ff` and `aa-bb-cc-dd-ee-ff`, any case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || MacParseError(s.to_string());
+        let mut out = [0u8; 6];
+        let mut parts = s.split([':', '-']);
+        for b in &mut out {
+            let p = parts.next().filter(|p| p.len() == 2).ok_or_else(err)?;
+            *b = u8::from_str_radix(p, 16).map_err(|_| err())?;
+        }
+        if parts.next().is_some() {
+            return Err(err());
+        }
+        Ok(Mac(out))
+    }
+}
+
 impl Serialize for Mac {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Mac {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -220,6 +251,22 @@ mod tests {
         let off = std::mem::offset_of!(DhcpEvent, payload_len);
         buf[off..off + 2].copy_from_slice(&2000u16.to_ne_bytes());
         assert_eq!(decode(&buf).err(), Some(DecodeError::PayloadLength(2000)));
+    }
+
+    #[test]
+    fn mac_parses_what_it_prints_and_rejects_the_rest() {
+        let m: Mac = "02:00:5E:10:00:0a".parse().unwrap();
+        assert_eq!(m.to_string(), "02:00:5e:10:00:0a");
+        assert_eq!("02-00-5e-10-00-0a".parse::<Mac>(), Ok(m));
+        for bad in [
+            "",
+            "02:00:5e:10:00",
+            "02:00:5e:10:00:0a:01",
+            "02:00:5e:10:00:zz",
+            "2:0:5e:10:0:a",
+        ] {
+            assert!(bad.parse::<Mac>().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -3,10 +3,7 @@
 //! more servers answering on one segment within the window, with their ranges). `DhcpStorm`:
 //! dhcp_storm (DISCOVER+REQUEST rate over a threshold) and dhcp_starvation (many distinct
 //! client MACs in a short time).
-use std::{
-    collections::{HashMap, VecDeque},
-    num::NonZeroUsize,
-};
+use std::collections::{HashMap, VecDeque};
 
 use lru::LruCache;
 use serde_json::json;
@@ -213,10 +210,10 @@ pub struct DhcpStorm {
 
 impl DhcpStorm {
     pub fn new(cfg: DhcpStormConfig) -> Self {
-        let cap = NonZeroUsize::new(cfg.max_segments.max(1)).expect("non-zero");
+        let cap = cfg.max_segments;
         DhcpStorm {
             cfg,
-            segs: LruCache::new(cap),
+            segs: super::lazy_lru(cap),
         }
     }
 }

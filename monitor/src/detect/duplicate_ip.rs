@@ -1,7 +1,7 @@
 //! duplicate_ip: two or more MACs actively claim one IP. Evidence is one of: claims that
 //! alternate (A, then B, then A again within the window: both alive, unlike a MAC change where
 //! the old MAC goes quiet); an RFC 5227 probe for an address another MAC holds; a DHCPDECLINE.
-use std::{net::Ipv4Addr, num::NonZeroUsize};
+use std::net::Ipv4Addr;
 
 use lru::LruCache;
 use serde_json::json;
@@ -9,7 +9,7 @@ use serde_json::json;
 use super::{kind, secs, Context, Detector, Signal};
 use crate::{
     model::{Mac, Nanos, Observation, Segment},
-    state::DeviceKey,
+    state::{Change, DeviceKey},
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -47,10 +47,10 @@ pub struct DuplicateIp {
 
 impl DuplicateIp {
     pub fn new(cfg: DuplicateIpConfig) -> Self {
-        let cap = NonZeroUsize::new(cfg.max_tracked.max(1)).expect("non-zero");
+        let cap = cfg.max_tracked;
         DuplicateIp {
             cfg,
-            claims: LruCache::new(cap),
+            claims: super::lazy_lru(cap),
         }
     }
 
@@ -72,9 +72,28 @@ impl DuplicateIp {
         }
     }
 
-    fn claim(&mut self, key: DeviceKey, mac: Mac, now: Nanos) -> Option<Signal> {
+    fn claim(&mut self, key: DeviceKey, mac: Mac, ctx: &Context<'_>, now: Nanos) -> Option<Signal> {
         let window = secs(self.cfg.window_secs);
-        let c = self.claims.get_or_insert_mut(key, Claims::default);
+        if !self.claims.contains(&key) {
+            // One claimant needs no memory here: the device table has its MAC and last
+            // sighting. Tracking starts when a second MAC takes the address, seeded with the
+            // first MAC's last sighting (which the table kept as `previous`).
+            let moved = matches!(
+                ctx.change,
+                Some(Change::Moved { .. } | Change::FlipFlop { .. })
+            );
+            let previous = ctx.table.get(&key).and_then(|d| d.previous);
+            let (Some((old, seen)), true) = (previous, moved) else {
+                return None;
+            };
+            self.claims.put(
+                key,
+                Claims {
+                    macs: vec![(old, seen, 1)],
+                },
+            );
+        }
+        let c = self.claims.get_mut(&key).expect("present");
         let prev_own = c
             .macs
             .iter()
@@ -144,7 +163,7 @@ impl Detector for DuplicateIp {
                 if ip.is_unspecified() {
                     return vec![];
                 }
-                self.claim(key, *mac, now).into_iter().collect()
+                self.claim(key, *mac, ctx, now).into_iter().collect()
             }
             Observation::Dhcp {
                 seg, msg, src_mac, ..

@@ -1,10 +1,10 @@
 //! mac_collision: one MAC active on more than one interface or VLAN at once, as cloned VMs
 //! are. Routers that use one MAC on every VLAN of a trunk are legitimate: list them in
 //! `ignore_macs`.
-use std::num::NonZeroUsize;
 
 use lru::LruCache;
 use serde_json::json;
+use smallvec::SmallVec;
 
 use super::{kind, secs, Context, Detector, Signal};
 use crate::model::{Mac, Nanos, Observation, Segment};
@@ -16,7 +16,7 @@ pub struct MacCollisionConfig {
     pub window_secs: u64,
     pub quiet_secs: u64,
     /// MACs that legitimately live on several segments (routers, the rack controller).
-    pub ignore_macs: Vec<String>,
+    pub ignore_macs: Vec<Mac>,
     pub max_tracked: usize,
 }
 
@@ -33,45 +33,80 @@ impl Default for MacCollisionConfig {
 
 pub struct MacCollision {
     cfg: MacCollisionConfig,
-    ignore: Vec<String>,
-    seen: LruCache<Mac, Vec<(Segment, Nanos)>>,
+    /// Where MACs were seen in DHCP but are not in the device table (clients before their
+    /// ACK, servers). Everything else needs no copy here: the table's per-MAC view has it.
+    dhcp_seen: LruCache<Mac, SmallVec<[(Segment, Nanos); 1]>>,
 }
 
 impl MacCollision {
     pub fn new(cfg: MacCollisionConfig) -> Self {
-        let ignore = cfg
-            .ignore_macs
-            .iter()
-            .map(|m| m.to_ascii_lowercase())
-            .collect();
-        let cap = NonZeroUsize::new(cfg.max_tracked.max(1)).expect("non-zero");
+        let cap = cfg.max_tracked;
         MacCollision {
             cfg,
-            ignore,
-            seen: LruCache::new(cap),
+            dhcp_seen: super::lazy_lru(cap),
+        }
+    }
+}
+
+impl MacCollision {
+    fn forget(&mut self, mac: Mac, seg: Segment) {
+        if let Some(segs) = self.dhcp_seen.peek_mut(&mac) {
+            segs.retain(|(s, _)| *s != seg);
+            if segs.is_empty() {
+                self.dhcp_seen.pop(&mac);
+            }
         }
     }
 }
 
 impl Detector for MacCollision {
-    fn observe(&mut self, obs: &Observation, _ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
+    fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
         let (seg, mac) = match obs {
             Observation::Arp { seg, mac, .. } => (*seg, *mac),
             Observation::Dhcp { seg, src_mac, .. } => (*seg, *src_mac),
         };
-        if mac.0[0] & 1 != 0 || self.ignore.contains(&mac.to_string()) {
+        if mac.0[0] & 1 != 0 || self.cfg.ignore_macs.contains(&mac) {
             return vec![];
         }
         let window = secs(self.cfg.window_secs);
-        let segs = self.seen.get_or_insert_mut(mac, Vec::new);
-        segs.retain(|(s, t)| *s != seg && now.saturating_sub(*t) <= window);
+        let recent = |t: Nanos| now.saturating_sub(t) <= window;
+        if let Observation::Dhcp { msg, .. } = obs {
+            // Once the ACK puts the client in the table, the table speaks for it here.
+            if let (Some(5), Some(client)) = (msg.msg_type, msg.chaddr) {
+                self.forget(client, seg);
+            }
+            let in_table = ctx.table.by_mac(&mac).iter().any(|k| k.seg == seg);
+            if !in_table {
+                let segs = self.dhcp_seen.get_or_insert_mut(mac, SmallVec::new);
+                segs.retain(|(s, t)| *s != seg && recent(*t));
+                if segs.len() == 8 {
+                    segs.remove(0);
+                }
+                segs.push((seg, now));
+            }
+        }
+        // Every segment this MAC was active on within the window: this one first.
+        let mut segs: SmallVec<[(Segment, Nanos); 4]> = SmallVec::new();
         segs.push((seg, now));
-        if segs.len() > 8 {
-            segs.remove(0);
+        let from_table = ctx.table.by_mac(&mac).iter().filter_map(|k| {
+            let d = ctx.table.get(k)?;
+            (d.mac == mac).then_some((k.seg, d.last_seen))
+        });
+        let from_dhcp = self.dhcp_seen.peek(&mac).into_iter().flatten().copied();
+        for (s, t) in from_table.chain(from_dhcp) {
+            if !recent(t) {
+                continue;
+            }
+            if let Some(e) = segs.iter_mut().find(|(x, _)| *x == s) {
+                e.1 = e.1.max(t);
+            } else if segs.len() < 8 {
+                segs.push((s, t));
+            }
         }
         if segs.len() < 2 {
             return vec![];
         }
+        segs[1..].sort();
         let list: Vec<_> = segs
             .iter()
             .map(|(s, t)| json!({ "ifindex": s.ifindex, "vlan": s.vlan_label(), "last_seen": t }))
@@ -127,11 +162,43 @@ mod tests {
             .is_empty());
     }
 
+    fn discover_on(seg: Segment, mac: Mac) -> Observation {
+        match crate::detect::tests_support::dhcp_from_client(mac, 1) {
+            Observation::Dhcp {
+                src_mac,
+                src_ip,
+                msg,
+                ..
+            } => Observation::Dhcp {
+                seg,
+                src_mac,
+                src_ip,
+                msg,
+            },
+            o => o,
+        }
+    }
+
+    #[test]
+    fn cloned_clients_discovering_on_two_vlans_collide_before_any_lease() {
+        let mac = Mac([2, 0, 0, 0, 0, 7]);
+        let mut h = Harness::new(MacCollision::new(MacCollisionConfig::default()));
+        assert!(h.feed(&discover_on(seg(10), mac), 0).is_empty());
+        let s = h.feed(&discover_on(seg(20), mac), SECOND);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].evidence["segments"][1]["vlan"], "10");
+        // A lone client on one VLAN, however chatty, is fine.
+        let mut h = Harness::new(MacCollision::new(MacCollisionConfig::default()));
+        for t in 0..5 {
+            assert!(h.feed(&discover_on(seg(10), mac), t * SECOND).is_empty());
+        }
+    }
+
     #[test]
     fn ignored_macs_and_same_segment_are_quiet() {
         let mac = Mac([2, 0, 0, 0, 0, 9]);
         let mut h = Harness::new(MacCollision::new(MacCollisionConfig {
-            ignore_macs: vec!["02:00:00:00:00:09".into()],
+            ignore_macs: vec![mac],
             ..Default::default()
         }));
         h.feed(&arp_on(seg(10), mac, Ipv4Addr::new(10, 0, 0, 1)), 0);

@@ -30,6 +30,11 @@ pub mod kind {
     pub const DHCP_STARVATION: &str = "dhcp_starvation";
     pub const APIPA: &str = "apipa";
 
+    /// The stable name for `s`, if it is one.
+    pub fn parse(s: &str) -> Option<&'static str> {
+        ALL.iter().copied().find(|k| *k == s)
+    }
+
     pub const ALL: &[&str] = &[
         DUPLICATE_IP,
         MAC_CHANGED,
@@ -80,8 +85,9 @@ pub struct Finding {
     pub closed: Option<Nanos>,
     pub packets: u64,
     pub evidence: Value,
+    /// Closes after this long without a new signal.
     #[serde(skip)]
-    quiet: Nanos,
+    pub quiet: Nanos,
 }
 
 /// How a finding changed.
@@ -166,6 +172,26 @@ impl Findings {
         out
     }
 
+    /// The open finding of `kind` about `subject`.
+    pub fn get(&self, kind: &'static str, subject: &str) -> Option<&Finding> {
+        self.open.get(&(kind, subject.to_string()))
+    }
+
+    /// Puts back a finding read from the store: open ones stay open (and close after their
+    /// quiet period as usual), closed ones join the recent list.
+    pub fn restore(&mut self, f: Finding) {
+        if f.closed.is_some() {
+            if self.closed.len() == self.closed_cap {
+                self.closed.pop_front();
+            }
+            self.closed.push_back(f);
+        } else if self.open.len() < self.open_cap {
+            self.open.insert((f.kind, f.subject.clone()), f);
+        } else {
+            self.dropped += 1;
+        }
+    }
+
     /// Open findings, sorted by kind and subject.
     pub fn open(&self) -> Vec<&Finding> {
         let mut v: Vec<_> = self.open.values().collect();
@@ -190,6 +216,15 @@ impl Findings {
 /// A detector.
 pub trait Detector {
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal>;
+}
+
+/// An LRU map bounded at `cap` that grows as entries arrive instead of reserving `cap` up
+/// front: most detector maps stay nearly empty, and a reservation would cost every agent the
+/// worst case.
+pub(crate) fn lazy_lru<K: std::hash::Hash + Eq, V>(cap: usize) -> lru::LruCache<K, V> {
+    let mut c = lru::LruCache::unbounded();
+    c.resize(std::num::NonZeroUsize::new(cap.max(1)).expect("non-zero"));
+    c
 }
 
 /// Seconds to ns, for configs.
@@ -299,7 +334,7 @@ pub(crate) mod tests_support {
         }
 
         pub fn feed(&mut self, obs: &Observation, now: Nanos) -> Vec<Signal> {
-            let change = update_state(&mut self.table, &mut self.servers, obs, now);
+            let change = update_state(&mut self.table, &mut self.servers, obs, now).change;
             let ctx = Context {
                 table: &self.table,
                 servers: &self.servers,
@@ -348,6 +383,16 @@ mod tests {
         );
         assert!(f.open().is_empty());
         assert_eq!(f.opened_total()[kind::APIPA], 1);
+    }
+
+    #[test]
+    fn lazy_lru_is_bounded() {
+        let mut c = lazy_lru::<u32, u32>(3);
+        for i in 0..10 {
+            c.put(i, i);
+        }
+        assert_eq!(c.len(), 3);
+        assert!(c.contains(&9) && !c.contains(&6));
     }
 
     #[test]

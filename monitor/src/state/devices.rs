@@ -6,6 +6,7 @@ use std::{collections::HashMap, net::Ipv4Addr, num::NonZeroUsize};
 
 use lru::LruCache;
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use crate::model::{Mac, Nanos, Segment, SECOND};
 
@@ -68,7 +69,8 @@ pub struct Device {
     pub source: Source,
     pub hostname: Option<Box<str>>,
     pub lease: Option<Lease>,
-    /// The MAC before the current one, and until when it held the IP (flip-flop detection).
+    /// The MAC before the current one, and when it was last seen holding the IP (flip-flop
+    /// and duplicate detection).
     pub previous: Option<(Mac, Nanos)>,
     /// How many times the MAC changed.
     pub mac_changes: u32,
@@ -107,7 +109,8 @@ pub enum DeviceState {
 pub struct DeviceTable {
     cfg: DeviceTableConfig,
     rows: LruCache<DeviceKey, Device>,
-    by_mac: HashMap<Mac, Vec<DeviceKey>>,
+    /// Nearly every MAC holds one address: the first key lives inline, not on the heap.
+    by_mac: HashMap<Mac, SmallVec<[DeviceKey; 1]>>,
     /// Host names clients sent in DISCOVER/REQUEST, until the ACK names their address.
     pending_names: LruCache<(Segment, Mac), Box<str>>,
     evictions: u64,
@@ -167,6 +170,7 @@ impl DeviceTable {
     pub fn observe(&mut self, key: DeviceKey, mac: Mac, source: Source, now: Nanos) -> Change {
         let window = self.cfg.flip_flop_window_secs * SECOND;
         if let Some(d) = self.rows.get_mut(&key) {
+            let old_seen = d.last_seen;
             d.last_seen = d.last_seen.max(now);
             if d.mac == mac {
                 return Change::Refreshed;
@@ -174,8 +178,8 @@ impl DeviceTable {
             let old = d.mac;
             let flip = d
                 .previous
-                .is_some_and(|(m, until)| m == mac && now.saturating_sub(until) <= window);
-            d.previous = Some((old, now));
+                .is_some_and(|(m, seen)| m == mac && now.saturating_sub(seen) <= window);
+            d.previous = Some((old, old_seen));
             d.mac = mac;
             d.source = source;
             d.mac_changes = d.mac_changes.saturating_add(1);
@@ -207,6 +211,16 @@ impl DeviceTable {
         }
         self.by_mac.entry(mac).or_default().push(key);
         Change::New
+    }
+
+    /// Puts back a row read from the store (call least recently seen first).
+    pub fn restore(&mut self, key: DeviceKey, dev: Device) {
+        let mac = dev.mac;
+        // push() hands back the replaced row or the evicted one: unlink either.
+        if let Some((old_key, old)) = self.rows.push(key, dev) {
+            unlink(&mut self.by_mac, &old.mac, &old_key);
+        }
+        self.by_mac.entry(mac).or_default().push(key);
     }
 
     /// Remembers the host name a client asked for, until its ACK arrives.
@@ -249,7 +263,7 @@ impl DeviceTable {
     }
 }
 
-fn unlink(by_mac: &mut HashMap<Mac, Vec<DeviceKey>>, mac: &Mac, key: &DeviceKey) {
+fn unlink(by_mac: &mut HashMap<Mac, SmallVec<[DeviceKey; 1]>>, mac: &Mac, key: &DeviceKey) {
     if let Some(v) = by_mac.get_mut(mac) {
         v.retain(|k| k != key);
         if v.is_empty() {
@@ -311,19 +325,22 @@ mod tests {
             flip_flop_window_secs: 10,
             ..Default::default()
         };
+        // The window runs from the old MAC's last sighting, not from the change.
         let mut t = DeviceTable::new(cfg.clone());
         t.observe(key(1), A, Source::Arp, 0);
+        t.observe(key(1), A, Source::Arp, 95 * SECOND);
         t.observe(key(1), B, Source::Arp, 100 * SECOND);
         // Exactly at the window edge: still a flip flop.
         assert_eq!(
-            t.observe(key(1), A, Source::Arp, 110 * SECOND),
+            t.observe(key(1), A, Source::Arp, 105 * SECOND),
             Change::FlipFlop { old_mac: B }
         );
         let mut t = DeviceTable::new(cfg);
         t.observe(key(1), A, Source::Arp, 0);
+        t.observe(key(1), A, Source::Arp, 95 * SECOND);
         t.observe(key(1), B, Source::Arp, 100 * SECOND);
         assert_eq!(
-            t.observe(key(1), A, Source::Arp, 110 * SECOND + 1),
+            t.observe(key(1), A, Source::Arp, 105 * SECOND + 1),
             Change::Moved { old_mac: B }
         );
     }

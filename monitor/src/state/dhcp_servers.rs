@@ -106,6 +106,11 @@ impl DhcpServers {
         new
     }
 
+    /// Puts back a server read from the store.
+    pub fn restore(&mut self, key: ServerKey, s: Server) {
+        self.servers.put(key, s);
+    }
+
     pub fn get(&self, key: &ServerKey) -> Option<&Server> {
         self.servers.peek(key)
     }

@@ -1,0 +1,736 @@
+//! SQLite sink: devices, DHCP servers, findings (open and closed) and the event history.
+//! One thread writes batches off the hot path (`writer`), each batch one transaction in WAL
+//! mode, so a crash loses at most the batch in flight and never leaves a torn database. On
+//! start the state is read back; an older schema is migrated, and a corrupt file is moved
+//! aside (never overwritten) before a new one is created.
+mod schema;
+pub mod writer;
+
+use std::{
+    net::Ipv4Addr,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
+
+use rusqlite::{params, Connection, ErrorCode, OptionalExtension, Row};
+use serde_json::Value;
+
+pub use schema::VERSION as SCHEMA_VERSION;
+pub use writer::{StoreStats, Writer};
+
+use crate::{
+    detect::{kind, Finding},
+    engine::{Changes, HistoryEvent, Restored},
+    model::{Mac, Nanos, Segment, SECOND},
+    state::{Device, DeviceKey, Lease, Server, ServerKey, Source},
+};
+
+/// Where the database lives unless `--db` says otherwise (systemd's StateDirectory).
+pub const DEFAULT_PATH: &str = "/var/lib/l2watch/l2watch.db";
+
+/// How long history is kept.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retention {
+    /// Events older than this many days are deleted.
+    pub event_days: u64,
+    /// At most this many events are kept; the oldest go first.
+    pub max_events: u64,
+    /// Closed findings older than this many days are deleted.
+    pub closed_finding_days: u64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Retention {
+            event_days: 30,
+            max_events: 1_000_000,
+            closed_finding_days: 90,
+        }
+    }
+}
+
+/// Row caps applied by pruning, so the file stays as bounded as the tables in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caps {
+    pub devices: usize,
+    pub servers: usize,
+    pub closed_findings: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot create the database directory {dir}: {source}; create it, or pass --db PATH")]
+    Dir {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("database {path}: {source}")]
+    Sql {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this l2watch knows ({known}); \
+         run the l2watch that wrote it, or pass --db with another path"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
+    #[error("a new database at {path} is unusable too ({reason}); check the disk and the path")]
+    StillCorrupt { path: PathBuf, reason: String },
+    #[error(
+        "database {path} is corrupt ({reason}) and cannot be moved aside to {aside}: {source}"
+    )]
+    MoveAside {
+        path: PathBuf,
+        reason: String,
+        aside: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What opening found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenNote {
+    Created,
+    Opened,
+    Migrated {
+        from: u32,
+        to: u32,
+    },
+    /// The file was corrupt; it now lives at `aside` and a new database was created.
+    MovedAside {
+        reason: String,
+        aside: PathBuf,
+    },
+}
+
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// Why a file is not a usable database; `None` for errors that are not corruption (those
+/// must not cost the operator their file).
+fn corruption(e: &rusqlite::Error) -> Option<String> {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt) => Some(e.to_string()),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Opens (creating, migrating or replacing a corrupt file as needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<(Store, OpenNote), StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        let existed = path.exists();
+        match Store::open_checked(path) {
+            Ok((store, from)) => {
+                let note = match from {
+                    _ if !existed => OpenNote::Created,
+                    0 => OpenNote::Created,
+                    v if v == schema::VERSION => OpenNote::Opened,
+                    v => OpenNote::Migrated {
+                        from: v,
+                        to: schema::VERSION,
+                    },
+                };
+                Ok((store, note))
+            }
+            Err(OpenFailure::Corrupt(reason)) => {
+                let aside = move_aside(path).map_err(|(aside, source)| StoreError::MoveAside {
+                    path: path.to_path_buf(),
+                    reason: reason.clone(),
+                    aside,
+                    source,
+                })?;
+                let (store, _) = Store::open_checked(path).map_err(|f| match f {
+                    OpenFailure::Corrupt(reason) => StoreError::StillCorrupt {
+                        path: path.to_path_buf(),
+                        reason,
+                    },
+                    OpenFailure::Other(e) => e,
+                })?;
+                Ok((store, OpenNote::MovedAside { reason, aside }))
+            }
+            Err(OpenFailure::Other(e)) => Err(e),
+        }
+    }
+
+    /// Opens, checks and migrates; returns the schema version found.
+    fn open_checked(path: &Path) -> Result<(Store, u32), OpenFailure> {
+        let sql = |source| {
+            if let Some(reason) = corruption(&source) {
+                OpenFailure::Corrupt(reason)
+            } else {
+                OpenFailure::Other(StoreError::Sql {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
+        };
+        let conn = Connection::open(path).map_err(sql)?;
+        // Reading the header is what notices a file that is not a database at all.
+        let found: u32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(sql)?;
+        if found > schema::VERSION {
+            return Err(OpenFailure::Other(StoreError::TooNew {
+                path: path.to_path_buf(),
+                found,
+                known: schema::VERSION,
+            }));
+        }
+        let check: String = conn
+            .pragma_query_value(None, "quick_check", |r| r.get(0))
+            .map_err(sql)?;
+        if check != "ok" {
+            return Err(OpenFailure::Corrupt(format!("quick_check: {check}")));
+        }
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        // In WAL mode NORMAL survives a crash of the process (kill -9); only a power loss can
+        // roll back the last commits, and never into a torn state.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql)?;
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate(found).map_err(OpenFailure::Other)?;
+        Ok((store, found))
+    }
+
+    fn migrate(&mut self, from: u32) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(from as usize) {
+            let tx = self.conn.transaction().map_err(sql)?;
+            tx.execute_batch(step).map_err(sql)?;
+            tx.pragma_update(None, "user_version", i as u32 + 1)
+                .map_err(sql)?;
+            tx.commit().map_err(sql)?;
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::Sql {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    /// Writes one batch as one transaction.
+    pub fn write(&mut self, c: &Changes) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let sql = |source| StoreError::Sql {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(sql)?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO devices (ifindex, outer_vlan, inner_vlan, ip, mac,
+                     first_seen, last_seen, source, hostname, lease_server, lease_secs,
+                     lease_expires, prev_mac, prev_until, mac_changes)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                )
+                .map_err(sql)?;
+            for (k, d) in &c.devices {
+                let (i, o, n) = seg_cols(&k.seg);
+                st.execute(params![
+                    i,
+                    o,
+                    n,
+                    k.ip.to_string(),
+                    d.mac.to_string(),
+                    ns(d.first_seen),
+                    ns(d.last_seen),
+                    source_name(d.source),
+                    d.hostname.as_deref(),
+                    d.lease.map(|l| l.server.to_string()),
+                    d.lease.map(|l| l.lease_secs),
+                    d.lease.map(|l| ns(l.expires)),
+                    d.previous.map(|(m, _)| m.to_string()),
+                    d.previous.map(|(_, t)| ns(t)),
+                    d.mac_changes,
+                ])
+                .map_err(sql)?;
+            }
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO dhcp_servers (ifindex, outer_vlan, inner_vlan,
+                     server_id, mac, first_seen, last_seen, offers, acks, naks, lowest_offered,
+                     highest_offered, recent_offers)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                )
+                .map_err(sql)?;
+            for (k, s) in &c.servers {
+                let (i, o, n) = seg_cols(&k.seg);
+                st.execute(params![
+                    i,
+                    o,
+                    n,
+                    k.server_id.to_string(),
+                    k.mac.to_string(),
+                    ns(s.first_seen),
+                    ns(s.last_seen),
+                    ns(s.offers),
+                    ns(s.acks),
+                    ns(s.naks),
+                    s.lowest_offered.map(|ip| ip.to_string()),
+                    s.highest_offered.map(|ip| ip.to_string()),
+                    serde_json::to_string(&s.recent_offers).unwrap_or_else(|_| "[]".into()),
+                ])
+                .map_err(sql)?;
+            }
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO findings (kind, subject, opened, ifindex, outer_vlan,
+                     inner_vlan, last_seen, closed, packets, quiet_ns, evidence)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                )
+                .map_err(sql)?;
+            for f in &c.findings {
+                let (i, o, n) = seg_cols(&f.seg);
+                st.execute(params![
+                    f.kind,
+                    f.subject,
+                    ns(f.opened),
+                    i,
+                    o,
+                    n,
+                    ns(f.last_seen),
+                    f.closed.map(ns),
+                    ns(f.packets),
+                    ns(f.quiet),
+                    f.evidence.to_string(),
+                ])
+                .map_err(sql)?;
+            }
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO events (ts, kind, ifindex, outer_vlan, inner_vlan, ip, mac, detail)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(sql)?;
+            for e in &c.events {
+                let (i, o, n) = seg_cols(&e.seg);
+                st.execute(params![
+                    ns(e.ts),
+                    e.kind,
+                    i,
+                    o,
+                    n,
+                    e.ip.map(|ip| ip.to_string()),
+                    e.mac.to_string(),
+                    (!e.detail.is_null()).then(|| e.detail.to_string()),
+                ])
+                .map_err(sql)?;
+            }
+        }
+        tx.commit().map_err(sql)
+    }
+
+    /// Runs a query whose rows parse with `parse`; rows that do not parse are counted in
+    /// `skipped` and left out.
+    fn rows<T>(
+        &self,
+        q: &str,
+        params: impl rusqlite::Params,
+        parse: fn(&Row<'_>) -> Parsed<T>,
+        skipped: &mut u64,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut st = self.conn.prepare_cached(q).map_err(|e| self.err(e))?;
+        let rows = st.query_map(params, parse).map_err(|e| self.err(e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            match row.map_err(|e| self.err(e))? {
+                Some(v) => out.push(v),
+                None => *skipped += 1,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Reads back what the engine keeps in memory, within its caps. Rows that do not parse
+    /// (edited by hand, say) are skipped and counted in the second value.
+    pub fn load(&self, caps: Caps) -> Result<(Restored, u64), StoreError> {
+        let mut skipped = 0u64;
+        let mut devices = self.rows(
+            &format!("{DEVICE_COLS} ORDER BY last_seen DESC LIMIT ?1"),
+            [caps.devices as i64],
+            device_row,
+            &mut skipped,
+        )?;
+        devices.reverse();
+        let mut servers = self.rows(
+            &format!("{SERVER_COLS} ORDER BY last_seen DESC LIMIT ?1"),
+            [caps.servers as i64],
+            server_row,
+            &mut skipped,
+        )?;
+        servers.reverse();
+        let open_findings = self.rows(
+            &format!("{FINDING_COLS} WHERE closed IS NULL ORDER BY opened"),
+            [],
+            finding_row,
+            &mut skipped,
+        )?;
+        let mut closed_findings = self.rows(
+            &format!("{FINDING_COLS} WHERE closed IS NOT NULL ORDER BY closed DESC LIMIT ?1"),
+            [caps.closed_findings as i64],
+            finding_row,
+            &mut skipped,
+        )?;
+        closed_findings.reverse();
+        let r = Restored {
+            devices,
+            servers,
+            open_findings,
+            closed_findings,
+        };
+        Ok((r, skipped))
+    }
+
+    /// Findings opened or closed at or after `since`, and every open one; newest first.
+    pub fn findings_since(&self, since: Nanos) -> Result<Vec<Finding>, StoreError> {
+        self.rows(
+            &format!(
+                "{FINDING_COLS} WHERE closed IS NULL OR closed >= ?1 OR opened >= ?1
+                 ORDER BY opened DESC"
+            ),
+            [ns(since)],
+            finding_row,
+            &mut 0,
+        )
+    }
+
+    /// History events at or after `since`, oldest first, at most `limit`.
+    pub fn events_since(
+        &self,
+        since: Nanos,
+        limit: usize,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.rows(
+            &format!("{EVENT_COLS} WHERE ts >= ?1 ORDER BY ts, id LIMIT ?2"),
+            params![ns(since), limit as i64],
+            event_row,
+            &mut 0,
+        )
+    }
+
+    /// Applies retention and the row caps; returns how many rows went.
+    pub fn prune(&mut self, now: Nanos, ret: &Retention, caps: Caps) -> Result<u64, StoreError> {
+        let day = 86_400 * SECOND;
+        let event_cut = now.saturating_sub(ret.event_days.saturating_mul(day));
+        let finding_cut = now.saturating_sub(ret.closed_finding_days.saturating_mul(day));
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sql {
+            path: self.path.clone(),
+            source: e,
+        })?;
+        let steps: [(&str, i64); 5] = [
+            ("DELETE FROM events WHERE ts < ?1", ns(event_cut)),
+            (
+                "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1",
+                ret.max_events.min(i64::MAX as u64) as i64,
+            ),
+            (
+                "DELETE FROM findings WHERE closed IS NOT NULL AND (closed < ?1 OR rowid IN
+                 (SELECT rowid FROM findings WHERE closed IS NOT NULL
+                  ORDER BY closed DESC LIMIT -1 OFFSET ?2))",
+                ns(finding_cut),
+            ),
+            (
+                "DELETE FROM devices WHERE rowid IN
+                 (SELECT rowid FROM devices ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
+                caps.devices as i64,
+            ),
+            (
+                "DELETE FROM dhcp_servers WHERE rowid IN
+                 (SELECT rowid FROM dhcp_servers ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
+                caps.servers as i64,
+            ),
+        ];
+        let mut gone = 0u64;
+        for (q, arg) in steps {
+            let n = if q.contains("?2") {
+                tx.execute(q, params![arg, caps.closed_findings as i64])
+            } else {
+                tx.execute(q, [arg])
+            };
+            gone += n.map_err(|e| StoreError::Sql {
+                path: self.path.clone(),
+                source: e,
+            })? as u64;
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(gone)
+    }
+
+    /// Row counts per table, for tests and `check`.
+    pub fn counts(&self) -> Result<[(&'static str, u64); 4], StoreError> {
+        let mut out = [
+            ("devices", 0),
+            ("dhcp_servers", 0),
+            ("findings", 0),
+            ("events", 0),
+        ];
+        for (t, n) in &mut out {
+            *n = self
+                .conn
+                .query_row(&format!("SELECT count(*) FROM {t}"), [], |r| r.get(0))
+                .map(u)
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(out)
+    }
+
+    /// Folds the WAL into the main file (clean shutdown).
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .optional()
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// The schema version of the open database.
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        self.conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| self.err(e))
+    }
+}
+
+const DEVICE_COLS: &str = "SELECT ifindex, outer_vlan, inner_vlan, ip, mac, first_seen,
+    last_seen, source, hostname, lease_server, lease_secs, lease_expires, prev_mac, prev_until,
+    mac_changes FROM devices";
+const SERVER_COLS: &str = "SELECT ifindex, outer_vlan, inner_vlan, server_id, mac, first_seen,
+    last_seen, offers, acks, naks, lowest_offered, highest_offered, recent_offers
+    FROM dhcp_servers";
+const FINDING_COLS: &str = "SELECT kind, subject, opened, ifindex, outer_vlan, inner_vlan,
+    last_seen, closed, packets, quiet_ns, evidence FROM findings";
+const EVENT_COLS: &str =
+    "SELECT ts, kind, ifindex, outer_vlan, inner_vlan, ip, mac, detail FROM events";
+
+enum OpenFailure {
+    Corrupt(String),
+    Other(StoreError),
+}
+
+/// Renames `path` (and its WAL) to `path.corrupt-<unix seconds>`; returns the new name.
+fn move_aside(path: &Path) -> Result<PathBuf, (PathBuf, std::io::Error)> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut aside = path.as_os_str().to_owned();
+    aside.push(format!(".corrupt-{stamp}"));
+    let aside = PathBuf::from(aside);
+    std::fs::rename(path, &aside).map_err(|e| (aside.clone(), e))?;
+    for (ext, keep) in [("-wal", true), ("-shm", false)] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(ext);
+        let side = PathBuf::from(side);
+        if side.exists() {
+            if keep {
+                let mut to = aside.as_os_str().to_owned();
+                to.push(ext);
+                let _ = std::fs::rename(&side, PathBuf::from(to));
+            } else {
+                let _ = std::fs::remove_file(&side);
+            }
+        }
+    }
+    Ok(aside)
+}
+
+/// u64 ns/counts as SQLite integers (i64 holds ns until the year 2262).
+fn ns(v: u64) -> i64 {
+    v.min(i64::MAX as u64) as i64
+}
+
+fn seg_cols(s: &Segment) -> (u32, i64, i64) {
+    let v = |v: Option<u16>| v.map_or(-1, i64::from);
+    (s.ifindex, v(s.outer_vlan), v(s.inner_vlan))
+}
+
+fn seg_from(ifindex: u32, outer: i64, inner: i64) -> Segment {
+    let v = |v: i64| u16::try_from(v).ok().filter(|v| *v < 4096);
+    Segment {
+        ifindex,
+        outer_vlan: v(outer),
+        inner_vlan: v(inner),
+    }
+}
+
+fn source_name(s: Source) -> &'static str {
+    match s {
+        Source::Arp => "arp",
+        Source::Dhcp => "dhcp",
+    }
+}
+
+fn parse<T: FromStr>(s: Option<String>) -> Option<Option<T>> {
+    match s {
+        None => Some(None),
+        Some(s) => s.parse().ok().map(Some),
+    }
+}
+
+fn u(v: i64) -> u64 {
+    v.max(0) as u64
+}
+
+type Parsed<T> = rusqlite::Result<Option<T>>;
+
+fn device_row(r: &Row<'_>) -> Parsed<(DeviceKey, Device)> {
+    let seg = seg_from(r.get(0)?, r.get(1)?, r.get(2)?);
+    let (Ok(ip), Ok(mac)) = (
+        r.get::<_, String>(3)?.parse::<Ipv4Addr>(),
+        r.get::<_, String>(4)?.parse::<Mac>(),
+    ) else {
+        return Ok(None);
+    };
+    let source = match r.get::<_, String>(7)?.as_str() {
+        "arp" => Source::Arp,
+        "dhcp" => Source::Dhcp,
+        _ => return Ok(None),
+    };
+    let Some(lease_server) = parse::<Ipv4Addr>(r.get(9)?) else {
+        return Ok(None);
+    };
+    let lease_secs: Option<u32> = r.get(10)?;
+    let lease_expires: Option<i64> = r.get(11)?;
+    let lease = match (lease_server, lease_secs, lease_expires) {
+        (Some(server), Some(lease_secs), Some(exp)) => Some(Lease {
+            server,
+            lease_secs,
+            expires: u(exp),
+        }),
+        _ => None,
+    };
+    let Some(prev_mac) = parse::<Mac>(r.get(12)?) else {
+        return Ok(None);
+    };
+    let prev_until: Option<i64> = r.get(13)?;
+    let hostname: Option<String> = r.get(8)?;
+    Ok(Some((
+        DeviceKey { seg, ip },
+        Device {
+            mac,
+            first_seen: u(r.get(5)?),
+            last_seen: u(r.get(6)?),
+            source,
+            hostname: hostname.map(Into::into),
+            lease,
+            previous: prev_mac.zip(prev_until.map(u)),
+            mac_changes: r.get(14)?,
+        },
+    )))
+}
+
+fn server_row(r: &Row<'_>) -> Parsed<(ServerKey, Server)> {
+    let seg = seg_from(r.get(0)?, r.get(1)?, r.get(2)?);
+    let (Ok(server_id), Ok(mac)) = (
+        r.get::<_, String>(3)?.parse::<Ipv4Addr>(),
+        r.get::<_, String>(4)?.parse::<Mac>(),
+    ) else {
+        return Ok(None);
+    };
+    let (Some(lowest), Some(highest)) =
+        (parse::<Ipv4Addr>(r.get(10)?), parse::<Ipv4Addr>(r.get(11)?))
+    else {
+        return Ok(None);
+    };
+    let Ok(recent) = serde_json::from_str::<Vec<Ipv4Addr>>(&r.get::<_, String>(12)?) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        ServerKey {
+            seg,
+            server_id,
+            mac,
+        },
+        Server {
+            first_seen: u(r.get(5)?),
+            last_seen: u(r.get(6)?),
+            offers: u(r.get(7)?),
+            acks: u(r.get(8)?),
+            naks: u(r.get(9)?),
+            lowest_offered: lowest,
+            highest_offered: highest,
+            recent_offers: recent,
+        },
+    )))
+}
+
+fn finding_row(r: &Row<'_>) -> Parsed<Finding> {
+    let Some(kind) = kind::parse(&r.get::<_, String>(0)?) else {
+        return Ok(None);
+    };
+    let seg = seg_from(r.get(3)?, r.get(4)?, r.get(5)?);
+    let Ok(evidence) = serde_json::from_str::<Value>(&r.get::<_, String>(10)?) else {
+        return Ok(None);
+    };
+    let closed: Option<i64> = r.get(7)?;
+    Ok(Some(Finding {
+        kind,
+        subject: r.get(1)?,
+        seg,
+        vlan: seg.vlan_label(),
+        opened: u(r.get(2)?),
+        last_seen: u(r.get(6)?),
+        closed: closed.map(u),
+        packets: u(r.get(8)?),
+        evidence,
+        quiet: u(r.get(9)?),
+    }))
+}
+
+fn event_row(r: &Row<'_>) -> Parsed<HistoryEvent> {
+    let seg = seg_from(r.get(2)?, r.get(3)?, r.get(4)?);
+    let (Some(ip), Ok(mac)) = (
+        parse::<Ipv4Addr>(r.get(5)?),
+        r.get::<_, String>(6)?.parse::<Mac>(),
+    ) else {
+        return Ok(None);
+    };
+    let detail: Option<String> = r.get(7)?;
+    let detail = detail
+        .and_then(|d| serde_json::from_str(&d).ok())
+        .unwrap_or(Value::Null);
+    Ok(Some(HistoryEvent {
+        ts: u(r.get(0)?),
+        seg,
+        kind: r.get(1)?,
+        ip,
+        mac,
+        detail,
+    }))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,78 @@
+//! The schema as an ordered list of migrations; `PRAGMA user_version` records how many ran.
+//! Never edit a migration that shipped: add the next one.
+//!
+//! Conventions: times are ns since the Unix epoch (INTEGER); a missing VLAN is -1, so that
+//! the VLAN columns can sit in primary keys (NULLs never compare equal there); addresses are
+//! text in their usual notation; evidence and details are JSON text.
+
+pub const MIGRATIONS: &[&str] = &[
+    // 1: the first schema.
+    "CREATE TABLE devices (
+        ifindex      INTEGER NOT NULL,
+        outer_vlan   INTEGER NOT NULL,
+        inner_vlan   INTEGER NOT NULL,
+        ip           TEXT    NOT NULL,
+        mac          TEXT    NOT NULL,
+        first_seen   INTEGER NOT NULL,
+        last_seen    INTEGER NOT NULL,
+        source       TEXT    NOT NULL,
+        hostname     TEXT,
+        lease_server TEXT,
+        lease_secs   INTEGER,
+        lease_expires INTEGER,
+        prev_mac     TEXT,
+        prev_until   INTEGER,
+        mac_changes  INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (ifindex, outer_vlan, inner_vlan, ip)
+    );
+    CREATE TABLE dhcp_servers (
+        ifindex      INTEGER NOT NULL,
+        outer_vlan   INTEGER NOT NULL,
+        inner_vlan   INTEGER NOT NULL,
+        server_id    TEXT    NOT NULL,
+        mac          TEXT    NOT NULL,
+        first_seen   INTEGER NOT NULL,
+        last_seen    INTEGER NOT NULL,
+        offers       INTEGER NOT NULL,
+        acks         INTEGER NOT NULL,
+        naks         INTEGER NOT NULL,
+        lowest_offered  TEXT,
+        highest_offered TEXT,
+        recent_offers   TEXT NOT NULL DEFAULT '[]',
+        PRIMARY KEY (ifindex, outer_vlan, inner_vlan, server_id, mac)
+    );
+    CREATE TABLE findings (
+        kind       TEXT    NOT NULL,
+        subject    TEXT    NOT NULL,
+        opened     INTEGER NOT NULL,
+        ifindex    INTEGER NOT NULL,
+        outer_vlan INTEGER NOT NULL,
+        inner_vlan INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        closed     INTEGER,
+        packets    INTEGER NOT NULL,
+        quiet_ns   INTEGER NOT NULL,
+        evidence   TEXT    NOT NULL,
+        PRIMARY KEY (kind, subject, opened)
+    );
+    CREATE TABLE events (
+        id         INTEGER PRIMARY KEY,
+        ts         INTEGER NOT NULL,
+        kind       TEXT    NOT NULL,
+        ifindex    INTEGER NOT NULL,
+        outer_vlan INTEGER NOT NULL,
+        inner_vlan INTEGER NOT NULL,
+        ip         TEXT,
+        mac        TEXT    NOT NULL,
+        detail     TEXT
+    );",
+    // 2: indexes for the API's queries and for retention, and a place for agent facts.
+    "CREATE INDEX events_ts ON events (ts);
+    CREATE INDEX findings_closed ON findings (closed);
+    CREATE INDEX devices_last_seen ON devices (last_seen);
+    CREATE INDEX devices_mac ON devices (mac);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);",
+];
+
+/// The schema version this build writes.
+pub const VERSION: u32 = MIGRATIONS.len() as u32;

@@ -1,0 +1,254 @@
+use std::net::Ipv4Addr;
+
+use super::*;
+use crate::{
+    detect::tests_support::{arp, dhcp_reply},
+    engine::{Engine, EngineConfig},
+};
+
+const A: Mac = Mac([2, 0, 0, 0, 0, 0xa]);
+const B: Mac = Mac([2, 0, 0, 0, 0, 0xb]);
+const CAPS: Caps = Caps {
+    devices: 1_000,
+    servers: 100,
+    closed_findings: 100,
+};
+
+fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(10, 0, 0, last)
+}
+
+/// An engine that saw two devices, a MAC change (an open finding), a DHCP server and its ACK.
+fn busy_engine() -> Engine {
+    let mut e = Engine::new(EngineConfig::default()).with_journal(1_000);
+    e.observe(&arp(A, ip(1)), SECOND);
+    e.observe(&arp(B, ip(2)), 2 * SECOND);
+    e.observe(&arp(B, ip(1)), 3 * SECOND);
+    e.observe(&dhcp_reply(A, ip(254), 5, ip(50)), 4 * SECOND);
+    e
+}
+
+fn state(e: &Engine) -> (String, String, String) {
+    let devices = serde_json::to_string(&e.device_rows(10 * SECOND, |_| None)).unwrap();
+    let servers = serde_json::to_string(&e.server_rows()).unwrap();
+    let findings = serde_json::to_string(&e.open_findings()).unwrap();
+    (devices, servers, findings)
+}
+
+#[test]
+fn a_batch_written_and_read_back_restores_the_same_engine_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sub/l2watch.db");
+    let (mut store, note) = Store::open(&path).unwrap();
+    assert_eq!(note, OpenNote::Created);
+    let mut e = busy_engine();
+    let changes = e.take_changes();
+    assert_eq!(changes.devices.len(), 3, "{changes:?}");
+    assert_eq!(changes.servers.len(), 1);
+    assert!(changes.findings.iter().any(|f| f.kind == kind::MAC_CHANGED));
+    // Three ARP bindings learnt or changed, and one ACK.
+    assert_eq!(changes.events.len(), 4, "{:?}", changes.events);
+    store.write(&changes).unwrap();
+    assert!(e.take_changes().is_empty(), "the journal was drained");
+    drop(store);
+
+    let (store, note) = Store::open(&path).unwrap();
+    assert_eq!(note, OpenNote::Opened);
+    let (restored, skipped) = store.load(CAPS).unwrap();
+    assert_eq!(skipped, 0);
+    let mut back = Engine::new(EngineConfig::default());
+    back.restore(restored);
+    assert_eq!(state(&back), state(&e));
+    let events = store.events_since(0, 100).unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["arp_new", "arp_new", "arp_moved", "dhcp_ack"]);
+    assert_eq!(events[3].ip, Some(ip(50)));
+    assert_eq!(events[3].detail["server_id"], "10.0.0.254");
+}
+
+#[test]
+fn restored_findings_close_after_their_quiet_period_and_the_close_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l2watch.db");
+    let (mut store, _) = Store::open(&path).unwrap();
+    let mut e = busy_engine();
+    store.write(&e.take_changes()).unwrap();
+    let (restored, _) = store.load(CAPS).unwrap();
+    let mut back = Engine::new(EngineConfig::default()).with_journal(10);
+    back.restore(restored);
+    let open = back.open_findings().len();
+    assert!(open > 0);
+    let closed = back.tick(1_000_000 * SECOND);
+    assert_eq!(closed.len(), open);
+    store.write(&back.take_changes()).unwrap();
+    let (again, _) = store.load(CAPS).unwrap();
+    assert!(again.open_findings.is_empty());
+    assert_eq!(again.closed_findings.len(), open);
+    assert_eq!(store.findings_since(0).unwrap().len(), open);
+}
+
+#[test]
+fn an_older_schema_is_migrated_keeping_its_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v1.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(schema::MIGRATIONS[0]).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO devices (ifindex, outer_vlan, inner_vlan, ip, mac, first_seen, last_seen,
+             source) VALUES (2, 10, -1, '10.0.0.9', '02:00:00:00:00:0a', 1, 2, 'arp')",
+            [],
+        )
+        .unwrap();
+    }
+    let (store, note) = Store::open(&path).unwrap();
+    assert_eq!(
+        note,
+        OpenNote::Migrated {
+            from: 1,
+            to: SCHEMA_VERSION
+        }
+    );
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let (r, _) = store.load(CAPS).unwrap();
+    assert_eq!(r.devices.len(), 1);
+    let (k, d) = &r.devices[0];
+    assert_eq!(
+        (k.ip, k.seg.outer_vlan, k.seg.inner_vlan),
+        (ip(9), Some(10), None)
+    );
+    assert_eq!(d.mac, A);
+}
+
+#[test]
+fn a_newer_schema_is_refused_and_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("future.db");
+    Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let before = std::fs::read(&path).unwrap();
+    let err = Store::open(&path).err().expect("refused");
+    assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{err}");
+    assert!(err.to_string().contains("--db"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+fn aside_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains(".corrupt-"))
+        .collect()
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_moved_aside_not_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l2watch.db");
+    let junk = vec![0x5a; 8192];
+    std::fs::write(&path, &junk).unwrap();
+    let (mut store, note) = Store::open(&path).unwrap();
+    let OpenNote::MovedAside { reason, aside } = note else {
+        panic!("{note:?}")
+    };
+    assert!(reason.contains("not a database"), "{reason}");
+    assert_eq!(
+        std::fs::read(&aside).unwrap(),
+        junk,
+        "the old bytes are kept"
+    );
+    store.write(&busy_engine().take_changes()).unwrap();
+    assert_eq!(store.counts().unwrap()[0], ("devices", 3));
+}
+
+#[test]
+fn a_damaged_page_is_found_by_the_check_and_the_file_moved_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l2watch.db");
+    {
+        let (mut store, _) = Store::open(&path).unwrap();
+        let mut e = Engine::new(EngineConfig::default()).with_journal(100_000);
+        for i in 0..5_000u32 {
+            let b = i.to_be_bytes();
+            e.observe(
+                &arp(
+                    Mac([2, 0, b[0], b[1], b[2], b[3]]),
+                    Ipv4Addr::from(0x0a00_0000 + i),
+                ),
+                SECOND,
+            );
+        }
+        store.write(&e.take_changes()).unwrap();
+        store.checkpoint().unwrap();
+    }
+    // Scribble over the middle of the file: b-tree pages, not the header.
+    let mut bytes = std::fs::read(&path).unwrap();
+    assert!(bytes.len() > 64 * 1024);
+    let mid = bytes.len() / 2;
+    bytes[mid..mid + 8192].fill(0xff);
+    std::fs::write(&path, &bytes).unwrap();
+    let (_, note) = Store::open(&path).unwrap();
+    assert!(matches!(note, OpenNote::MovedAside { .. }), "{note:?}");
+    assert_eq!(aside_files(dir.path()).len(), 1);
+}
+
+#[test]
+fn errors_that_are_not_corruption_keep_the_path_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    // A directory where the file should be: cannot open, but nothing is corrupt.
+    let path = dir.path().join("l2watch.db");
+    std::fs::create_dir(&path).unwrap();
+    let err = Store::open(&path).err().expect("error");
+    assert!(matches!(err, StoreError::Sql { .. }), "{err}");
+    assert!(path.is_dir());
+    assert!(aside_files(dir.path()).is_empty());
+}
+
+#[test]
+fn retention_drops_old_and_surplus_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut store, _) = Store::open(&dir.path().join("l2watch.db")).unwrap();
+    let day = 86_400 * SECOND;
+    let mut e = Engine::new(EngineConfig::default()).with_journal(1_000);
+    for i in 0..20u8 {
+        // One new device a day for 20 days.
+        e.observe(&arp(Mac([2, 0, 0, 0, 1, i]), ip(i)), u64::from(i) * day + 1);
+    }
+    store.write(&e.take_changes()).unwrap();
+    let ret = Retention {
+        event_days: 10,
+        max_events: 5,
+        closed_finding_days: 1,
+    };
+    let caps = Caps { devices: 8, ..CAPS };
+    let gone = store.prune(20 * day, &ret, caps).unwrap();
+    // Events: 10 fall to age (days 0..=9), 5 more to the count cap; devices: 12 over the cap.
+    assert_eq!(gone, 10 + 5 + 12);
+    let counts = store.counts().unwrap();
+    assert_eq!(counts[0], ("devices", 8));
+    assert_eq!(counts[3], ("events", 5));
+    let kept = store.events_since(0, 100).unwrap();
+    assert_eq!(
+        kept.first().map(|e| e.ip),
+        Some(Some(ip(15))),
+        "the newest five remain"
+    );
+    let (r, _) = store.load(caps).unwrap();
+    assert_eq!(r.devices.first().map(|(k, _)| k.ip), Some(ip(12)));
+    assert_eq!(r.devices.last().map(|(k, _)| k.ip), Some(ip(19)));
+}
+
+#[test]
+fn a_full_journal_drops_history_and_counts_it_but_keeps_state() {
+    let mut e = Engine::new(EngineConfig::default()).with_journal(2);
+    for i in 1..=5 {
+        e.observe(&arp(A, ip(i)), SECOND);
+    }
+    let c = e.take_changes();
+    assert_eq!(c.events.len(), 2);
+    assert_eq!(c.devices.len(), 5);
+    assert_eq!(e.stats().history_dropped, 3);
+}
