@@ -146,6 +146,8 @@ pub struct EngineStats {
     pub findings_dropped: u64,
     /// History events not kept because the journal was full (the store fell behind).
     pub history_dropped: u64,
+    /// IP bindings that moved to another MAC (flip flops included).
+    pub mac_moves: u64,
 }
 
 /// One entry of the event history: a binding learnt or changed, or a DHCP message.
@@ -306,6 +308,16 @@ pub struct Restored {
     pub closed_findings: Vec<Finding>,
 }
 
+fn detectors(cfg: &EngineConfig) -> Vec<Box<dyn Detector + Send>> {
+    vec![
+        Box::new(DuplicateIp::new(cfg.duplicate_ip.clone())),
+        Box::new(MacChange::new(cfg.mac_change.clone())),
+        Box::new(MacCollision::new(cfg.mac_collision.clone())),
+        Box::new(DhcpStorm::new(cfg.dhcp_storm.clone())),
+        Box::new(Apipa::new(cfg.apipa.clone())),
+    ]
+}
+
 pub struct Engine {
     table: DeviceTable,
     servers: DhcpServers,
@@ -319,20 +331,22 @@ pub struct Engine {
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Self {
         Engine {
-            table: DeviceTable::new(cfg.devices),
+            table: DeviceTable::new(cfg.devices.clone()),
             servers: DhcpServers::new(cfg.limits.max_dhcp_servers),
-            server_watch: DhcpServerWatch::new(cfg.dhcp_servers),
-            detectors: vec![
-                Box::new(DuplicateIp::new(cfg.duplicate_ip)),
-                Box::new(MacChange::new(cfg.mac_change)),
-                Box::new(MacCollision::new(cfg.mac_collision)),
-                Box::new(DhcpStorm::new(cfg.dhcp_storm)),
-                Box::new(Apipa::new(cfg.apipa)),
-            ],
+            server_watch: DhcpServerWatch::new(cfg.dhcp_servers.clone()),
+            detectors: detectors(&cfg),
             findings: Findings::new(cfg.limits.max_open_findings, cfg.limits.max_closed_findings),
             stats: EngineStats::default(),
             journal: None,
         }
+    }
+
+    /// Applies a new configuration (SIGHUP). The device table, servers and findings keep their
+    /// contents; detectors start over with empty windows. Capacities need a restart.
+    pub fn reconfigure(&mut self, cfg: &EngineConfig) {
+        self.table.set_windows(&cfg.devices);
+        self.server_watch = DhcpServerWatch::new(cfg.dhcp_servers.clone());
+        self.detectors = detectors(cfg);
     }
 
     /// Keeps a journal of what changed for [`Engine::take_changes`] (the store sink). At most
@@ -395,6 +409,12 @@ impl Engine {
             Observation::Dhcp { .. } => self.stats.dhcp_observations += 1,
         }
         let up = update_state(&mut self.table, &mut self.servers, obs, now);
+        if matches!(
+            up.change,
+            Some(Change::Moved { .. } | Change::FlipFlop { .. })
+        ) {
+            self.stats.mac_moves += 1;
+        }
         let ctx = Context {
             table: &self.table,
             servers: &self.servers,
@@ -439,6 +459,10 @@ impl Engine {
             }
         }
         out
+    }
+
+    pub fn servers(&self) -> &DhcpServers {
+        &self.servers
     }
 
     pub fn table(&self) -> &DeviceTable {

@@ -4,12 +4,17 @@
 //! `replay` (offline, through BPF_PROG_TEST_RUN) and `run` (live); `counts` turns kernel
 //! counters into reports.
 pub mod capture;
+pub mod check;
+pub mod config;
 pub mod counts;
 pub mod decode;
 pub mod detect;
 pub mod engine;
+pub mod export;
+pub mod links;
 pub mod model;
 pub mod pcap;
+pub mod query;
 pub mod replay;
 pub mod run;
 pub mod state;

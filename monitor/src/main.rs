@@ -5,10 +5,13 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use l2watch::{
     capture::{Probe, ProbeConfig},
+    check,
+    config::{Config, KernelConfig},
     counts::TSHARK_KEYS,
     engine::EngineConfig,
+    query,
     replay::{analyze, ReplayError},
-    run::{run, RunOptions},
+    run::run,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -37,12 +40,16 @@ enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Attach to interfaces and log ARP binding changes, DHCP messages and counters.
+    /// Attach to interfaces and watch: device table, DHCP servers, findings, metrics, API.
     ///
-    /// Native (driver) XDP is tried first, then generic mode; the log says which one each
-    /// interface got. Stops cleanly, detaching everything, on SIGINT or SIGTERM.
+    /// Settings come from the config file (--config, default /etc/l2watch/l2watch.toml; an
+    /// annotated example is deploy/l2watch.toml), and the flags below override it. Without
+    /// --iface, every up, non-loopback Ethernet interface is watched (the log lists them).
+    /// Native (driver) XDP is tried first, then generic mode; the log says which. Interfaces
+    /// that go away are reattached when they come back. SIGHUP reloads the config without
+    /// detaching; SIGINT/SIGTERM stop cleanly, detaching everything.
     ///
-    /// Example: l2watch run --iface eth0 --iface eth1
+    /// Example: l2watch run --iface eth0 --iface eth1 --listen 127.0.0.1:9731
     Run(RunArgs),
 
     /// Run every frame of a pcap/pcapng capture through the real XDP program
@@ -55,97 +62,259 @@ enum Command {
     /// Ethernet); 3 the file is truncated or corrupt part-way (the report covers the frames read
     /// before the byte offset named); 1 anything else (e.g. the program cannot be loaded).
     Replay(ReplayArgs),
+
+    /// Devices a running agent knows: IP, MAC, interface, VLAN, source, state, host name.
+    ///
+    /// Example: l2watch devices --vlan 100 --api http://rack1:9731
+    Devices(DeviceArgs),
+
+    /// Findings of a running agent: open ones, or every one since a time.
+    ///
+    /// Example: l2watch findings --since 24h
+    Findings(FindingArgs),
+
+    /// DHCP servers a running agent has seen, with their allowlist verdict and offered range.
+    DhcpServers(QueryArgs),
+
+    /// A running agent's event history (bindings learnt or changed, DHCP messages).
+    ///
+    /// Example: l2watch events --since 15m --limit 100
+    Events(EventArgs),
+
+    /// Preflight: kernel, BTF, capabilities and, per interface, existence, XDP support and
+    /// hardware VLAN stripping, each with its fix. Changes nothing.
+    ///
+    /// Exit codes: 0 all good; 1 warnings (l2watch runs, but look); 2 errors (it will not run).
+    Check(CheckArgs),
 }
 
 #[derive(clap::Args, Debug)]
 struct RunArgs {
-    /// Interface to monitor (repeat for several).
-    #[arg(long = "iface", short = 'i', value_name = "IF", required = true)]
+    /// Config file. Missing is fine at the default path (defaults apply), an error elsewhere.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Interface to monitor (repeat for several). Default: every up Ethernet interface.
+    #[arg(long = "iface", short = 'i', value_name = "IF")]
     interfaces: Vec<String>,
 
-    /// How often to log counters, e.g. 10s, 1m.
-    #[arg(long, default_value = "10s", value_parser = parse_duration)]
-    stats_interval: Duration,
+    /// Address for /metrics, /api/v1, /healthz and /readyz [default: 0.0.0.0:9731].
+    #[arg(long, value_name = "ADDR:PORT")]
+    listen: Option<std::net::SocketAddr>,
+
+    /// How often to log counters, e.g. 10s, 1m [default: 10s].
+    #[arg(long, value_parser = parse_duration)]
+    stats_interval: Option<Duration>,
 
     /// SQLite database for devices, DHCP servers, findings and event history. Created (with
     /// its directory) if missing; state is restored from it on start. An older schema is
     /// migrated; a corrupt file is moved aside to PATH.corrupt-<time> and a new one started.
-    #[arg(long, value_name = "PATH", default_value = l2watch::store::DEFAULT_PATH)]
-    db: PathBuf,
+    /// [default: /var/lib/l2watch/l2watch.db]
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
 
     /// Keep state in memory only: no database is read or written.
     #[arg(long, conflicts_with = "db")]
     no_db: bool,
 
-    /// How often changes are written to the database; a crash loses at most this much.
-    #[arg(long, default_value = "1s", value_parser = parse_duration)]
-    flush_interval: Duration,
+    /// How often changes are written to the database; a crash loses at most this much
+    /// [default: 1s].
+    #[arg(long, value_parser = parse_duration)]
+    flush_interval: Option<Duration>,
 
-    /// Delete history events older than this many days.
-    #[arg(long, value_name = "DAYS", default_value_t = 30)]
-    event_retention_days: u64,
+    /// Delete history events older than this many days [default: 30].
+    #[arg(long, value_name = "DAYS")]
+    event_retention_days: Option<u64>,
 
-    /// Keep at most this many history events (oldest go first).
-    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
-    max_events: u64,
+    /// Keep at most this many history events, oldest going first [default: 1000000].
+    #[arg(long, value_name = "N")]
+    max_events: Option<u64>,
 
     /// Maximum devices in the table (memory and database); the least recently seen entry is
-    /// evicted past it, and evictions are counted.
-    #[arg(long, value_name = "N", default_value_t = 100_000)]
-    max_devices: usize,
+    /// evicted past it, and evictions are counted [default: 100000].
+    #[arg(long, value_name = "N")]
+    max_devices: Option<usize>,
+
+    /// VLAN label values per interface in /metrics; the rest are summed as vlan="other"
+    /// [default: 32].
+    #[arg(long, value_name = "N")]
+    vlan_label_cap: Option<usize>,
 
     #[command(flatten)]
     kernel: KernelArgs,
 }
 
-/// Kernel-side settings shared by `run` and `replay`.
-#[derive(clap::Args, Debug)]
+impl RunArgs {
+    /// The file's configuration with these flags on top.
+    fn config(&self) -> Result<Config, l2watch::config::ConfigError> {
+        let (path, explicit) = match &self.config {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(l2watch::config::DEFAULT_PATH), false),
+        };
+        let mut c = Config::load(&path, explicit)?;
+        if !self.interfaces.is_empty() {
+            c.interfaces = self.interfaces.clone();
+        }
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if let Some(v) = self.stats_interval {
+            c.stats_interval_secs = v.as_secs().max(1);
+        }
+        if let Some(v) = &self.db {
+            c.database.path = v.clone();
+            c.database.enabled = true;
+        }
+        if self.no_db {
+            c.database.enabled = false;
+        }
+        if let Some(v) = self.flush_interval {
+            c.database.flush_interval_ms = (v.as_millis() as u64).max(1);
+        }
+        if let Some(v) = self.event_retention_days {
+            c.database.retention.event_days = v;
+        }
+        if let Some(v) = self.max_events {
+            c.database.retention.max_events = v;
+        }
+        if let Some(v) = self.max_devices {
+            c.engine.devices.capacity = v;
+        }
+        if let Some(v) = self.vlan_label_cap {
+            c.metrics.vlan_label_cap = v;
+        }
+        self.kernel.apply(&mut c.kernel);
+        c.validate(&path)?;
+        Ok(c)
+    }
+}
+
+/// Kernel-side settings shared by `run` and `replay`; unset ones come from the config.
+#[derive(clap::Args, Debug, Clone)]
 struct KernelArgs {
     /// Re-report an unchanged IP->MAC binding after this long (repeats inside it are
-    /// suppressed in the kernel).
-    #[arg(long, default_value = "60s", value_parser = parse_duration)]
-    refresh: Duration,
+    /// suppressed in the kernel) [default: 60s].
+    #[arg(long, value_parser = parse_duration)]
+    refresh: Option<Duration>,
 
-    /// ARP events per second per CPU once the burst is spent (excess is counted, not sent).
-    #[arg(long, default_value_t = 2_000)]
-    arp_rate: u32,
+    /// ARP events per second per CPU once the burst is spent (excess is counted, not sent)
+    /// [default: 2000].
+    #[arg(long)]
+    arp_rate: Option<u32>,
 
-    /// ARP event burst per CPU.
-    #[arg(long, default_value_t = 10_000)]
-    arp_burst: u32,
+    /// ARP event burst per CPU [default: 10000].
+    #[arg(long)]
+    arp_burst: Option<u32>,
 
-    /// DHCP events per second per CPU once the burst is spent.
-    #[arg(long, default_value_t = 1_000)]
-    dhcp_rate: u32,
+    /// DHCP events per second per CPU once the burst is spent [default: 1000].
+    #[arg(long)]
+    dhcp_rate: Option<u32>,
 
-    /// DHCP event burst per CPU.
-    #[arg(long, default_value_t = 5_000)]
-    dhcp_burst: u32,
+    /// DHCP event burst per CPU [default: 5000].
+    #[arg(long)]
+    dhcp_burst: Option<u32>,
 
     /// Capacity of the per-(interface, VLAN) counter map; segments beyond it are counted in
-    /// an overflow slot and reported as such.
-    #[arg(long, default_value_t = 4_096)]
-    max_segments: u32,
+    /// an overflow slot and reported as such [default: 4096].
+    #[arg(long)]
+    max_segments: Option<u32>,
 
-    /// Capacity of the kernel's binding map (least recently used entries are evicted).
-    #[arg(long, default_value_t = 65_536)]
-    max_bindings: u32,
+    /// Capacity of the kernel's binding map (least recently used entries are evicted)
+    /// [default: 65536].
+    #[arg(long)]
+    max_bindings: Option<u32>,
 }
 
 impl KernelArgs {
-    fn probe_config(&self, rate_limit: bool) -> ProbeConfig {
-        ProbeConfig {
-            refresh: self.refresh,
-            rate_limit,
-            arp_rate_per_sec: self.arp_rate,
-            arp_burst: self.arp_burst,
-            dhcp_rate_per_sec: self.dhcp_rate,
-            dhcp_burst: self.dhcp_burst,
-            max_segments: self.max_segments,
-            max_bindings: self.max_bindings,
-            ..ProbeConfig::default()
+    fn apply(&self, k: &mut KernelConfig) {
+        if let Some(v) = self.refresh {
+            k.refresh_secs = v.as_secs();
+        }
+        for (dst, src) in [
+            (&mut k.arp_rate, self.arp_rate),
+            (&mut k.arp_burst, self.arp_burst),
+            (&mut k.dhcp_rate, self.dhcp_rate),
+            (&mut k.dhcp_burst, self.dhcp_burst),
+            (&mut k.max_segments, self.max_segments),
+            (&mut k.max_bindings, self.max_bindings),
+        ] {
+            if let Some(v) = src {
+                *dst = v;
+            }
         }
     }
+
+    fn probe_config(&self, rate_limit: bool) -> ProbeConfig {
+        let mut k = KernelConfig::default();
+        self.apply(&mut k);
+        let mut p = k.probe_config(rate_limit);
+        // Sub-second refresh (tests, benches) survives the seconds-based config.
+        if let Some(r) = self.refresh {
+            p.refresh = r;
+        }
+        p
+    }
+}
+
+#[derive(clap::Args, Debug)]
+struct QueryArgs {
+    /// The agent's API.
+    #[arg(long, value_name = "URL", default_value = l2watch::query::DEFAULT_API, env = "L2WATCH_API")]
+    api: String,
+
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+struct DeviceArgs {
+    #[command(flatten)]
+    q: QueryArgs,
+    /// Only this IP.
+    #[arg(long)]
+    ip: Option<String>,
+    /// Only this MAC.
+    #[arg(long)]
+    mac: Option<String>,
+    /// Only this VLAN: "untagged", "100" or "200.2001".
+    #[arg(long)]
+    vlan: Option<String>,
+    /// Only this interface.
+    #[arg(long)]
+    interface: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct FindingArgs {
+    #[command(flatten)]
+    q: QueryArgs,
+    /// Every finding (open and closed) opened or closed since: RFC 3339, Unix seconds, or an
+    /// age like 24h. Without it: open findings only.
+    #[arg(long)]
+    since: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+struct EventArgs {
+    #[command(flatten)]
+    q: QueryArgs,
+    /// Events since: RFC 3339, Unix seconds, or an age like 15m [default: 1h].
+    #[arg(long)]
+    since: Option<String>,
+    /// At most this many events (1..=10000) [default: 1000].
+    #[arg(long)]
+    limit: Option<usize>,
+}
+
+#[derive(clap::Args, Debug)]
+struct CheckArgs {
+    /// Interface to check (repeat for several). Default: those `run` would pick.
+    #[arg(long = "iface", short = 'i', value_name = "IF")]
+    interfaces: Vec<String>,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(clap::Args, Debug)]
@@ -196,19 +365,90 @@ fn init_logging(format: LogFormat) {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
+    let fail = |e: anyhow::Error| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    };
     match cli.command {
-        Command::Run(args) => match run_cmd(args) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Run(args) => run_cmd(args).map_or_else(fail, |()| ExitCode::SUCCESS),
         Command::Replay(args) => replay_cmd(args),
+        Command::Devices(a) => {
+            let qs = query::query_string(&[
+                ("ip", a.ip),
+                ("mac", a.mac),
+                ("vlan", a.vlan),
+                ("interface", a.interface),
+            ]);
+            query_cmd(&a.q, &format!("/api/v1/devices{qs}"), query::devices_table)
+        }
+        Command::Findings(a) => {
+            let qs = query::query_string(&[("since", a.since)]);
+            query_cmd(
+                &a.q,
+                &format!("/api/v1/findings{qs}"),
+                query::findings_table,
+            )
+        }
+        Command::DhcpServers(q) => query_cmd(&q, "/api/v1/dhcp/servers", query::servers_table),
+        Command::Events(a) => {
+            let qs = query::query_string(&[
+                ("since", a.since),
+                ("limit", a.limit.map(|l| l.to_string())),
+            ]);
+            query_cmd(&a.q, &format!("/api/v1/events{qs}"), query::events_table)
+        }
+        Command::Check(a) => check_cmd(a),
     }
 }
 
+fn query_cmd(q: &QueryArgs, path: &str, table: fn(&serde_json::Value) -> String) -> ExitCode {
+    match query::get(&q.api, path) {
+        Ok(body) => {
+            if q.json {
+                println!("{}", serde_json::to_string_pretty(&body).expect("JSON"));
+            } else {
+                println!("{}", table(&body));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_cmd(a: CheckArgs) -> ExitCode {
+    let mut items = check::system();
+    let ifaces = if a.interfaces.is_empty() {
+        let d = l2watch::links::discover(std::path::Path::new("/sys/class/net"));
+        if d.chosen.is_empty() {
+            items.push(check::Item {
+                level: check::Level::Error,
+                subject: "interfaces".into(),
+                message: "no up, non-loopback Ethernet interface to watch".into(),
+                fix: Some("bring one up, or name one with --iface".into()),
+            });
+        }
+        d.chosen
+    } else {
+        a.interfaces
+    };
+    for i in &ifaces {
+        items.extend(check::interface(i));
+    }
+    for i in &items {
+        if a.json {
+            println!("{}", serde_json::to_string(i).expect("JSON"));
+        } else {
+            println!("{i}");
+        }
+    }
+    ExitCode::from(check::worst(&items).exit_code())
+}
+
 fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
+    let cfg = args.config()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -227,22 +467,8 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
             }
             signals.cancel();
         });
-        let mut engine = EngineConfig::default();
-        engine.devices.capacity = args.max_devices;
-        let opts = RunOptions {
-            interfaces: args.interfaces,
-            probe: args.kernel.probe_config(true),
-            stats_interval: args.stats_interval,
-            engine,
-            db: (!args.no_db).then_some(args.db),
-            retention: l2watch::store::Retention {
-                event_days: args.event_retention_days,
-                max_events: args.max_events,
-                ..Default::default()
-            },
-            flush_interval: args.flush_interval,
-        };
-        run(opts, shutdown)
+        let reload: l2watch::run::Reload = Box::new(move || args.config());
+        run(cfg, reload, shutdown)
             .await
             .context("l2watch run failed (try `l2watch check` for a preflight)")
     })

@@ -1,6 +1,14 @@
-//! Live mode: attach to interfaces, read the ring buffer under tokio, log events and counters,
+//! Live mode: load the program, attach it to the interfaces, read the ring buffer under tokio
+//! into the engine, serve metrics and the API, write changes to the database, follow the
+//! interfaces as they go down, disappear and come back, reload the configuration on SIGHUP,
 //! and detach cleanly when the shutdown token fires.
-use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    net::Ipv4Addr,
+    path::PathBuf,
+    sync::{atomic::Ordering, Arc},
+    time::Duration,
+};
 
 use aya::maps::{MapData, RingBuf};
 use monitor_common::{event_kind, Counter, SegmentCounters, NO_VLAN};
@@ -9,51 +17,53 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::{
-    capture::{decode, KernelEvent, Mac, Probe, ProbeConfig, ProbeError},
+    capture::{decode, KernelEvent, Mac, Probe, ProbeError},
+    config::{Config, ConfigError},
     decode::{observe, segment},
     detect::FindingEvent,
-    engine::{Engine, EngineConfig},
+    engine::Engine,
+    export::{api, Link, Shared},
+    links,
     model::Nanos,
-    store::{Caps, OpenNote, Retention, Store, StoreError, Writer},
+    store::{Caps, OpenNote, Store, StoreError, Writer},
 };
 
-/// What `l2watch run` needs.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    pub interfaces: Vec<String>,
-    pub probe: ProbeConfig,
-    /// How often counters are logged.
-    pub stats_interval: Duration,
-    pub engine: EngineConfig,
-    /// The SQLite database; None keeps state in memory only.
-    pub db: Option<PathBuf>,
-    pub retention: Retention,
-    /// How often changes are written to the database (at most this much is lost on a crash).
-    pub flush_interval: Duration,
-}
+/// Re-reads the configuration (file plus flags) for SIGHUP.
+pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// History events that may wait for the writer between two flushes.
 const JOURNAL_EVENTS: usize = 100_000;
+/// How often monitored interfaces are checked for down, gone and back.
+const LINK_POLL: Duration = Duration::from_secs(1);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
     Probe(#[from] ProbeError),
-    #[error("no interface given: pass --iface IF (repeatable)")]
+    #[error("no interface to monitor: auto mode found no up, non-loopback Ethernet interface; pass --iface IF")]
     NoInterface,
     #[error("cannot watch the ring buffer: {0}")]
     Poll(#[source] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(
+        "cannot listen on {addr}: {source}; pass --listen ADDR:PORT (or set listen in the config)"
+    )]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Opens the database and restores the engine from it.
-fn open_store(opts: &RunOptions) -> Result<(Engine, Option<Writer>), RunError> {
-    let engine = Engine::new(opts.engine.clone());
-    let Some(path) = &opts.db else {
+fn open_store(cfg: &Config) -> Result<(Engine, Option<(Writer, PathBuf)>), RunError> {
+    let engine = Engine::new(cfg.engine.clone());
+    if !cfg.database.enabled {
         info!("no database: state lives in memory only");
         return Ok((engine, None));
-    };
+    }
+    let path = &cfg.database.path;
     let (store, note) = Store::open(path)?;
     match &note {
         OpenNote::MovedAside { reason, aside } => warn!(
@@ -68,9 +78,9 @@ fn open_store(opts: &RunOptions) -> Result<(Engine, Option<Writer>), RunError> {
         OpenNote::Created | OpenNote::Opened => {}
     }
     let caps = Caps {
-        devices: opts.engine.devices.capacity,
-        servers: opts.engine.limits.max_dhcp_servers,
-        closed_findings: opts.engine.limits.max_closed_findings,
+        devices: cfg.engine.devices.capacity,
+        servers: cfg.engine.limits.max_dhcp_servers,
+        closed_findings: cfg.engine.limits.max_closed_findings,
     };
     let (restored, skipped) = store.load(caps)?;
     info!(
@@ -83,63 +93,238 @@ fn open_store(opts: &RunOptions) -> Result<(Engine, Option<Writer>), RunError> {
     );
     let mut engine = engine.with_journal(JOURNAL_EVENTS);
     engine.restore(restored);
-    let writer = Writer::spawn(store, opts.retention.clone(), caps, unix_now);
-    Ok((engine, Some(writer)))
+    let writer = Writer::spawn(store, cfg.database.retention.clone(), caps, unix_now);
+    Ok((engine, Some((writer, path.clone()))))
 }
 
-/// Runs until `shutdown` is cancelled. Programs are detached when this returns (the links are
-/// owned by the probe, which is dropped here).
-pub async fn run(opts: RunOptions, shutdown: CancellationToken) -> Result<(), RunError> {
-    if opts.interfaces.is_empty() {
+/// The interfaces to monitor: the configured ones, or every up Ethernet interface.
+fn interfaces(cfg: &Config) -> Result<Vec<String>, RunError> {
+    if !cfg.interfaces.is_empty() {
+        return Ok(cfg.interfaces.clone());
+    }
+    let d = links::discover(std::path::Path::new("/sys/class/net"));
+    for (name, why) in &d.skipped {
+        info!(iface = %name, reason = why, "auto mode: not monitoring");
+    }
+    if d.chosen.is_empty() {
         return Err(RunError::NoInterface);
     }
-    let (engine, writer) = open_store(&opts)?;
-    let mut probe = Probe::load(&opts.probe)?;
-    let mut names = BTreeMap::new();
-    for iface in &opts.interfaces {
+    info!(interfaces = %d.chosen.join(","), "auto mode: monitoring every up Ethernet interface");
+    Ok(d.chosen)
+}
+
+/// Runs until `shutdown` is cancelled. Programs are detached when this returns.
+pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Result<(), RunError> {
+    // First: a SIGHUP before the handler exists would terminate the process.
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(RunError::Poll)?;
+    let ifaces = interfaces(&cfg)?;
+    let (engine, writer) = open_store(&cfg)?;
+    let (writer, db) = match writer {
+        Some((w, p)) => (Some(w), Some(p)),
+        None => (None, None),
+    };
+    let mut probe = Probe::load(&cfg.kernel.probe_config(true))?;
+    let mut attached = BTreeMap::new();
+    for iface in &ifaces {
         let mode = probe.attach(iface)?;
-        let ifindex = ifindex(iface).unwrap_or(0);
-        names.insert(ifindex, iface.clone());
+        let ifindex = links::ifindex(iface).unwrap_or(0);
         info!(iface = %iface, ifindex, mode = mode.name(), "attached XDP program");
+        attached.insert(
+            ifindex,
+            Link {
+                name: iface.clone(),
+                mode: Some(mode),
+            },
+        );
     }
     let logger = spawn_kernel_log(&mut probe, shutdown.clone());
     let events = probe
         .take_events()
         .ok_or(ProbeError::Missing("ring buffer"))?;
-    let sink = Sink {
+    let shared = Arc::new(Shared::new(
         engine,
-        writer,
-        flush_interval: opts.flush_interval,
-    };
-    let reader = tokio::spawn(read_events(events, sink, names.clone(), shutdown.clone()));
+        probe,
+        db,
+        writer.as_ref().map(|w| w.stats.clone()),
+        cfg.metrics.clone(),
+    ));
+    *shared.links.write().expect("links lock") = attached;
 
-    let mut ticker = tokio::time::interval(opts.stats_interval);
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: cfg.listen,
+            source,
+        })?;
+    info!(listen = %cfg.listen, "serving /metrics, /api/v1, /healthz and /readyz");
+    let server = {
+        let app = api::router(shared.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+            {
+                warn!(error = %e, "HTTP server failed");
+            }
+        })
+    };
+    let reader = tokio::spawn(read_events(
+        events,
+        shared.clone(),
+        writer,
+        cfg.flush_interval(),
+        shutdown.clone(),
+    ));
+    let watcher = tokio::spawn(watch_links(
+        shared.clone(),
+        ifaces.clone(),
+        shutdown.clone(),
+    ));
+    shared.ready.store(true, Ordering::Relaxed);
+    info!(interfaces = ifaces.len(), "ready");
+
+    let mut current = cfg;
+    let mut ticker = tokio::time::interval(current.stats_interval());
     ticker.tick().await;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => log_counters(&probe, &names),
+            _ = ticker.tick() => log_counters(&shared),
+            _ = hup.recv() => apply_reload(&shared, &reload, &mut current),
         }
     }
-    log_counters(&probe, &names);
+    shared.ready.store(false, Ordering::Relaxed);
+    log_counters(&shared);
     match reader.await {
         Ok(Err(e)) => warn!(error = %e, "ring-buffer reader failed"),
         Err(e) => warn!(error = %e, "ring-buffer reader panicked"),
         Ok(Ok(())) => {}
     }
+    let _ = watcher.await;
+    let _ = server.await;
     if let Some(l) = logger {
         let _ = l.await;
     }
-    drop(probe);
-    info!(interfaces = opts.interfaces.len(), "detached; bye");
+    drop(shared);
+    info!(interfaces = ifaces.len(), "detached; bye");
     Ok(())
 }
 
-fn ifindex(name: &str) -> Option<u32> {
-    let c = std::ffi::CString::new(name).ok()?;
-    // SAFETY: valid NUL-terminated string.
-    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    (idx != 0).then_some(idx)
+/// SIGHUP: re-reads the configuration and applies what can change without a restart.
+fn apply_reload(shared: &Shared, reload: &Reload, current: &mut Config) {
+    let new = match reload() {
+        Ok(c) => c,
+        Err(e) => {
+            shared.reload_errors.fetch_add(1, Ordering::Relaxed);
+            warn!(error = %e, "configuration reload refused; the running configuration stays");
+            return;
+        }
+    };
+    let restart = current.restart_needed(&new);
+    shared
+        .engine
+        .lock()
+        .expect("engine lock")
+        .reconfigure(&new.engine);
+    *shared.metrics.write().expect("metrics lock") = new.metrics.clone();
+    let kernel = new.kernel.probe_config(true);
+    if let Err(e) = shared.probe.lock().expect("probe lock").configure(&kernel) {
+        warn!(error = %e, "kernel settings not applied");
+    }
+    shared.reloads.fetch_add(1, Ordering::Relaxed);
+    if restart.is_empty() {
+        info!("configuration reloaded");
+    } else {
+        warn!(
+            needs_restart = %restart.join(","),
+            "configuration reloaded; these settings take effect on restart"
+        );
+    }
+    // What needs a restart keeps its running value, so the next diff is against what runs.
+    let mut applied = new;
+    applied.interfaces = current.interfaces.clone();
+    applied.listen = current.listen;
+    applied.database = current.database.clone();
+    applied.kernel.max_segments = current.kernel.max_segments;
+    applied.kernel.max_bindings = current.kernel.max_bindings;
+    applied.engine.devices.capacity = current.engine.devices.capacity;
+    *current = applied;
+}
+
+/// Follows the monitored interfaces: logs when one goes down or comes up, and reattaches
+/// when one that disappeared comes back (under a new ifindex, as a re-created device does).
+async fn watch_links(shared: Arc<Shared>, ifaces: Vec<String>, shutdown: CancellationToken) {
+    let mut up: BTreeMap<String, bool> = ifaces.iter().map(|n| (n.clone(), true)).collect();
+    let mut tick = tokio::time::interval(LINK_POLL);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for name in &ifaces {
+            let now_idx = links::ifindex(name);
+            let known = shared
+                .links
+                .read()
+                .expect("links lock")
+                .iter()
+                .find(|(_, l)| &l.name == name)
+                .map(|(i, l)| (*i, l.mode));
+            match (known, now_idx) {
+                // Still there under the same index: only up/down can change.
+                (Some((idx, Some(_))), Some(now)) if idx == now => {
+                    let is_up = links::is_up(name);
+                    if up.insert(name.clone(), is_up) != Some(is_up) {
+                        if is_up {
+                            info!(iface = %name, "interface up again; program still attached");
+                        } else {
+                            warn!(iface = %name, "interface down; program stays attached");
+                        }
+                    }
+                }
+                // Gone, or replaced by a new device of the same name.
+                (Some((idx, Some(_))), now) => {
+                    warn!(iface = %name, ifindex = idx, "interface gone; will reattach when it comes back");
+                    shared.probe.lock().expect("probe lock").detach(name);
+                    let mut l = shared.links.write().expect("links lock");
+                    if let Some(link) = l.get_mut(&idx) {
+                        link.mode = None;
+                    }
+                    drop(l);
+                    if now.is_some() {
+                        // Replaced: the next tick reattaches it.
+                        continue;
+                    }
+                }
+                // Detached and back: attach again.
+                (Some((idx, None)), Some(now)) => {
+                    let res = shared.probe.lock().expect("probe lock").attach(name);
+                    match res {
+                        Ok(mode) => {
+                            let mut l = shared.links.write().expect("links lock");
+                            l.remove(&idx);
+                            l.insert(
+                                now,
+                                Link {
+                                    name: name.clone(),
+                                    mode: Some(mode),
+                                },
+                            );
+                            drop(l);
+                            up.insert(name.clone(), links::is_up(name));
+                            info!(iface = %name, ifindex = now, mode = mode.name(), "interface back; reattached XDP program");
+                        }
+                        Err(e) => {
+                            warn!(iface = %name, error = %e, "interface back but reattach failed; retrying")
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
 }
 
 /// Forwards aya-log records from the kernel program to tracing.
@@ -179,85 +364,94 @@ fn spawn_kernel_log(probe: &mut Probe, shutdown: CancellationToken) -> Option<Jo
     }))
 }
 
-/// The engine and where its changes go.
-struct Sink {
-    engine: Engine,
-    writer: Option<Writer>,
-    flush_interval: Duration,
-}
-
 async fn read_events(
     ring: RingBuf<MapData>,
-    sink: Sink,
-    names: BTreeMap<u32, String>,
+    shared: Arc<Shared>,
+    writer: Option<Writer>,
+    flush_interval: Duration,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
     // SAFETY: the RingBuf owns its map fd and keeps it open while the AsyncFd lives.
     let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
         .map_err(|e| RunError::Poll(e.into_parts().1))?;
-    let mut undecodable = 0u64;
-    let Sink {
-        mut engine,
-        writer,
-        flush_interval,
-    } = sink;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut flush = tokio::time::interval(flush_interval);
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tick.tick() => {
-                for f in engine.tick(unix_now()) {
+                let closed = shared.engine.lock().expect("engine lock").tick(unix_now());
+                let names = shared.names();
+                for f in closed {
                     log_finding(&f, &names);
                 }
             }
             _ = flush.tick() => {
                 if let Some(w) = &writer {
-                    w.flush(|| engine.take_changes());
+                    let mut e = shared.engine.lock().expect("engine lock");
+                    w.flush(|| e.take_changes());
                 }
             }
             guard = fd.readable_mut() => {
                 let mut guard = guard.map_err(RunError::Poll)?;
-                let ring = guard.get_inner_mut();
-                while let Some(item) = ring.next() {
-                    match decode(&item) {
-                        Ok(ev) => {
-                            log_event(&ev, &names);
-                            match observe(&ev) {
-                                Ok(obs) => {
-                                    for f in engine.observe(&obs, unix_now()) {
-                                        log_finding(&f, &names);
-                                    }
-                                }
-                                Err(e) => warn!(error = %e, "event not understood"),
-                            }
-                        }
-                        Err(e) => {
-                            undecodable += 1;
-                            warn!(error = %e, undecodable, "undecodable ring-buffer record");
-                        }
-                    }
-                }
+                drain(guard.get_inner_mut(), &shared);
                 guard.clear_ready();
             }
         }
     }
     // Whatever arrived before shutdown is still reported and stored.
-    let ring = fd.get_mut();
+    drain(fd.get_mut(), &shared);
+    if let Some(w) = writer {
+        let last = shared.engine.lock().expect("engine lock").take_changes();
+        w.finish(last).await;
+    }
+    Ok(())
+}
+
+/// Feeds every waiting ring-buffer record to the engine, under one lock.
+fn drain(ring: &mut RingBuf<MapData>, shared: &Shared) {
+    let names = shared.names();
+    let mut engine = shared.engine.lock().expect("engine lock");
+    let mut last_ktime = None;
     while let Some(item) = ring.next() {
-        if let Ok(ev) = decode(&item) {
-            log_event(&ev, &names);
-            if let Ok(obs) = observe(&ev) {
-                for f in engine.observe(&obs, unix_now()) {
-                    log_finding(&f, &names);
+        match decode(&item) {
+            Ok(ev) => {
+                last_ktime = Some(ev.header().ktime_ns);
+                log_event(&ev, &names);
+                match observe(&ev) {
+                    Ok(obs) => {
+                        for f in engine.observe(&obs, unix_now()) {
+                            log_finding(&f, &names);
+                        }
+                    }
+                    Err(e) => {
+                        shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                        warn!(error = %e, "event not understood");
+                    }
                 }
+            }
+            Err(e) => {
+                let n = shared.undecodable.fetch_add(1, Ordering::Relaxed) + 1;
+                warn!(error = %e, undecodable = n, "undecodable ring-buffer record");
             }
         }
     }
-    if let Some(w) = writer {
-        w.finish(engine.take_changes()).await;
+    if let Some(k) = last_ktime {
+        shared
+            .lag_ns
+            .store(monotonic_coarse_ns().saturating_sub(k), Ordering::Relaxed);
     }
-    Ok(())
+}
+
+/// The clock the kernel stamps events with (bpf_ktime_get_coarse_ns).
+fn monotonic_coarse_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn unix_now() -> Nanos {
@@ -328,8 +522,10 @@ fn log_event(ev: &KernelEvent, names: &BTreeMap<u32, String>) {
 }
 
 /// Logs per-interface totals and any non-zero loss counter.
-fn log_counters(probe: &Probe, names: &BTreeMap<u32, String>) {
-    let snap = match probe.snapshot() {
+fn log_counters(shared: &Shared) {
+    let names = shared.names();
+    let names = &names;
+    let snap = match shared.probe.lock().expect("probe lock").snapshot() {
         Ok(s) => s,
         Err(e) => {
             warn!(error = %e, "reading counters failed");

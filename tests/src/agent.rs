@@ -115,6 +115,10 @@ impl Agent {
             .join("\n")
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Kills the agent with SIGKILL (no chance to flush) and reaps it.
     pub fn kill9(&mut self) {
         // SAFETY: signalling the child we spawned, by its PID.

@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod fixtures;
 pub mod frames;
+pub mod http;
 pub mod lab;
 pub mod netns;
 pub mod probe;

@@ -214,12 +214,16 @@ impl From<&KernelEvent> for EventRecord {
 }
 
 impl KernelEvent {
+    pub fn header(&self) -> &EventHeader {
+        match self {
+            KernelEvent::Arp(a) => &a.header,
+            KernelEvent::Dhcp(d) => &d.header,
+        }
+    }
+
     /// The event's kind code ([`event_kind`]).
     pub fn kind(&self) -> u8 {
-        match self {
-            KernelEvent::Arp(a) => a.header.kind,
-            KernelEvent::Dhcp(d) => d.header.kind,
-        }
+        self.header().kind
     }
 
     /// The valid BOOTP bytes of a DHCP event.

@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, time::Duration};
 
 use aya::{
     maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues, RingBuf},
-    programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
+    programs::{xdp::XdpLinkId, ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
 use monitor_common::{
@@ -177,6 +177,8 @@ impl AttachMode {
 pub struct Probe {
     ebpf: Ebpf,
     events: Option<RingBuf<MapData>>,
+    /// Attachments by interface name, so one can be dropped when its interface goes away.
+    links: BTreeMap<String, XdpLinkId>,
 }
 
 /// Counters summed over CPUs.
@@ -214,6 +216,7 @@ impl Probe {
         let mut probe = Probe {
             ebpf,
             events: Some(events),
+            links: BTreeMap::new(),
         };
         probe.configure(cfg)?;
         Ok(probe)
@@ -241,19 +244,38 @@ impl Probe {
             .program_mut(PROGRAM_NAME)
             .ok_or(ProbeError::Missing("program"))?
             .try_into()?;
-        match prog.attach(iface, XdpMode::Driver) {
-            Ok(_) => Ok(AttachMode::Native),
+        let (mode, link) = match prog.attach(iface, XdpMode::Driver) {
+            Ok(link) => (AttachMode::Native, link),
             Err(ProgramError::UnknownInterface { .. }) => {
-                Err(ProbeError::UnknownInterface(iface.to_string()))
+                return Err(ProbeError::UnknownInterface(iface.to_string()))
             }
             Err(native) => match prog.attach(iface, XdpMode::Skb) {
-                Ok(_) => Ok(AttachMode::Generic),
-                Err(generic) => Err(ProbeError::Attach {
-                    iface: iface.to_string(),
-                    native: error_chain(&native),
-                    generic: error_chain(&generic),
-                }),
+                Ok(link) => (AttachMode::Generic, link),
+                Err(generic) => {
+                    return Err(ProbeError::Attach {
+                        iface: iface.to_string(),
+                        native: error_chain(&native),
+                        generic: error_chain(&generic),
+                    })
+                }
             },
+        };
+        self.links.insert(iface.to_string(), link);
+        Ok(mode)
+    }
+
+    /// Forgets (and detaches, if it still exists) the attachment to `iface`. Used when the
+    /// interface went away: the kernel already dropped the program with the device.
+    pub fn detach(&mut self, iface: &str) {
+        let Some(link) = self.links.remove(iface) else {
+            return;
+        };
+        if let Some(Ok(prog)) = self
+            .ebpf
+            .program_mut(PROGRAM_NAME)
+            .map(<&mut Xdp>::try_from)
+        {
+            let _ = prog.detach(link);
         }
     }
 

@@ -133,6 +133,12 @@ impl DeviceTable {
         self.rows.len()
     }
 
+    /// Applies new windows (flip flop, stale); the capacity stays.
+    pub fn set_windows(&mut self, cfg: &DeviceTableConfig) {
+        self.cfg.flip_flop_window_secs = cfg.flip_flop_window_secs;
+        self.cfg.stale_after_secs = cfg.stale_after_secs;
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rows.is_empty()
     }

@@ -168,6 +168,26 @@ impl Store {
         }
     }
 
+    /// Opens for reading only (the API, while the agent's writer owns the file); WAL lets
+    /// readers and the writer work at once.
+    pub fn open_readonly(path: &Path) -> Result<Store, StoreError> {
+        let sql = |source| StoreError::Sql {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sql)?;
+        Ok(Store {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
     /// Opens, checks and migrates; returns the schema version found.
     fn open_checked(path: &Path) -> Result<(Store, u32), OpenFailure> {
         let sql = |source| {

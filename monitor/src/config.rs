@@ -1,0 +1,342 @@
+//! The agent's configuration: a TOML file (`--config FILE`, default [`DEFAULT_PATH`]) that
+//! flags override. Every section has defaults, so an empty file is a valid one; an unknown key
+//! or a wrong type is an error naming the key, its line and the fix. `deploy/l2watch.toml` is
+//! the annotated example, and a test keeps it equal to the defaults.
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{capture::ProbeConfig, engine::EngineConfig, store::Retention};
+
+pub const DEFAULT_PATH: &str = "/etc/l2watch/l2watch.toml";
+/// 9731: an unassigned port next to the exporters' range; /metrics and the API share it.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9731";
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Interfaces to monitor; empty means every up, non-loopback Ethernet interface.
+    pub interfaces: Vec<String>,
+    /// Address of /metrics, the JSON API, /healthz and /readyz.
+    pub listen: SocketAddr,
+    /// How often counters are logged, in seconds.
+    pub stats_interval_secs: u64,
+    pub database: DatabaseConfig,
+    pub kernel: KernelConfig,
+    pub metrics: MetricsConfig,
+    pub engine: EngineConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            interfaces: Vec::new(),
+            listen: DEFAULT_LISTEN.parse().expect("valid default"),
+            stats_interval_secs: 10,
+            database: DatabaseConfig::default(),
+            kernel: KernelConfig::default(),
+            metrics: MetricsConfig::default(),
+            engine: EngineConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// false keeps state in memory only.
+    pub enabled: bool,
+    pub path: PathBuf,
+    /// How often changes are written; a crash loses at most this much.
+    pub flush_interval_ms: u64,
+    pub retention: Retention,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            enabled: true,
+            path: crate::store::DEFAULT_PATH.into(),
+            flush_interval_ms: 1_000,
+            retention: Retention::default(),
+        }
+    }
+}
+
+/// The XDP program's settings (rates are per CPU).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KernelConfig {
+    /// Re-report an unchanged IP->MAC binding after this many seconds.
+    pub refresh_secs: u64,
+    pub arp_rate: u32,
+    pub arp_burst: u32,
+    pub dhcp_rate: u32,
+    pub dhcp_burst: u32,
+    /// Counter slots for (interface, VLAN) segments; more are counted in overflow slots.
+    pub max_segments: u32,
+    /// Bindings the kernel remembers to suppress repeats (LRU).
+    pub max_bindings: u32,
+}
+
+impl Default for KernelConfig {
+    fn default() -> Self {
+        let p = ProbeConfig::default();
+        KernelConfig {
+            refresh_secs: p.refresh.as_secs(),
+            arp_rate: p.arp_rate_per_sec,
+            arp_burst: p.arp_burst,
+            dhcp_rate: p.dhcp_rate_per_sec,
+            dhcp_burst: p.dhcp_burst,
+            max_segments: p.max_segments,
+            max_bindings: p.max_bindings,
+        }
+    }
+}
+
+impl KernelConfig {
+    pub fn probe_config(&self, rate_limit: bool) -> ProbeConfig {
+        ProbeConfig {
+            refresh: Duration::from_secs(self.refresh_secs),
+            rate_limit,
+            arp_rate_per_sec: self.arp_rate,
+            arp_burst: self.arp_burst,
+            dhcp_rate_per_sec: self.dhcp_rate,
+            dhcp_burst: self.dhcp_burst,
+            max_segments: self.max_segments,
+            max_bindings: self.max_bindings,
+            ..ProbeConfig::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// VLAN label values per interface (the busiest by frames); the rest are summed under
+    /// vlan="other".
+    pub vlan_label_cap: usize,
+    /// Series of l2watch_dhcp_server_info at most; more are counted, not exported.
+    pub server_info_cap: usize,
+    /// Export l2watch_device_info (one series per device: ip, mac, vlan) for fleet-wide
+    /// PromQL. Off by default: per-device series belong in the API.
+    pub device_info: bool,
+    pub device_info_cap: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            vlan_label_cap: 32,
+            server_info_cap: 64,
+            device_info: false,
+            device_info_cap: 1_000,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}; pass --config FILE, or create it (deploy/l2watch.toml is an annotated example)")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}\nfix: correct or remove that key; deploy/l2watch.toml lists every key with its default")]
+    Parse { path: PathBuf, message: String },
+    #[error("config {path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        message: String,
+    },
+}
+
+impl Config {
+    /// Parses TOML text; `path` is for messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    /// Reads `path`. A missing file is an error only when `explicit` (the operator named it);
+    /// the default path may be absent, and then defaults apply.
+    pub fn load(path: &Path, explicit: bool) -> Result<Config, ConfigError> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, path),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                Ok(Config::default())
+            }
+            Err(source) => Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            message,
+        };
+        for a in &self.engine.dhcp_servers.allow {
+            let v = a.vlan.as_str();
+            let ok = v == "*"
+                || v == "untagged"
+                || v.split('.').count() <= 2
+                    && v.split('.')
+                        .all(|p| p.parse::<u16>().is_ok_and(|n| n < 4096));
+            if !ok {
+                return Err(invalid(
+                    "engine.dhcp_servers.allow.vlan",
+                    format!(
+                        "{v:?} is not a VLAN: use \"*\", \"untagged\", \"100\" or \"200.2001\""
+                    ),
+                ));
+            }
+            for s in &a.servers {
+                if s.parse::<std::net::Ipv4Addr>().is_err()
+                    && s.parse::<crate::model::Mac>().is_err()
+                {
+                    return Err(invalid(
+                        "engine.dhcp_servers.allow.servers",
+                        format!("{s:?} is neither an IPv4 address nor a MAC"),
+                    ));
+                }
+            }
+        }
+        if self.kernel.max_segments == 0 || self.kernel.max_bindings == 0 {
+            return Err(invalid(
+                "kernel.max_segments / kernel.max_bindings",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.engine.devices.capacity == 0 {
+            return Err(invalid(
+                "engine.devices.capacity",
+                "must be at least 1".into(),
+            ));
+        }
+        if self.database.flush_interval_ms == 0 {
+            return Err(invalid(
+                "database.flush_interval_ms",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    pub fn stats_interval(&self) -> Duration {
+        Duration::from_secs(self.stats_interval_secs.max(1))
+    }
+
+    pub fn flush_interval(&self) -> Duration {
+        Duration::from_millis(self.database.flush_interval_ms)
+    }
+
+    /// Settings that only take effect on restart, and whether `new` changes any of them.
+    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.interfaces != new.interfaces {
+            v.push("interfaces");
+        }
+        if self.listen != new.listen {
+            v.push("listen");
+        }
+        if self.database != new.database {
+            v.push("database");
+        }
+        if (self.kernel.max_segments, self.kernel.max_bindings)
+            != (new.kernel.max_segments, new.kernel.max_bindings)
+        {
+            v.push("kernel.max_segments/max_bindings");
+        }
+        if self.engine.devices.capacity != new.engine.devices.capacity {
+            v.push("engine.devices.capacity");
+        }
+        v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> String {
+        Config::parse(text, Path::new("t.toml"))
+            .expect_err("must be rejected")
+            .to_string()
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        assert_eq!(
+            Config::parse("", Path::new("t.toml")).unwrap(),
+            Config::default()
+        );
+    }
+
+    #[test]
+    fn the_shipped_example_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/l2watch.toml");
+        let text = std::fs::read_to_string(&path).expect("deploy/l2watch.toml");
+        let cfg = Config::parse(&text, &path).expect("the example parses");
+        assert_eq!(
+            cfg,
+            Config::default(),
+            "deploy/l2watch.toml drifted from the defaults"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let e = err("listen = \"0.0.0.0:1\"\n[kernel]\nrefresh_sec = 5\n");
+        assert!(e.contains("refresh_sec"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        assert!(e.contains("refresh_secs"), "the valid keys are listed: {e}");
+        assert!(e.contains("fix:"), "{e}");
+        let e = err("[engine.duplicate_ip]\nwindow = 5\n");
+        assert!(e.contains("window") && e.contains("line 2"), "{e}");
+        let e = err("interface = [\"eth0\"]\n");
+        assert!(e.contains("interface") && e.contains("interfaces"), "{e}");
+    }
+
+    #[test]
+    fn wrong_types_and_values_are_named() {
+        let e = err("[kernel]\narp_rate = \"fast\"\n");
+        assert!(e.contains("arp_rate") || e.contains("line 2"), "{e}");
+        assert!(e.contains("line 2"), "{e}");
+        let e = err("listen = \"localhost\"\n");
+        assert!(e.contains("listen") || e.contains("line 1"), "{e}");
+        let e = err("[[engine.dhcp_servers.allow]]\nvlan = \"10\"\nservers = [\"10.0.0.300\"]\n");
+        assert!(
+            e.contains("engine.dhcp_servers.allow.servers") && e.contains("10.0.0.300"),
+            "{e}"
+        );
+        let e = err("[[engine.dhcp_servers.allow]]\nvlan = \"ten\"\nservers = []\n");
+        assert!(e.contains("engine.dhcp_servers.allow.vlan"), "{e}");
+        let e = err("[engine.mac_collision]\nignore_macs = [\"router\"]\n");
+        assert!(e.contains("router") && e.contains("MAC"), "{e}");
+        let e = err("[engine.devices]\ncapacity = 0\n");
+        assert!(e.contains("engine.devices.capacity"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_default_file_means_defaults_but_a_named_one_is_an_error() {
+        let p = Path::new("/nonexistent/l2watch.toml");
+        assert_eq!(Config::load(p, false).unwrap(), Config::default());
+        let e = Config::load(p, true).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/l2watch.toml"), "{e}");
+    }
+}

@@ -1,0 +1,108 @@
+//! Interfaces as the kernel sees them (from /sys/class/net): which ones auto mode monitors,
+//! and whether a monitored one is up, down or gone.
+use std::{ffi::CString, fs, path::Path};
+
+/// ARPHRD_ETHER.
+const ETHER: u32 = 1;
+const IFF_UP: u32 = 0x1;
+const IFF_LOOPBACK: u32 = 0x8;
+
+fn read_u32(path: &Path) -> Option<u32> {
+    let s = fs::read_to_string(path).ok()?;
+    let s = s.trim();
+    match s.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// What auto mode found: the interfaces to watch, and the ones left out with the reason.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Discovery {
+    pub chosen: Vec<String>,
+    pub skipped: Vec<(String, &'static str)>,
+}
+
+/// Every up, non-loopback Ethernet interface under `sys` (normally /sys/class/net). Bridges
+/// are left out: XDP on a bridge sees only traffic to the host, and its ports are watched
+/// instead.
+pub fn discover(sys: &Path) -> Discovery {
+    let mut d = Discovery::default();
+    let Ok(entries) = fs::read_dir(sys) else {
+        return d;
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    names.sort();
+    for name in names {
+        let dir = sys.join(&name);
+        let flags = read_u32(&dir.join("flags")).unwrap_or(0);
+        let why = if flags & IFF_LOOPBACK != 0 {
+            Some("loopback")
+        } else if read_u32(&dir.join("type")) != Some(ETHER) {
+            Some("not Ethernet")
+        } else if flags & IFF_UP == 0 {
+            Some("down")
+        } else if dir.join("bridge").exists() {
+            Some("bridge (its ports are watched instead)")
+        } else {
+            None
+        };
+        match why {
+            Some(w) => d.skipped.push((name, w)),
+            None => d.chosen.push(name),
+        }
+    }
+    d
+}
+
+/// The interface's index, if it exists.
+pub fn ifindex(name: &str) -> Option<u32> {
+    let c = CString::new(name).ok()?;
+    // SAFETY: valid NUL-terminated string.
+    let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    (idx != 0).then_some(idx)
+}
+
+/// Whether the interface is administratively up.
+pub fn is_up(name: &str) -> bool {
+    read_u32(&Path::new("/sys/class/net").join(name).join("flags")).is_some_and(|f| f & IFF_UP != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn iface(root: &Path, name: &str, ty: u32, flags: u32, bridge: bool) {
+        let d = root.join(name);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("type"), format!("{ty}\n")).unwrap();
+        fs::write(d.join("flags"), format!("{flags:#x}\n")).unwrap();
+        if bridge {
+            fs::create_dir(d.join("bridge")).unwrap();
+        }
+    }
+
+    #[test]
+    fn auto_mode_takes_up_ethernet_and_says_why_it_skips_the_rest() {
+        let t = tempfile::tempdir().unwrap();
+        iface(t.path(), "lo", 772, 0x9, false);
+        iface(t.path(), "eth0", 1, 0x1003, false);
+        iface(t.path(), "eth1", 1, 0x1002, false);
+        iface(t.path(), "br0", 1, 0x1003, true);
+        iface(t.path(), "wg0", 65534, 0x91, false);
+        let d = discover(t.path());
+        assert_eq!(d.chosen, ["eth0"]);
+        let skipped: Vec<_> = d.skipped.iter().map(|(n, w)| format!("{n}: {w}")).collect();
+        assert_eq!(
+            skipped,
+            [
+                "br0: bridge (its ports are watched instead)",
+                "eth1: down",
+                "lo: loopback",
+                "wg0: not Ethernet"
+            ]
+        );
+    }
+}

@@ -1,0 +1,302 @@
+//! The query commands (`devices`, `findings`, `dhcp-servers`, `events`): ask a running agent's
+//! JSON API and print an aligned table, or the JSON itself.
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// Where the query commands look for the agent unless `--api` says otherwise.
+pub const DEFAULT_API: &str = "http://127.0.0.1:9731";
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error(
+        "cannot reach the agent at {api}: {source}; is `l2watch run` running there? pass --api URL"
+    )]
+    Connect {
+        api: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+    #[error("the agent at {api} answered {status}: {message}")]
+    Status {
+        api: String,
+        status: u16,
+        message: String,
+    },
+    #[error("the agent at {api} sent a reply that is not JSON: {source}")]
+    Body {
+        api: String,
+        #[source]
+        source: Box<ureq::Error>,
+    },
+}
+
+/// GETs `path` (with its query string) from the API; returns the JSON body.
+pub fn get(api: &str, path: &str) -> Result<Value, QueryError> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(15)))
+        .build()
+        .into();
+    let url = format!("{}{path}", api.trim_end_matches('/'));
+    let mut resp = agent.get(&url).call().map_err(|e| QueryError::Connect {
+        api: api.to_string(),
+        source: Box::new(e),
+    })?;
+    let status = resp.status().as_u16();
+    let body: Value = resp.body_mut().read_json().map_err(|e| QueryError::Body {
+        api: api.to_string(),
+        source: Box::new(e),
+    })?;
+    if status >= 400 {
+        return Err(QueryError::Status {
+            api: api.to_string(),
+            status,
+            message: body["error"].as_str().unwrap_or("(no message)").to_string(),
+        });
+    }
+    Ok(body)
+}
+
+/// Builds a query string from the pairs whose value is set.
+pub fn query_string(pairs: &[(&str, Option<String>)]) -> String {
+    let parts: Vec<String> = pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", parts.join("&"))
+    }
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Formats ns since the epoch as RFC 3339 (UTC, seconds).
+pub fn time(v: &Value) -> String {
+    match v.as_u64() {
+        Some(ns) if ns > 0 => {
+            humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_nanos(ns)).to_string()
+        }
+        _ => "-".into(),
+    }
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) if s.is_empty() => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// An aligned table: a header row, then rows; columns padded to their widest cell.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}  "));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    for r in rows {
+        out.push(line(r.iter().map(String::as_str).collect()));
+    }
+    out.join("\n")
+}
+
+fn list<'a>(body: &'a Value, key: &str) -> &'a [Value] {
+    body[key].as_array().map_or(&[], |v| v.as_slice())
+}
+
+pub fn devices_table(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = list(body, "devices")
+        .iter()
+        .map(|d| {
+            vec![
+                text(&d["ip"]),
+                text(&d["mac"]),
+                text(&d["interface"]),
+                text(&d["vlan"]),
+                text(&d["source"]),
+                text(&d["state"]),
+                text(&d["hostname"]),
+                time(&d["last_seen"]),
+                text(&d["vendor"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "IP",
+            "MAC",
+            "INTERFACE",
+            "VLAN",
+            "SOURCE",
+            "STATE",
+            "HOSTNAME",
+            "LAST SEEN",
+            "VENDOR",
+        ],
+        &rows,
+    )
+}
+
+pub fn findings_table(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = list(body, "findings")
+        .iter()
+        .map(|f| {
+            vec![
+                text(&f["kind"]),
+                text(&f["state"]),
+                text(&f["interface"]),
+                text(&f["vlan"]),
+                time(&f["opened"]),
+                time(&f["last_seen"]),
+                text(&f["packets"]),
+                text(&f["subject"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "KIND",
+            "STATE",
+            "INTERFACE",
+            "VLAN",
+            "OPENED",
+            "LAST SEEN",
+            "PACKETS",
+            "SUBJECT",
+        ],
+        &rows,
+    )
+}
+
+pub fn servers_table(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = list(body, "servers")
+        .iter()
+        .map(|s| {
+            let range = match (s["lowest_offered"].as_str(), s["highest_offered"].as_str()) {
+                (Some(a), Some(b)) => format!("{a}-{b}"),
+                _ => "-".into(),
+            };
+            vec![
+                text(&s["server_id"]),
+                text(&s["mac"]),
+                text(&s["interface"]),
+                text(&s["vlan"]),
+                match s["authorized"].as_bool() {
+                    Some(true) => "yes".into(),
+                    Some(false) => "NO".into(),
+                    None => "-".into(),
+                },
+                text(&s["offers"]),
+                text(&s["acks"]),
+                text(&s["naks"]),
+                range,
+                time(&s["last_seen"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SERVER",
+            "MAC",
+            "INTERFACE",
+            "VLAN",
+            "AUTHORIZED",
+            "OFFERS",
+            "ACKS",
+            "NAKS",
+            "RANGE",
+            "LAST SEEN",
+        ],
+        &rows,
+    )
+}
+
+pub fn events_table(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = list(body, "events")
+        .iter()
+        .map(|e| {
+            vec![
+                time(&e["ts"]),
+                text(&e["kind"]),
+                text(&e["interface"]),
+                text(&e["vlan"]),
+                text(&e["ip"]),
+                text(&e["mac"]),
+                if e["detail"].is_null() {
+                    "-".into()
+                } else {
+                    e["detail"].to_string()
+                },
+            ]
+        })
+        .collect();
+    table(
+        &["TIME", "KIND", "INTERFACE", "VLAN", "IP", "MAC", "DETAIL"],
+        &rows,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn tables_align_and_show_missing_values_as_dashes() {
+        let body = json!({ "devices": [
+            { "ip": "10.0.0.1", "mac": "02:00:00:00:00:01", "interface": "eth0", "vlan": "100",
+              "source": "dhcp", "state": "active", "hostname": "node-a",
+              "last_seen": 1_700_000_000_000_000_000u64, "vendor": null },
+            { "ip": "10.0.0.200", "mac": "02:00:00:00:00:02", "interface": "eth0",
+              "vlan": "untagged", "source": "arp", "state": "stale", "hostname": null,
+              "last_seen": 0, "vendor": "Acme" },
+        ]});
+        let t = devices_table(&body);
+        let lines: Vec<&str> = t.lines().collect();
+        assert_eq!(lines.len(), 3);
+        let col = lines[0].find("MAC").unwrap();
+        assert_eq!(lines[1].find("02:00"), Some(col));
+        assert_eq!(lines[2].find("02:00"), Some(col));
+        assert!(lines[1].contains("2023-11-14T22:13:20Z"), "{t}");
+        assert!(lines[2].contains(" - "), "{t}");
+    }
+
+    #[test]
+    fn query_strings_skip_unset_values_and_escape() {
+        assert_eq!(query_string(&[("ip", None)]), "");
+        assert_eq!(
+            query_string(&[
+                ("vlan", Some("200.2001".into())),
+                ("since", Some("2 h".into()))
+            ]),
+            "?vlan=200.2001&since=2%20h"
+        );
+    }
+}

@@ -1,0 +1,64 @@
+//! A minimal HTTP/1.1 GET from inside a namespace (the agent listens there), so API tests need
+//! no client that could reach anything outside it.
+use std::{
+    fs::File,
+    io::{Read, Write},
+    net::TcpStream,
+    os::fd::AsRawFd,
+    time::Duration,
+};
+
+use crate::netns::Netns;
+
+/// GETs `path` from 127.0.0.1:`port` in `ns`; returns the status and the body.
+pub fn get(ns: &Netns, port: u16, path: &str) -> (u16, String) {
+    let nspath = format!("/var/run/netns/{}", ns.name);
+    let path = path.to_string();
+    std::thread::spawn(move || {
+        let f = File::open(&nspath).unwrap_or_else(|e| panic!("open {nspath}: {e}"));
+        // SAFETY: moves only this thread into the namespace.
+        assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
+        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the agent");
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).expect("read the reply");
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("HTTP reply");
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .expect("status code");
+        let chunked = head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked");
+        (
+            status,
+            if chunked {
+                dechunk(body)
+            } else {
+                body.to_string()
+            },
+        )
+    })
+    .join()
+    .expect("HTTP thread panicked")
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((len, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(len.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
