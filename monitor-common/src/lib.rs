@@ -258,6 +258,13 @@ impl SegmentCounters {
     pub fn get(&self, c: Counter) -> u64 {
         self.counts[c.index()]
     }
+
+    /// Adds `other` counter by counter (summing CPUs, segments, interfaces).
+    pub fn add(&mut self, other: &SegmentCounters) {
+        for (d, s) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *d += s;
+        }
+    }
 }
 
 /// What a [`BindingKey`] tracks.

@@ -245,27 +245,44 @@ impl Config {
         Duration::from_millis(self.database.flush_interval_ms)
     }
 
-    /// Settings that only take effect on restart, and whether `new` changes any of them.
-    pub fn restart_needed(&self, new: &Config) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        if self.interfaces != new.interfaces {
-            v.push("interfaces");
+    /// What a reload can apply: `new` with every restart-only setting kept at its running
+    /// value (`self`), and the names of those `new` wanted to change.
+    pub fn reloadable(&self, mut new: Config) -> (Config, Vec<&'static str>) {
+        fn keep<T: PartialEq + Clone>(
+            name: &'static str,
+            running: &T,
+            new: &mut T,
+            changed: &mut Vec<&'static str>,
+        ) {
+            if running != new {
+                changed.push(name);
+                *new = running.clone();
+            }
         }
-        if self.listen != new.listen {
-            v.push("listen");
-        }
-        if self.database != new.database {
-            v.push("database");
-        }
-        if (self.kernel.max_segments, self.kernel.max_bindings)
-            != (new.kernel.max_segments, new.kernel.max_bindings)
-        {
-            v.push("kernel.max_segments/max_bindings");
-        }
-        if self.engine.devices.capacity != new.engine.devices.capacity {
-            v.push("engine.devices.capacity");
-        }
-        v
+        let mut changed = Vec::new();
+        let c = &mut changed;
+        keep("interfaces", &self.interfaces, &mut new.interfaces, c);
+        keep("listen", &self.listen, &mut new.listen, c);
+        keep("database", &self.database, &mut new.database, c);
+        keep(
+            "kernel.max_segments",
+            &self.kernel.max_segments,
+            &mut new.kernel.max_segments,
+            c,
+        );
+        keep(
+            "kernel.max_bindings",
+            &self.kernel.max_bindings,
+            &mut new.kernel.max_bindings,
+            c,
+        );
+        keep(
+            "engine.devices.capacity",
+            &self.engine.devices.capacity,
+            &mut new.engine.devices.capacity,
+            c,
+        );
+        (new, changed)
     }
 }
 
@@ -330,6 +347,28 @@ mod tests {
         assert!(e.contains("router") && e.contains("MAC"), "{e}");
         let e = err("[engine.devices]\ncapacity = 0\n");
         assert!(e.contains("engine.devices.capacity"), "{e}");
+    }
+
+    #[test]
+    fn a_reload_keeps_restart_only_settings_and_names_them() {
+        let running = Config::default();
+        let mut new = Config {
+            listen: "127.0.0.1:1".parse().unwrap(),
+            ..Config::default()
+        };
+        new.engine.devices.capacity = 5;
+        new.engine.duplicate_ip.window_secs = 5;
+        let (applied, changed) = running.reloadable(new);
+        assert_eq!(changed, ["listen", "engine.devices.capacity"]);
+        assert_eq!(applied.listen, running.listen);
+        assert_eq!(
+            applied.engine.devices.capacity,
+            running.engine.devices.capacity
+        );
+        assert_eq!(
+            applied.engine.duplicate_ip.window_secs, 5,
+            "reloadable ones apply"
+        );
     }
 
     #[test]

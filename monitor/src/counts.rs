@@ -38,21 +38,16 @@ pub const TSHARK_KEYS: &[&str] = &[
 pub fn totals(snap: &Snapshot) -> BTreeMap<&'static str, u64> {
     let mut all = SegmentCounters::ZERO;
     let mut tagged = SegmentCounters::ZERO;
-    let add = |dst: &mut SegmentCounters, src: &SegmentCounters| {
-        for (d, s) in dst.counts.iter_mut().zip(src.counts.iter()) {
-            *d += s;
-        }
-    };
     for (key, c) in &snap.segments {
-        add(&mut all, c);
+        all.add(c);
         if key.outer_vid != NO_VLAN {
-            add(&mut tagged, c);
+            tagged.add(c);
         }
     }
     for (depth, c) in snap.overflow.iter().enumerate() {
-        add(&mut all, c);
+        all.add(c);
         if depth > 0 {
-            add(&mut tagged, c);
+            tagged.add(c);
         }
     }
     let mut out: BTreeMap<&'static str, u64> = Counter::ALL

@@ -438,14 +438,10 @@ impl Engine {
                 }
             }
         }
-        let out = signals
+        signals
             .into_iter()
             .filter_map(|s| self.findings.signal(s, now))
-            .collect();
-        self.stats.device_evictions = self.table.evictions();
-        self.stats.dhcp_server_evictions = self.servers.evictions();
-        self.stats.findings_dropped = self.findings.dropped();
-        out
+            .collect()
     }
 
     /// Closes findings that went quiet.
@@ -461,16 +457,18 @@ impl Engine {
         out
     }
 
-    pub fn servers(&self) -> &DhcpServers {
-        &self.servers
-    }
-
     pub fn table(&self) -> &DeviceTable {
         &self.table
     }
 
-    pub fn stats(&self) -> &EngineStats {
-        &self.stats
+    /// The engine's counters; evictions and drops are read from the tables that count them.
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            device_evictions: self.table.evictions(),
+            dhcp_server_evictions: self.servers.evictions(),
+            findings_dropped: self.findings.dropped(),
+            ..self.stats.clone()
+        }
     }
 
     pub fn open_findings(&self) -> Vec<&Finding> {
@@ -491,8 +489,19 @@ impl Engine {
         now: Nanos,
         vendor: impl Fn(&Mac) -> Option<String>,
     ) -> Vec<DeviceRow> {
+        self.device_rows_where(now, vendor, |_, _| true)
+    }
+
+    /// The rows `keep` accepts; the test runs before a row is built.
+    pub fn device_rows_where(
+        &self,
+        now: Nanos,
+        vendor: impl Fn(&Mac) -> Option<String>,
+        keep: impl Fn(&DeviceKey, &Device) -> bool,
+    ) -> Vec<DeviceRow> {
         self.table
             .iter()
+            .filter(|(k, d)| keep(k, d))
             .map(|(k, d)| DeviceRow {
                 key: *k,
                 vlan: k.seg.vlan_label(),

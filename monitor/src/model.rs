@@ -34,6 +34,16 @@ impl fmt::Display for Segment {
 }
 
 impl Segment {
+    /// From the kernel's IDs, where [`monitor_common::NO_VLAN`] means no tag.
+    pub fn from_vids(ifindex: u32, outer_vid: u16, inner_vid: u16) -> Segment {
+        let vid = |v: u16| (v != monitor_common::NO_VLAN).then_some(v);
+        Segment {
+            ifindex,
+            outer_vlan: vid(outer_vid),
+            inner_vlan: vid(inner_vid),
+        }
+    }
+
     /// The VLAN part as metric/JSON text: "untagged", "100" or "200.2001".
     pub fn vlan_label(&self) -> String {
         match (self.outer_vlan, self.inner_vlan) {

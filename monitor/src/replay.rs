@@ -170,7 +170,7 @@ pub fn analyze(
         devices: engine.device_rows(last_ts, |m| vendors.lookup(m)),
         dhcp_servers: engine.server_rows(),
         findings,
-        engine: engine.stats().clone(),
+        engine: engine.stats(),
         decode_errors,
     })
 }

@@ -22,7 +22,7 @@ use crate::{
     decode::{observe, segment},
     detect::FindingEvent,
     engine::Engine,
-    export::{api, Link, Shared},
+    export::{api, iface_name, Link, Shared},
     links,
     model::Nanos,
     store::{Caps, OpenNote, Store, StoreError, Writer},
@@ -222,7 +222,7 @@ fn apply_reload(shared: &Shared, reload: &Reload, current: &mut Config) {
             return;
         }
     };
-    let restart = current.restart_needed(&new);
+    let (new, restart) = current.reloadable(new);
     shared
         .engine
         .lock()
@@ -242,15 +242,7 @@ fn apply_reload(shared: &Shared, reload: &Reload, current: &mut Config) {
             "configuration reloaded; these settings take effect on restart"
         );
     }
-    // What needs a restart keeps its running value, so the next diff is against what runs.
-    let mut applied = new;
-    applied.interfaces = current.interfaces.clone();
-    applied.listen = current.listen;
-    applied.database = current.database.clone();
-    applied.kernel.max_segments = current.kernel.max_segments;
-    applied.kernel.max_bindings = current.kernel.max_bindings;
-    applied.engine.devices.capacity = current.engine.devices.capacity;
-    *current = applied;
+    *current = new;
 }
 
 /// Follows the monitored interfaces: logs when one goes down or comes up, and reattaches
@@ -479,13 +471,6 @@ fn log_finding(ev: &FindingEvent, names: &BTreeMap<u32, String>) {
     );
 }
 
-fn iface_name(names: &BTreeMap<u32, String>, ifindex: u32) -> String {
-    names
-        .get(&ifindex)
-        .cloned()
-        .unwrap_or_else(|| format!("if{ifindex}"))
-}
-
 fn log_event(ev: &KernelEvent, names: &BTreeMap<u32, String>) {
     match ev {
         KernelEvent::Arp(a) => {
@@ -537,9 +522,7 @@ fn log_counters(shared: &Shared) {
         let (total, tagged) = per_if
             .entry(key.ifindex)
             .or_insert((SegmentCounters::ZERO, 0));
-        for (t, x) in total.counts.iter_mut().zip(c.counts.iter()) {
-            *t += x;
-        }
+        total.add(c);
         if key.outer_vid != NO_VLAN {
             *tagged += c.get(Counter::Frames);
         }

@@ -4,8 +4,9 @@
 //! controller's trunk); and host namespaces, each another port, where real software runs.
 //! Everything is deleted on drop, and processes started here are killed by their own PID.
 use std::{
+    io::Read,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Child, Output, Stdio},
     time::{Duration, Instant},
 };
 
@@ -58,37 +59,43 @@ pub struct Proc {
 
 impl Proc {
     /// Waits for the process to exit; panics with its output after `timeout`.
-    pub fn wait(mut self, timeout: Duration) -> std::process::Output {
+    pub fn wait(mut self, timeout: Duration) -> Output {
         let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if self.child.try_wait().expect("wait").is_some() {
-                let child = std::mem::replace(
-                    &mut self.child,
-                    Command::new("true").spawn().expect("spawn true"),
-                );
-                return child.wait_with_output().expect("output");
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break Some(s);
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
             }
             std::thread::sleep(Duration::from_millis(50));
+        };
+        let stdout = read_all(self.child.stdout.take());
+        let stderr = read_all(self.child.stderr.take());
+        let Some(status) = status else {
+            panic!(
+                "{} did not finish within {timeout:?}:\n{}{}",
+                self.what,
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
+            );
+        };
+        Output {
+            status,
+            stdout,
+            stderr,
         }
-        let _ = self.child.kill();
-        let out = std::mem::replace(
-            &mut self.child,
-            Command::new("true").spawn().expect("spawn true"),
-        )
-        .wait_with_output()
-        .expect("output");
-        panic!(
-            "{} did not finish within {timeout:?}:\n{}{}",
-            self.what,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
+}
 
-    /// Whether it is still running.
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+fn read_all(pipe: Option<impl Read>) -> Vec<u8> {
+    let mut v = Vec::new();
+    if let Some(mut p) = pipe {
+        let _ = p.read_to_end(&mut v);
     }
+    v
 }
 
 impl Drop for Proc {

@@ -2,9 +2,7 @@
 //! agent does not understand is an error value, never a panic or a misread.
 use std::{fmt, net::Ipv4Addr};
 
-use monitor_common::{
-    arp_flags, event_kind, ArpEvent, DhcpEvent, EventHeader, DHCP_PAYLOAD_MAX, NO_VLAN,
-};
+use monitor_common::{arp_flags, event_kind, ArpEvent, DhcpEvent, EventHeader, DHCP_PAYLOAD_MAX};
 use serde::Serialize;
 
 /// A decoded kernel event.
@@ -132,11 +130,11 @@ pub struct Place {
 
 impl Place {
     pub fn from_header(h: &EventHeader) -> Place {
-        let vid = |v: u16| (v != NO_VLAN).then_some(v);
+        let seg = crate::model::Segment::from_vids(h.ifindex, h.outer_vid, h.inner_vid);
         Place {
-            ifindex: h.ifindex,
-            outer_vlan: vid(h.outer_vid),
-            inner_vlan: vid(h.inner_vid),
+            ifindex: seg.ifindex,
+            outer_vlan: seg.outer_vlan,
+            inner_vlan: seg.inner_vlan,
             tag_depth: h.depth,
         }
     }
@@ -286,8 +284,8 @@ mod tests {
             ktime_ns: 0,
         };
         assert_eq!(Place::from_header(&h).to_string(), "if3 vlan 200.2001");
-        h.outer_vid = NO_VLAN;
-        h.inner_vid = NO_VLAN;
+        h.outer_vid = monitor_common::NO_VLAN;
+        h.inner_vid = monitor_common::NO_VLAN;
         assert_eq!(Place::from_header(&h).to_string(), "if3");
     }
 }

@@ -381,9 +381,7 @@ impl Probe {
 fn sum_counters(values: &PerCpuValues<SegmentCounters>) -> SegmentCounters {
     let mut total = SegmentCounters::ZERO;
     for v in values.iter() {
-        for (t, x) in total.counts.iter_mut().zip(v.counts.iter()) {
-            *t += x;
-        }
+        total.add(v);
     }
     total
 }

@@ -5,7 +5,7 @@ pub use dhcp::{decode as decode_dhcp, DhcpError, DhcpMessage};
 
 use std::net::Ipv4Addr;
 
-use monitor_common::{arp_flags, event_kind, NO_VLAN};
+use monitor_common::{arp_flags, event_kind};
 
 use crate::{
     capture::{KernelEvent, Mac},
@@ -23,12 +23,7 @@ pub enum ObserveError {
 
 /// The segment an event was seen on.
 pub fn segment(h: &monitor_common::EventHeader) -> Segment {
-    let vid = |v: u16| (v != NO_VLAN).then_some(v);
-    Segment {
-        ifindex: h.ifindex,
-        outer_vlan: vid(h.outer_vid),
-        inner_vlan: vid(h.inner_vid),
-    }
+    Segment::from_vids(h.ifindex, h.outer_vid, h.inner_vid)
 }
 
 /// Turns a kernel event into an observation.

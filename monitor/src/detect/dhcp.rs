@@ -359,49 +359,26 @@ mod tests {
 
     #[test]
     fn competing_window_boundary_and_disjoint_ranges() {
-        let mut h = Harness::new(DhcpServerWatch::new(DhcpServerConfig::default()));
-        h.feed(
-            &dhcp_reply(
-                S1,
-                Ipv4Addr::new(10, 0, 0, 1),
-                2,
-                Ipv4Addr::new(10, 0, 0, 50),
-            ),
-            0,
-        );
-        let s = h.feed(
-            &dhcp_reply(
-                S2,
-                Ipv4Addr::new(10, 0, 0, 2),
-                2,
-                Ipv4Addr::new(10, 0, 1, 60),
-            ),
-            300 * SECOND,
-        );
+        // S1 offers at 0, S2 (another range) at `t`.
+        let second_offer_at = |t| {
+            let mut h = Harness::new(DhcpServerWatch::new(DhcpServerConfig::default()));
+            let offer = |mac, server, yiaddr| dhcp_reply(mac, server, 2, yiaddr);
+            h.feed(
+                &offer(S1, Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 50)),
+                0,
+            );
+            h.feed(
+                &offer(S2, Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 1, 60)),
+                t,
+            )
+        };
+        let s = second_offer_at(300 * SECOND);
         let c = s
             .iter()
             .find(|s| s.kind == kind::DHCP_COMPETING_SERVERS)
             .expect("at the edge");
         assert_eq!(c.evidence["ranges_overlap"], false);
-        let mut h = Harness::new(DhcpServerWatch::new(DhcpServerConfig::default()));
-        h.feed(
-            &dhcp_reply(
-                S1,
-                Ipv4Addr::new(10, 0, 0, 1),
-                2,
-                Ipv4Addr::new(10, 0, 0, 50),
-            ),
-            0,
-        );
-        let s = h.feed(
-            &dhcp_reply(
-                S2,
-                Ipv4Addr::new(10, 0, 0, 2),
-                2,
-                Ipv4Addr::new(10, 0, 1, 60),
-            ),
-            300 * SECOND + 1,
-        );
+        let s = second_offer_at(300 * SECOND + 1);
         assert!(s.iter().all(|s| s.kind != kind::DHCP_COMPETING_SERVERS));
     }
 

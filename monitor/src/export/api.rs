@@ -16,7 +16,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::Shared;
+use super::{iface_name, Shared};
 use crate::{
     model::{Mac, Nanos},
     state::vendor::vendors,
@@ -89,13 +89,6 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
     }
 }
 
-fn iface(names: &std::collections::BTreeMap<u32, String>, ifindex: u32) -> String {
-    names
-        .get(&ifindex)
-        .cloned()
-        .unwrap_or_else(|| format!("if{ifindex}"))
-}
-
 fn now_ns() -> Nanos {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -154,25 +147,25 @@ async fn devices(State(s): State<Arc<Shared>>, Query(q): Query<DeviceQuery>) -> 
         .as_deref()
         .map(|v| v.parse::<Mac>().map_err(|e| bad(e.to_string())))
         .transpose()?;
-    let now = now_ns();
-    let rows = s
-        .engine
-        .lock()
-        .expect("engine lock")
-        .device_rows(now, |m| vendors().lookup(m));
     let names = s.names();
+    let vlan = q.vlan.as_deref();
+    let interface = q.interface.as_deref();
+    // Filter on the table before rows are built: a query for one IP must not build a million.
+    let rows = s.engine.lock().expect("engine lock").device_rows_where(
+        now_ns(),
+        |m| vendors().lookup(m),
+        |k, d| {
+            ip.is_none_or(|ip| k.ip == ip)
+                && mac.is_none_or(|m| d.mac == m)
+                && vlan.is_none_or(|v| k.seg.vlan_label() == v)
+                && interface.is_none_or(|i| iface_name(&names, k.seg.ifindex) == i)
+        },
+    );
     let out: Vec<Value> = rows
         .into_iter()
-        .filter(|r| ip.is_none_or(|ip| r.key.ip == ip))
-        .filter(|r| mac.is_none_or(|m| r.mac == m))
-        .filter(|r| q.vlan.as_deref().is_none_or(|v| r.vlan == v))
         .filter_map(|r| {
-            let iface = iface(&names, r.key.seg.ifindex);
-            if q.interface.as_deref().is_some_and(|i| i != iface) {
-                return None;
-            }
             let mut v = serde_json::to_value(&r).ok()?;
-            v["interface"] = json!(iface);
+            v["interface"] = json!(iface_name(&names, r.key.seg.ifindex));
             Some(v)
         })
         .collect();
@@ -223,7 +216,7 @@ async fn findings(State(s): State<Arc<Shared>>, Query(q): Query<FindingQuery>) -
         .iter()
         .filter_map(|f| {
             let mut v = serde_json::to_value(f).ok()?;
-            v["interface"] = json!(iface(&names, f.seg.ifindex));
+            v["interface"] = json!(iface_name(&names, f.seg.ifindex));
             v["state"] = json!(if f.closed.is_some() { "closed" } else { "open" });
             Some(v)
         })
@@ -238,7 +231,7 @@ async fn servers(State(s): State<Arc<Shared>>) -> ApiResult {
         .iter()
         .filter_map(|r| {
             let mut v = serde_json::to_value(r).ok()?;
-            v["interface"] = json!(iface(&names, r.key.seg.ifindex));
+            v["interface"] = json!(iface_name(&names, r.key.seg.ifindex));
             Some(v)
         })
         .collect();
@@ -278,7 +271,7 @@ async fn events(State(s): State<Arc<Shared>>, Query(q): Query<EventQuery>) -> Ap
         .iter()
         .filter_map(|e| {
             let mut v = serde_json::to_value(e).ok()?;
-            v["interface"] = json!(iface(&names, e.seg.ifindex));
+            v["interface"] = json!(iface_name(&names, e.seg.ifindex));
             v["vlan"] = json!(e.seg.vlan_label());
             Some(v)
         })

@@ -7,10 +7,10 @@
 //! per-device series are capped. Nothing is labelled by MAC unless `device_info` asks for it.
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use monitor_common::{Counter, SegmentCounters, Stat, NO_VLAN};
+use monitor_common::{Counter, SegmentCounters, Stat};
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use super::Shared;
+use super::{iface_name, Shared};
 use crate::{detect::kind, model::Segment};
 
 pub const OTHER: &str = "other";
@@ -62,12 +62,7 @@ impl VlanLabels {
 }
 
 fn segment_of(k: &monitor_common::SegmentKey) -> Segment {
-    let v = |v: u16| (v != NO_VLAN).then_some(v);
-    Segment {
-        ifindex: k.ifindex,
-        outer_vlan: v(k.outer_vid),
-        inner_vlan: v(k.inner_vid),
-    }
+    Segment::from_vids(k.ifindex, k.outer_vid, k.inner_vid)
 }
 
 struct Out(Registry);
@@ -140,12 +135,7 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
     let cfg = shared.metrics.read().expect("metrics lock").clone();
     let snap = shared.probe.lock().expect("probe lock").snapshot()?;
     let names = shared.names();
-    let name = |ifindex: u32| {
-        names
-            .get(&ifindex)
-            .cloned()
-            .unwrap_or_else(|| format!("if{ifindex}"))
-    };
+    let name = |ifindex: u32| iface_name(&names, ifindex);
     let out = Out(Registry::new());
 
     // Kernel counters, per segment, folded to bounded labels.
@@ -158,12 +148,10 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
     let mut per_label: BTreeMap<(String, String), SegmentCounters> = BTreeMap::new();
     for (k, c) in &snap.segments {
         let seg = segment_of(k);
-        let e = per_label
+        per_label
             .entry((name(seg.ifindex), vlans.label(&seg)))
-            .or_insert(SegmentCounters::ZERO);
-        for (d, s) in e.counts.iter_mut().zip(c.counts.iter()) {
-            *d += s;
-        }
+            .or_insert(SegmentCounters::ZERO)
+            .add(c);
     }
     let frames = out.counter(
         "l2watch_frames_total",
@@ -292,16 +280,39 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
     }
 
     // The engine.
+    // The engine. Under its lock only a count per segment and copies of small rows are made
+    // (the table can hold a million devices); labels are built after it is released.
     let e = shared.engine.lock().expect("engine lock");
-    let mut devices: BTreeMap<(String, String), i64> = BTreeMap::new();
-    let mut info_rows = Vec::new();
+    let mut per_seg: HashMap<Segment, i64> = HashMap::new();
+    let mut info_raw = Vec::new();
     for (k, d) in e.table().iter() {
-        let key = (name(k.seg.ifindex), vlans.label(&k.seg));
-        *devices.entry(key.clone()).or_default() += 1;
-        if cfg.device_info && info_rows.len() < cfg.device_info_cap {
-            info_rows.push((key, k.ip.to_string(), d.mac.to_string()));
+        *per_seg.entry(k.seg).or_default() += 1;
+        if cfg.device_info && info_raw.len() < cfg.device_info_cap {
+            info_raw.push((k.seg, k.ip, d.mac));
         }
     }
+    let open_raw: Vec<(&'static str, Segment)> =
+        e.open_findings().iter().map(|f| (f.kind, f.seg)).collect();
+    let opened_total = e.findings_opened_total().clone();
+    let rows = e.server_rows();
+    let st = e.stats();
+    drop(e);
+    let mut devices: BTreeMap<(String, String), i64> = BTreeMap::new();
+    for (seg, n) in per_seg {
+        *devices
+            .entry((name(seg.ifindex), vlans.label(&seg)))
+            .or_default() += n;
+    }
+    let info_rows: Vec<_> = info_raw
+        .into_iter()
+        .map(|(seg, ip, mac)| {
+            (
+                (name(seg.ifindex), vlans.label(&seg)),
+                ip.to_string(),
+                mac.to_string(),
+            )
+        })
+        .collect();
     let g = out.gauge(
         "l2watch_devices",
         "Devices (IP->MAC bindings) in the table, by interface and VLAN.",
@@ -330,9 +341,9 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         open.with_label_values(&[k, "", ""]).set(0);
     }
     let mut open_counts: BTreeMap<(&str, String, String), i64> = BTreeMap::new();
-    for f in e.open_findings() {
+    for (kind, seg) in open_raw {
         *open_counts
-            .entry((f.kind, name(f.seg.ifindex), vlans.label(&f.seg)))
+            .entry((kind, name(seg.ifindex), vlans.label(&seg)))
             .or_default() += 1;
     }
     for ((k, i, v), n) in &open_counts {
@@ -345,7 +356,7 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         &["kind"],
     )?;
     for k in kind::ALL {
-        let n = e.findings_opened_total().get(k).copied().unwrap_or(0);
+        let n = opened_total.get(k).copied().unwrap_or(0);
         opened.with_label_values(&[k]).inc_by(n);
     }
     let servers = out.gauge(
@@ -358,7 +369,6 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         "One series per DHCP server (capped by metrics.server_info_cap).",
         &["interface", "vlan", "server_ip", "mac", "authorized"],
     )?;
-    let rows = e.server_rows();
     let mut per_seg: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (n, r) in rows.iter().enumerate() {
         let (i, v) = (name(r.key.seg.ifindex), vlans.label(&r.key.seg));
@@ -389,8 +399,6 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
     )?
     .with_label_values::<&str>(&[])
     .set(rows.len().saturating_sub(cfg.server_info_cap) as i64);
-    let st = e.stats().clone();
-    drop(e);
     for (n, help, v) in [
         (
             "l2watch_mac_moves_total",

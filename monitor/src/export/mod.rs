@@ -28,6 +28,14 @@ pub struct Link {
     pub mode: Option<AttachMode>,
 }
 
+/// The interface's name in `names`, or `if<N>` for an index no longer monitored.
+pub fn iface_name(names: &BTreeMap<u32, String>, ifindex: u32) -> String {
+    names
+        .get(&ifindex)
+        .cloned()
+        .unwrap_or_else(|| format!("if{ifindex}"))
+}
+
 /// What the exporters read. The engine task and the link watcher write it.
 pub struct Shared {
     pub engine: Mutex<Engine>,
@@ -68,16 +76,6 @@ impl Shared {
             reloads: AtomicU64::new(0),
             reload_errors: AtomicU64::new(0),
         }
-    }
-
-    /// The interface's name, or `if<N>` for an index no longer monitored.
-    pub fn iface_name(&self, ifindex: u32) -> String {
-        self.links
-            .read()
-            .expect("links lock")
-            .get(&ifindex)
-            .map(|l| l.name.clone())
-            .unwrap_or_else(|| format!("if{ifindex}"))
     }
 
     pub fn names(&self) -> BTreeMap<u32, String> {

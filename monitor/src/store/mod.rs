@@ -471,40 +471,37 @@ impl Store {
             path: self.path.clone(),
             source: e,
         })?;
-        let steps: [(&str, i64); 5] = [
-            ("DELETE FROM events WHERE ts < ?1", ns(event_cut)),
+        let steps: [(&str, &[i64]); 5] = [
+            ("DELETE FROM events WHERE ts < ?1", &[ns(event_cut)]),
             (
                 "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1",
-                ret.max_events.min(i64::MAX as u64) as i64,
+                &[ns(ret.max_events)],
             ),
             (
                 "DELETE FROM findings WHERE closed IS NOT NULL AND (closed < ?1 OR rowid IN
                  (SELECT rowid FROM findings WHERE closed IS NOT NULL
                   ORDER BY closed DESC LIMIT -1 OFFSET ?2))",
-                ns(finding_cut),
+                &[ns(finding_cut), caps.closed_findings as i64],
             ),
             (
                 "DELETE FROM devices WHERE rowid IN
                  (SELECT rowid FROM devices ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
-                caps.devices as i64,
+                &[caps.devices as i64],
             ),
             (
                 "DELETE FROM dhcp_servers WHERE rowid IN
                  (SELECT rowid FROM dhcp_servers ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
-                caps.servers as i64,
+                &[caps.servers as i64],
             ),
         ];
         let mut gone = 0u64;
-        for (q, arg) in steps {
-            let n = if q.contains("?2") {
-                tx.execute(q, params![arg, caps.closed_findings as i64])
-            } else {
-                tx.execute(q, [arg])
-            };
-            gone += n.map_err(|e| StoreError::Sql {
-                path: self.path.clone(),
-                source: e,
-            })? as u64;
+        for (q, args) in steps {
+            gone += tx
+                .execute(q, rusqlite::params_from_iter(args))
+                .map_err(|e| StoreError::Sql {
+                    path: self.path.clone(),
+                    source: e,
+                })? as u64;
         }
         tx.commit().map_err(|e| self.err(e))?;
         Ok(gone)
