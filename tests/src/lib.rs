@@ -2,11 +2,11 @@
 //! namespace guards that clean up on drop, and an AF_PACKET sender that runs inside a namespace.
 pub mod agent;
 pub mod fixtures;
-pub mod frames;
 pub mod http;
-pub mod lab;
-pub mod netns;
 pub mod probe;
+
+// The lab (namespaces, frames, real software) is its own crate so xtask can use it too.
+pub use l2watch_lab::{frames, lab, netns, proc, scenario};
 
 use std::path::PathBuf;
 

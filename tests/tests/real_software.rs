@@ -1,13 +1,15 @@
-//! Real software on a lab segment (a flooding bridge in namespaces): two dnsmasq servers and
-//! dhclient clients, and two hosts claiming one address with arping. The real `l2watch run`
-//! watches the monitor port; its findings come from its log, its device table from its
-//! database after a clean stop.
+//! Every step of the standard lab (`l2watch_lab::scenario`) against the real `l2watch run` on
+//! the monitor port: real dnsmasq servers and dhclient clients (obtain, renew, release), two
+//! hosts claiming one IP with arping, a NIC swapped and swapped back, a storm of crafted
+//! clients, and crafted VLAN/QinQ frames. Findings and events come from the agent's JSON log,
+//! the device table from its database after a clean stop.
 use std::time::Duration;
 
 use l2watch_tests::{
     agent::Agent,
-    lab::{dhclient, dnsmasq, Lab},
+    lab::Lab,
     require_privileged,
+    scenario::{self, mac_of, Step},
 };
 use rusqlite::Connection;
 use serde_json::Value;
@@ -35,49 +37,59 @@ fn start_agent(lab: &Lab) -> Agent {
     agent
 }
 
-fn finding(agent: &mut Agent, kind: &str) -> Value {
+/// The first finding of `kind` opened whose evidence mentions `about`.
+fn finding(agent: &mut Agent, kind: &str, about: &str) -> Value {
     agent.wait_for(kind, WAIT, |v| {
-        v["target"] == "l2watch::finding" && v["kind"] == kind && v["state"] == "opened"
+        v["target"] == "l2watch::finding"
+            && v["kind"] == kind
+            && v["state"] == "opened"
+            && v["evidence"].as_str().is_some_and(|e| e.contains(about))
     })
 }
 
+fn step(lab: &mut Lab, s: Step) -> String {
+    s.run(lab)
+        .unwrap_or_else(|e| panic!("lab step {}: {e}", s.name()))
+}
+
+fn dhcp_event(v: &Value, msg_type: u8, mac: &str) -> bool {
+    v["target"] == "l2watch::event"
+        && v["kind"] == "dhcp"
+        && v["msg_type"] == msg_type
+        && v["src_mac"] == mac
+}
+
 #[test]
-fn two_dnsmasq_servers_compete_and_dhclient_clients_get_leases() {
-    if !require_privileged("two_dnsmasq_servers_compete_and_dhclient_clients_get_leases") {
+fn competing_dnsmasq_servers_and_a_dhclient_lease_life() {
+    if !require_privileged("competing_dnsmasq_servers_and_a_dhclient_lease_life") {
         return;
     }
-    let mut lab = Lab::new();
-    let (s1, s2) = (lab.add_host("srv"), lab.add_host("srv"));
-    let (c1, c2) = (lab.add_host("cli"), lab.add_host("cli"));
+    let mut lab = scenario::standard();
     let mut agent = start_agent(&lab);
+    step(&mut lab, Step::DhcpServer);
+    step(&mut lab, Step::RogueDhcp);
+    let summary = step(&mut lab, Step::DhcpClients);
 
-    lab.hosts[s1].add_addr("10.50.0.1/24");
-    lab.hosts[s2].add_addr("10.50.0.2/24");
-    let _d1 = dnsmasq(
-        &lab.hosts[s1],
-        "10.50.0.100,10.50.0.149,255.255.255.0,10m",
-        lab.dir.path(),
-    );
-    let _d2 = dnsmasq(
-        &lab.hosts[s2],
-        "10.50.0.150,10.50.0.199,255.255.255.0,10m",
-        lab.dir.path(),
-    );
-    std::thread::sleep(Duration::from_millis(500));
-    let macs = [lab.hosts[c1].mac(), lab.hosts[c2].mac()];
-    let _a = dhclient(&lab.hosts[c1], "node-a", lab.dir.path());
-    let _b = dhclient(&lab.hosts[c2], "node-b", lab.dir.path());
-
-    let competing = finding(&mut agent, "dhcp_competing_servers");
+    let competing = finding(&mut agent, "dhcp_competing_servers", "");
     let evidence = competing["evidence"].as_str().expect("evidence text");
-    for server in ["10.50.0.1", "10.50.0.2"] {
+    for server in [scenario::SERVER, scenario::ROGUE] {
         assert!(evidence.contains(server), "{evidence}");
     }
-    // Both clients finish DISCOVER/OFFER/REQUEST/ACK.
-    agent.wait_for_n("two DHCPACKs", 2, WAIT, |v| {
-        v["target"] == "l2watch::event" && v["kind"] == "dhcp" && v["msg_type"] == 5
-    });
-    // Give the last batch one flush interval, then stop cleanly and read the database.
+    for client in ["c1", "c2"] {
+        let mac = mac_of(client);
+        // DORA, then a renewal: a unicast REQUEST from the leased address to the server it
+        // came from, then the release.
+        agent.wait_for("DHCPDISCOVER", WAIT, |v| dhcp_event(v, 1, mac));
+        let renew = agent.wait_for("renewal", WAIT, |v| {
+            dhcp_event(v, 3, mac) && v["src_ip"] != "0.0.0.0"
+        });
+        assert_ne!(
+            renew["dst_ip"], "255.255.255.255",
+            "renewal is unicast: {renew}"
+        );
+        agent.wait_for("DHCPRELEASE", WAIT, |v| dhcp_event(v, 7, mac));
+    }
+    // The last batch needs one flush interval; then stop cleanly and read the database.
     std::thread::sleep(Duration::from_millis(600));
     assert_eq!(agent.stop(WAIT), Some(0), "log:\n{}", agent.log());
 
@@ -102,19 +114,23 @@ fn two_dnsmasq_servers_compete_and_dhclient_clients_get_leases() {
         .unwrap()
         .map(Result::unwrap)
         .collect();
-    assert_eq!(rows.len(), 2, "{rows:?}\nlog:\n{}", agent.log());
-    for ((mac, ip, host, source, server, secs), (want_mac, want_host)) in
-        rows.iter().zip(macs.iter().zip(["node-a", "node-b"]))
+    assert_eq!(rows.len(), 2, "{rows:?}\n{summary}\nlog:\n{}", agent.log());
+    for ((mac, ip, host, source, server, secs), (client, want_host)) in
+        rows.iter().zip([("c1", "node-1"), ("c2", "node-2")])
     {
         assert_eq!(
-            (mac, host.as_str(), source.as_str()),
-            (want_mac, want_host, "dhcp")
+            (mac.as_str(), host.as_str(), source.as_str()),
+            (mac_of(client), want_host, "dhcp")
         );
         let last: u8 = ip.rsplit('.').next().unwrap().parse().unwrap();
         assert!((100..200).contains(&last), "{ip} is outside both ranges");
+        assert!(summary.contains(ip.as_str()), "{ip} not in {summary}");
         let server = server.as_deref().expect("lease server");
-        assert!(["10.50.0.1", "10.50.0.2"].contains(&server), "{server}");
-        assert_eq!(*secs, Some(600), "10-minute lease");
+        assert!(
+            [scenario::SERVER, scenario::ROGUE].contains(&server),
+            "{server}"
+        );
+        assert_eq!(*secs, Some(scenario::LEASE_SECS));
     }
     let servers: i64 = conn
         .query_row("SELECT count(*) FROM dhcp_servers", [], |r| r.get(0))
@@ -131,39 +147,45 @@ fn two_dnsmasq_servers_compete_and_dhclient_clients_get_leases() {
 }
 
 #[test]
-fn two_hosts_announcing_one_address_with_arping_raise_duplicate_ip() {
-    if !require_privileged("two_hosts_announcing_one_address_with_arping_raise_duplicate_ip") {
+fn arping_duplicate_a_swapped_nic_a_storm_and_tagged_frames() {
+    if !require_privileged("arping_duplicate_a_swapped_nic_a_storm_and_tagged_frames") {
         return;
     }
-    let mut lab = Lab::new();
-    let (a, b) = (lab.add_host("dupa"), lab.add_host("dupb"));
+    let mut lab = scenario::standard();
     let mut agent = start_agent(&lab);
-    for h in [a, b] {
-        lab.hosts[h].add_addr("10.50.0.77/24");
-    }
-    let announce = |h: usize| {
-        let host = &lab.hosts[h];
-        let out = host
-            .spawn(
-                "arping",
-                &["-U", "-c", "1", "-I", &host.iface, "10.50.0.77"],
-            )
-            .wait(WAIT);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    // A, then B, then A again: both alive, unlike a MAC change where the old MAC goes quiet.
-    announce(a);
-    announce(b);
-    announce(a);
-    let dup = finding(&mut agent, "duplicate_ip");
+
+    step(&mut lab, Step::DuplicateIp);
+    let dup = finding(&mut agent, "duplicate_ip", scenario::DUPLICATE);
     let evidence = dup["evidence"].as_str().expect("evidence text");
-    for mac in [lab.hosts[a].mac(), lab.hosts[b].mac()] {
-        assert!(evidence.contains(&mac), "{mac} not in {evidence}");
+    for mac in [mac_of("dupa"), mac_of("dupb")] {
+        assert!(evidence.contains(mac), "{mac} not in {evidence}");
     }
-    assert!(evidence.contains("10.50.0.77"), "{evidence}");
+    assert!(evidence.contains(scenario::DUPLICATE), "{evidence}");
+
+    step(&mut lab, Step::MacChange);
+    let changed = finding(&mut agent, "mac_changed", scenario::MOVER);
+    let back = finding(&mut agent, "mac_flip_flop", scenario::MOVER);
+    for f in [&changed, &back] {
+        let e = f["evidence"].as_str().expect("evidence text");
+        assert!(e.contains(scenario::MOVER), "{e}");
+        assert!(e.contains(scenario::MOVER_OTHER_MAC), "{e}");
+    }
+
+    step(&mut lab, Step::DhcpStorm);
+    finding(&mut agent, "dhcp_storm", "");
+    finding(&mut agent, "dhcp_starvation", "");
+
+    step(&mut lab, Step::VlanFrames);
+    let (vid, (outer, inner)) = (scenario::VLAN.to_string(), scenario::QINQ);
+    let qinq = format!("{outer}.{inner}");
+    agent.wait_for("ARP in the VLAN", WAIT, |v| {
+        v["target"] == "l2watch::event" && v["vlan"] == vid.as_str() && v["tags"] == 1
+    });
+    agent.wait_for("DHCP in the VLAN", WAIT, |v| {
+        v["kind"] == "dhcp" && v["vlan"] == vid.as_str() && v["msg_type"] == 1
+    });
+    agent.wait_for("ARP in QinQ", WAIT, |v| {
+        v["target"] == "l2watch::event" && v["vlan"] == qinq.as_str() && v["tags"] == 2
+    });
     assert_eq!(agent.stop(WAIT), Some(0), "log:\n{}", agent.log());
 }

@@ -118,6 +118,14 @@ fn ipv4_header(ip: &Ip, payload_len: usize) -> Vec<u8> {
     h.extend_from_slice(&ip.src);
     h.extend_from_slice(&ip.dst);
     h.extend_from_slice(&opts);
+    // A real checksum: a bridge with br_netfilter loaded drops IPv4 frames without one.
+    let sum = h
+        .chunks(2)
+        .map(|w| u32::from(u16::from_be_bytes([w[0], w[1]])))
+        .sum::<u32>();
+    let folded = (sum & 0xffff) + (sum >> 16);
+    let folded = (folded & 0xffff) + (folded >> 16);
+    h[10..12].copy_from_slice(&(!(folded as u16)).to_be_bytes());
     h
 }
 

@@ -48,6 +48,16 @@ impl Netns {
         ns
     }
 
+    /// A namespace created earlier by a lab (`cargo xtask lab up`); deleted when dropped.
+    pub fn adopt(name: &str) -> Result<Netns, String> {
+        if !std::path::Path::new("/var/run/netns").join(name).exists() {
+            return Err(format!("network namespace {name} is gone"));
+        }
+        Ok(Netns {
+            name: name.to_string(),
+        })
+    }
+
     /// `ip netns exec NAME args...`, panicking on failure.
     pub fn exec(&self, args: &[&str]) -> Output {
         sh(Command::new("ip")
