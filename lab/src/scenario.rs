@@ -166,9 +166,13 @@ impl Step {
                 "no competing dnsmasq was running".to_string()
             }),
             Step::DhcpClients => {
-                let a = dhcp_client_cycle(lab, "c1", "node-1")?;
-                let b = dhcp_client_cycle(lab, "c2", "node-2")?;
-                Ok(format!("{a}; {b}"))
+                let lab = &*lab;
+                let (a, b) = std::thread::scope(|s| {
+                    let a = s.spawn(|| dhcp_client_cycle(lab, "c1", "node-1"));
+                    let b = dhcp_client_cycle(lab, "c2", "node-2");
+                    (a.join().expect("client thread"), b)
+                });
+                Ok(format!("{}; {}", a?, b?))
             }
             Step::DuplicateIp => duplicate_ip(lab),
             Step::MacChange => mac_change(lab),
@@ -262,7 +266,9 @@ fn client_files(lab: &Lab, host: &str, hostname: &str) -> ClientFiles {
         ),
     )
     .expect("write dhclient.conf");
-    let script = lab.path("dhclient-script");
+    // One copy per host: clients run in parallel, and one must not exec a script another is
+    // still writing.
+    let script = lab.path(&format!("dhclient-script-{host}"));
     if !script.exists() {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::write(&script, DHCLIENT_SCRIPT).expect("write dhclient script");

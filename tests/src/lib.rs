@@ -59,16 +59,25 @@ pub fn l2watch_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("L2WATCH_BIN") {
         return PathBuf::from(p);
     }
+    profile_bin("l2watch", "cargo build -p l2watch")
+}
+
+/// The `xtask` binary (`cargo xtask ...` builds it; so does `cargo xtask test`).
+pub fn xtask_bin() -> PathBuf {
+    profile_bin("xtask", "cargo build -p xtask")
+}
+
+fn profile_bin(name: &str, build: &str) -> PathBuf {
     // Test executables live in target/<profile>/deps/.
     let exe = std::env::current_exe().expect("current exe");
     let profile_dir = exe
         .parent()
         .and_then(|d| d.parent())
         .expect("target/<profile>");
-    let bin = profile_dir.join("l2watch");
+    let bin = profile_dir.join(name);
     assert!(
         bin.exists(),
-        "{} not found: build it with `cargo build -p l2watch` (cargo xtask test does)",
+        "{} not found: build it with `{build}` (cargo xtask test does)",
         bin.display()
     );
     bin

@@ -1,5 +1,8 @@
-//! Developer tasks: `setup` (toolchain and test packages, idempotent), `run`, `test`, `bench`.
-//! Every task but `setup` runs setup first, so a fresh machine needs only the README commands.
+//! Developer tasks: `setup` (toolchain and test packages, idempotent), `run`, `test`, `bench`,
+//! `lab` and `demo`. Every task but `setup` runs setup first, so a fresh machine needs only the
+//! README commands.
+mod lab;
+
 use std::{
     env,
     ffi::OsString,
@@ -66,9 +69,41 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+    /// A private layer-2 lab in network namespaces: a hub bridge (every port sees every
+    /// frame, like a SPAN port), a monitor port for l2watch, and hosts running real dnsmasq,
+    /// dhclient and arping. `up` leaves it running; `step` plays scenario steps on it.
+    Lab {
+        #[command(subcommand)]
+        cmd: lab::LabCmd,
+    },
+    /// Try l2watch without a rack: builds the lab, runs the agent on its monitor port, plays
+    /// scripted churn (DHCP clients, a rogue DHCP server, a duplicate IP, a swapped NIC, a
+    /// DHCP storm, VLAN and QinQ traffic) and shows the agent's view live. Ctrl-C stops it and
+    /// removes every namespace.
+    Demo {
+        /// The l2watch binary to run [default: build and use target/release/l2watch].
+        #[arg(long, value_name = "PATH")]
+        agent: Option<PathBuf>,
+        /// Stop by itself after this many seconds.
+        #[arg(long, value_name = "SECS")]
+        duration: Option<u64>,
+        /// Seconds between screens of the live view.
+        #[arg(long, value_name = "SECS", default_value_t = 2)]
+        refresh: u64,
+        /// Print each screen after the last instead of redrawing (for logs and pipes).
+        #[arg(long)]
+        plain: bool,
+    },
 }
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = main_result() {
+        eprintln!("xtask: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn main_result() -> Result<()> {
     let cli = Cli::parse();
     let root = workspace_root()?;
     env::set_current_dir(&root)?;
@@ -149,6 +184,32 @@ fn main() -> Result<()> {
             println!();
             let mut cmd = Command::new(root.join("target/release/l2watch-engine-bench"));
             exit_with(cmd.status().context("cannot start the engine benchmark")?)
+        }
+        Cmd::Lab { cmd } => {
+            setup()?;
+            lab::lab(cmd)
+        }
+        Cmd::Demo {
+            agent,
+            duration,
+            refresh,
+            plain,
+        } => {
+            setup()?;
+            let agent = match agent {
+                Some(a) => a,
+                None => {
+                    cargo(&["build", "--release", "-p", "l2watch"])?;
+                    root.join("target/release/l2watch")
+                }
+            };
+            use std::io::IsTerminal as _;
+            lab::demo(lab::DemoOpts {
+                agent,
+                duration: duration.map(std::time::Duration::from_secs),
+                refresh: std::time::Duration::from_secs(refresh.max(1)),
+                plain: plain || !std::io::stdout().is_terminal(),
+            })
         }
     }
 }
