@@ -114,7 +114,7 @@ fn demo_shows_findings_and_ctrl_c_removes_every_namespace() {
     }
     drop(tx);
     let mut seen = Vec::new();
-    let mut wait_for = |needle: &str, timeout: Duration, seen: &mut Vec<String>| {
+    let wait_for = |needle: &str, timeout: Duration, seen: &mut Vec<String>| {
         let deadline = Instant::now() + timeout;
         while Instant::now() < deadline {
             if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
