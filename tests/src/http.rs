@@ -12,42 +12,59 @@ use crate::netns::Netns;
 
 /// GETs `path` from 127.0.0.1:`port` in `ns`; returns the status and the body.
 pub fn get(ns: &Netns, port: u16, path: &str) -> (u16, String) {
+    try_get(ns, port, path).unwrap_or_else(|e| panic!("GET {path} on port {port}: {e}"))
+}
+
+/// [`get`], with an error instead of a panic when nothing listens yet or the reply breaks.
+pub fn try_get(ns: &Netns, port: u16, path: &str) -> Result<(u16, String), String> {
     let nspath = format!("/var/run/netns/{}", ns.name);
     let path = path.to_string();
     std::thread::spawn(move || {
         let f = File::open(&nspath).unwrap_or_else(|e| panic!("open {nspath}: {e}"));
         // SAFETY: moves only this thread into the namespace.
         assert_eq!(unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) }, 0);
-        let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to the agent");
+        let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         write!(
             s,
             "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
         )
-        .unwrap();
+        .map_err(|e| e.to_string())?;
         let mut raw = Vec::new();
-        s.read_to_end(&mut raw).expect("read the reply");
+        s.read_to_end(&mut raw).map_err(|e| e.to_string())?;
         let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").expect("HTTP reply");
+        let (head, body) = text.split_once("\r\n\r\n").ok_or("not an HTTP reply")?;
         let status = head
             .split_whitespace()
             .nth(1)
             .and_then(|s| s.parse().ok())
-            .expect("status code");
+            .ok_or("no status code")?;
         let chunked = head
             .to_ascii_lowercase()
             .contains("transfer-encoding: chunked");
-        (
+        Ok((
             status,
             if chunked {
                 dechunk(body)
             } else {
                 body.to_string()
             },
-        )
+        ))
     })
     .join()
     .expect("HTTP thread panicked")
+}
+
+/// Percent-encodes a query parameter value (PromQL has spaces, braces, quotes).
+pub fn encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn dechunk(mut s: &str) -> String {

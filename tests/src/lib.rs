@@ -2,6 +2,7 @@
 //! namespace guards that clean up on drop, and an AF_PACKET sender that runs inside a namespace.
 pub mod agent;
 pub mod fixtures;
+pub mod grafana;
 pub mod http;
 pub mod probe;
 

@@ -3,7 +3,10 @@
 //! the agent exports.
 use std::{collections::BTreeSet, path::Path, process::Command};
 
-use l2watch_tests::workspace_root;
+use l2watch_tests::{
+    grafana::{dashboard_exprs, grafana_expand},
+    workspace_root,
+};
 
 fn promtool(args: &[&str], dir: &Path) -> String {
     let out = Command::new("promtool")
@@ -84,4 +87,72 @@ fn exported_literal(root: &Path, name: &str) -> bool {
     std::fs::read_to_string(root.join("monitor/src/export/metrics.rs"))
         .unwrap()
         .contains(&format!("\"{name}\""))
+}
+
+#[test]
+fn dashboard_covers_the_issue_and_every_panel_parses_with_exported_metrics() {
+    let root = workspace_root();
+    let path = root.join("deploy/grafana/l2watch-dashboard.json");
+    let dash: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).expect("valid JSON");
+    let panels = dash["panels"].as_array().unwrap();
+    // The sections the dashboard promises, and unique panel ids.
+    let rows: Vec<&str> = panels
+        .iter()
+        .filter(|p| p["type"] == "row")
+        .map(|p| p["title"].as_str().unwrap())
+        .collect();
+    for want in [
+        "Traffic",
+        "Devices",
+        "Findings",
+        "DHCP servers",
+        "Self-monitoring",
+    ] {
+        assert!(
+            rows.iter().any(|r| r.starts_with(want)),
+            "no {want} row in {rows:?}"
+        );
+    }
+    let ids: BTreeSet<u64> = panels.iter().map(|p| p["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids.len(), panels.len(), "duplicate panel ids");
+    for p in panels.iter().filter(|p| p["type"] != "row") {
+        assert!(
+            p["targets"].as_array().is_some_and(|t| !t.is_empty()),
+            "panel {} has no query",
+            p["title"]
+        );
+        assert_eq!(p["datasource"]["uid"], "${datasource}", "{}", p["title"]);
+    }
+
+    // Every expression parses: promtool checks each as a recording rule.
+    let exprs = dashboard_exprs(&dash);
+    assert!(exprs.len() >= 25, "{}", exprs.len());
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, (_, e)) in exprs.iter().enumerate() {
+        rules += &format!(
+            "      - record: dashboard:panel_{i}\n        expr: {}\n",
+            serde_json::to_string(&grafana_expand(e)).unwrap()
+        );
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("dashboard.rules.yml"), rules).unwrap();
+    let check = promtool(&["check", "rules", "dashboard.rules.yml"], tmp.path());
+    assert!(
+        check.contains(&format!("SUCCESS: {} rules found", exprs.len())),
+        "{check}"
+    );
+
+    // Only metrics the agent exports, in panels and in the variables' label_values().
+    let text = std::fs::read_to_string(&path).unwrap();
+    let used = metric_names(&text);
+    let unknown: Vec<_> = used
+        .iter()
+        .filter(|n| !exported_literal(&root, n))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "the dashboard uses metrics the agent does not export: {unknown:?}"
+    );
+    assert!(used.len() >= 25, "{used:?}");
 }

@@ -1,0 +1,265 @@
+//! End to end with a real Prometheus (Debian's package) in the lab's monitor namespace: it
+//! scrapes the real agent and evaluates `deploy/prometheus/l2watch.rules.yml` as shipped but
+//! for `for:` cut to seconds. Through Prometheus's HTTP API: no alert is pending or firing
+//! while the lab is clean (one DHCP server, clients, VLAN traffic); the competing-DHCP alert
+//! fires when a second dnsmasq answers, the duplicate-IP alert when two hosts claim one IP;
+//! and every query of the Grafana dashboard runs without error. Bounded by timeouts; the lab
+//! (namespaces, dnsmasq, agent, Prometheus) is removed on drop, also on failure.
+use std::time::{Duration, Instant};
+
+use l2watch_tests::{
+    grafana::{dashboard, dashboard_exprs, grafana_expand},
+    http::{encode, try_get},
+    l2watch_bin,
+    lab::Lab,
+    require_privileged,
+    scenario::{self, Step},
+    workspace_root,
+};
+use serde_json::Value;
+
+const AGENT_PORT: u16 = 9731;
+const PROM_PORT: u16 = 9090;
+/// What every `for:` of the shipped rules becomes here.
+const FOR: &str = "2s";
+
+/// The shipped rules with every `for:` set to [`FOR`].
+fn rules_for_test() -> String {
+    let rules =
+        std::fs::read_to_string(workspace_root().join("deploy/prometheus/l2watch.rules.yml"))
+            .expect("read the rules");
+    let mut n = 0;
+    let out: Vec<String> = rules
+        .lines()
+        .map(|l| match l.trim_start().strip_prefix("for: ") {
+            Some(_) => {
+                n += 1;
+                format!("{}for: {FOR}", &l[..l.len() - l.trim_start().len()])
+            }
+            None => l.to_string(),
+        })
+        .collect();
+    assert!(n >= 11, "only {n} `for:` lines rewritten");
+    out.join("\n") + "\n"
+}
+
+struct Prom<'a> {
+    lab: &'a Lab,
+}
+
+impl Prom<'_> {
+    fn api(&self, path: &str) -> Result<Value, String> {
+        let (status, body) = try_get(&self.lab.mon, PROM_PORT, path)?;
+        let v: Value = serde_json::from_str(&body).map_err(|e| format!("{e}: {body}"))?;
+        if status != 200 || v["status"] != "success" {
+            return Err(format!("{path}: HTTP {status}: {body}"));
+        }
+        Ok(v["data"].clone())
+    }
+
+    fn query(&self, q: &str) -> Result<Vec<Value>, String> {
+        let data = self.api(&format!("/api/v1/query?query={}", encode(q)))?;
+        Ok(data["result"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Alerts as (name, state, labels).
+    fn alerts(&self) -> Vec<(String, String, Value)> {
+        let data = self.api("/api/v1/alerts").expect("alerts");
+        data["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["labels"]["alertname"].as_str().unwrap().to_string(),
+                    a["state"].as_str().unwrap().to_string(),
+                    a.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn wait(&self, what: &str, timeout: Duration, mut ok: impl FnMut(&Self) -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !ok(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for {what}; alerts: {:?}",
+                self.alerts()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    /// The value of a one-series query, if any.
+    fn scalar(&self, q: &str) -> Option<f64> {
+        let r = self.query(q).ok()?;
+        r.first()?["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Waits until the rules have been evaluated twice over a scrape taken after now, so an
+    /// expression true on the current state has become at least pending.
+    fn settle(&self) {
+        let t0 = self.scalar("vector(time())").expect("time()");
+        self.wait("a scrape after now", Duration::from_secs(30), |p| {
+            p.scalar("timestamp(l2watch_build_info)")
+                .is_some_and(|t| t > t0 + 1.0)
+        });
+        std::thread::sleep(Duration::from_secs(3));
+    }
+}
+
+fn firing(p: &Prom, name: &str) -> Option<Value> {
+    p.alerts()
+        .into_iter()
+        .find(|(n, s, _)| n == name && s == "firing")
+        .map(|a| a.2)
+}
+
+#[test]
+fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
+    if !require_privileged(
+        "prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean",
+    ) {
+        return;
+    }
+    let mut lab = scenario::standard();
+    let dir = lab.dir().to_path_buf();
+    std::fs::write(dir.join("rules.yml"), rules_for_test()).unwrap();
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             rule_files: [rules.yml]\n\
+             scrape_configs:\n  - job_name: l2watch\n    static_configs:\n      \
+             - targets: ['127.0.0.1:{AGENT_PORT}']\n"
+        ),
+    )
+    .unwrap();
+    let s = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+    let (bin, db) = (s(l2watch_bin()), s(dir.join("l2watch.db")));
+    let mon_if = lab.mon_if.clone();
+    lab.start_daemon(
+        "agent",
+        None,
+        &bin,
+        &[
+            "run",
+            "--iface",
+            &mon_if,
+            "--db",
+            &db,
+            "--listen",
+            "127.0.0.1:9731",
+        ],
+    )
+    .unwrap();
+    let (config, tsdb) = (s(dir.join("prometheus.yml")), s(dir.join("tsdb")));
+    lab.start_daemon(
+        "prometheus",
+        None,
+        "prometheus",
+        &[
+            &format!("--config.file={config}"),
+            &format!("--storage.tsdb.path={tsdb}"),
+            &format!("--web.listen-address=127.0.0.1:{PROM_PORT}"),
+            "--log.level=warn",
+        ],
+    )
+    .unwrap();
+
+    let prom = Prom { lab: &lab };
+    let started = Instant::now();
+    prom.wait(
+        "Prometheus to load the rules",
+        Duration::from_secs(60),
+        |p| {
+            p.api("/api/v1/rules")
+                .is_ok_and(|d| d["groups"].as_array().is_some_and(|g| g.len() == 2))
+        },
+    );
+    prom.wait(
+        "the agent's target to be up",
+        Duration::from_secs(60),
+        |p| p.scalar(r#"up{job="l2watch"}"#) == Some(1.0),
+    );
+    let rules = prom.api("/api/v1/rules").unwrap();
+    let alert_rules: usize = rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+        .filter(|r| r["type"] == "alerting")
+        .count();
+    assert_eq!(alert_rules, 11);
+    drop(prom);
+
+    // Clean phase: one server, clients through their whole lease life, tagged traffic.
+    for step in [Step::DhcpServer, Step::DhcpClients, Step::VlanFrames] {
+        step.run(&mut lab)
+            .unwrap_or_else(|e| panic!("{}: {e}", step.name()));
+    }
+    let prom = Prom { lab: &lab };
+    prom.wait(
+        "the clean traffic in Prometheus",
+        Duration::from_secs(30),
+        |p| {
+            p.scalar(r#"sum(l2watch_dhcp_messages_total{type="release"})"#)
+                .is_some_and(|v| v >= 2.0)
+                && p.scalar(r#"sum(l2watch_devices{vlan="200.300"})"#) == Some(1.0)
+        },
+    );
+    prom.settle();
+    let clean = prom.alerts();
+    assert!(clean.is_empty(), "alerts in the clean phase: {clean:#?}");
+    drop(prom);
+
+    // A competing server answers the next clients.
+    for step in [Step::RogueDhcp, Step::DhcpClients] {
+        step.run(&mut lab)
+            .unwrap_or_else(|e| panic!("{}: {e}", step.name()));
+    }
+    let prom = Prom { lab: &lab };
+    prom.wait(
+        "L2watchDhcpCompetingServers to fire",
+        Duration::from_secs(60),
+        |p| firing(p, "L2watchDhcpCompetingServers").is_some(),
+    );
+    let a = firing(&prom, "L2watchDhcpCompetingServers").unwrap();
+    assert_eq!(a["labels"]["interface"], mon_if.as_str(), "{a}");
+    assert_eq!(a["labels"]["vlan"], "untagged", "{a}");
+    assert_eq!(a["labels"]["severity"], "critical", "{a}");
+    assert!(
+        a["annotations"]["description"]
+            .as_str()
+            .unwrap()
+            .contains(&mon_if),
+        "runbook text rendered with the labels: {a}"
+    );
+    drop(prom);
+
+    // Two hosts claim one address.
+    Step::DuplicateIp.run(&mut lab).unwrap();
+    let prom = Prom { lab: &lab };
+    prom.wait("L2watchDuplicateIp to fire", Duration::from_secs(60), |p| {
+        firing(p, "L2watchDuplicateIp").is_some()
+    });
+
+    // Every dashboard query runs against the real series and has data after this scenario.
+    let dash = dashboard();
+    let mut empty = Vec::new();
+    for (title, expr) in dashboard_exprs(&dash) {
+        let q = grafana_expand(&expr);
+        let r = prom
+            .query(&q)
+            .unwrap_or_else(|e| panic!("panel {title:?}: {q}: {e}"));
+        if r.is_empty() {
+            empty.push(format!("{title}: {q}"));
+        }
+    }
+    assert!(
+        empty.is_empty(),
+        "dashboard queries without data: {empty:#?}"
+    );
+    println!("end-to-end in {:.0?}", started.elapsed());
+}
