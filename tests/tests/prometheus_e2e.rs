@@ -192,7 +192,6 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
         .filter(|r| r["type"] == "alerting")
         .count();
     assert_eq!(alert_rules, 11);
-    drop(prom);
 
     // Clean phase: one server, clients through their whole lease life, tagged traffic.
     for step in [Step::DhcpServer, Step::DhcpClients, Step::VlanFrames] {
@@ -212,7 +211,6 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
     prom.settle();
     let clean = prom.alerts();
     assert!(clean.is_empty(), "alerts in the clean phase: {clean:#?}");
-    drop(prom);
 
     // A competing server answers the next clients.
     for step in [Step::RogueDhcp, Step::DhcpClients] {
@@ -236,7 +234,6 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
             .contains(&mon_if),
         "runbook text rendered with the labels: {a}"
     );
-    drop(prom);
 
     // Two hosts claim one address.
     Step::DuplicateIp.run(&mut lab).unwrap();
