@@ -156,3 +156,45 @@ fn dashboard_covers_the_issue_and_every_panel_parses_with_exported_metrics() {
     );
     assert!(used.len() >= 25, "{used:?}");
 }
+
+#[test]
+fn federation_example_is_valid_and_every_fleet_alert_is_tested() {
+    let root = workspace_root();
+    let dir = root.join("deploy/prometheus/federation");
+    for config in ["site.prometheus.yml", "global.prometheus.yml"] {
+        // check config also checks the rule files each one loads.
+        let out = promtool(&["check", "config", config], &dir);
+        assert!(
+            out.contains("is valid prometheus config file syntax"),
+            "{out}"
+        );
+    }
+    let test = promtool(&["test", "rules", "fleet.rules.test.yml"], &dir);
+    assert!(test.contains("SUCCESS"), "{test}");
+    let rules = std::fs::read_to_string(dir.join("fleet.rules.yml")).unwrap();
+    let tests = std::fs::read_to_string(dir.join("fleet.rules.test.yml")).unwrap();
+    let alerts: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    assert!(alerts.len() >= 4, "{alerts:?}");
+    for alert in alerts {
+        assert!(
+            tests.contains(&format!("alertname: {alert}")),
+            "{alert} has no promtool test"
+        );
+    }
+    // What the fleet layer federates and alerts on is what the agents and site rules export.
+    let global = std::fs::read_to_string(dir.join("global.prometheus.yml")).unwrap();
+    let used = metric_names(&format!("{rules}\n{global}"));
+    let unknown: Vec<_> = used
+        .iter()
+        .filter(|n| !exported_literal(&root, n))
+        .collect();
+    assert!(unknown.is_empty(), "not exported: {unknown:?}");
+    let site_rules =
+        std::fs::read_to_string(root.join("deploy/prometheus/l2watch.rules.yml")).unwrap();
+    for rec in ["l2watch:ringbuf_drops:rate5m"] {
+        assert!(rules.contains(rec) && site_rules.contains(&format!("record: {rec}")));
+    }
+}

@@ -199,3 +199,86 @@ fn agent_works_with_only_the_units_capabilities_and_not_without_cap_bpf() {
         "no clear error without CAP_BPF:\n{log}"
     );
 }
+
+#[test]
+fn daemonset_uses_the_units_capabilities_and_a_config_the_agent_accepts() {
+    use yaml_rust2::{Yaml, YamlLoader};
+    let path = workspace_root().join("deploy/kubernetes/l2watch.yaml");
+    let docs =
+        YamlLoader::load_from_str(&std::fs::read_to_string(&path).unwrap()).expect("valid YAML");
+    let by_kind = |k: &str| {
+        docs.iter()
+            .find(|d| d["kind"].as_str() == Some(k))
+            .unwrap_or_else(|| panic!("no {k} in {}", path.display()))
+    };
+    let ds = by_kind("DaemonSet");
+    let pod = &ds["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["hostNetwork"].as_bool(),
+        Some(true),
+        "XDP attaches to the node's NICs"
+    );
+    let c = &pod["containers"][0];
+    let sc = &c["securityContext"];
+    assert_eq!(sc["privileged"].as_bool(), Some(false));
+    assert_eq!(sc["allowPrivilegeEscalation"].as_bool(), Some(false));
+    assert_eq!(sc["readOnlyRootFilesystem"].as_bool(), Some(true));
+    let list = |y: &Yaml| -> BTreeSet<String> {
+        y.as_vec()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_ascii_lowercase())
+            .collect()
+    };
+    assert_eq!(
+        list(&sc["capabilities"]["drop"]),
+        ["all".to_string()].into()
+    );
+    assert_eq!(
+        list(&sc["capabilities"]["add"]),
+        unit_caps(),
+        "same as the systemd unit"
+    );
+
+    // The shipped config parses and validates with the agent's own loader, and the port it
+    // listens on is the one the pod, its annotations and the Service publish.
+    let toml = by_kind("ConfigMap")["data"]["l2watch.toml"]
+        .as_str()
+        .unwrap();
+    let cfg = l2watch::config::Config::parse(toml, std::path::Path::new("configmap"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    cfg.validate(std::path::Path::new("configmap"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let port = cfg.listen.port() as i64;
+    assert_eq!(c["ports"][0]["containerPort"].as_i64(), Some(port));
+    let ann = &ds["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(
+        ann["prometheus.io/port"].as_str(),
+        Some(port.to_string().as_str())
+    );
+    assert_eq!(
+        by_kind("Service")["spec"]["ports"][0]["port"].as_i64(),
+        Some(port)
+    );
+    let args: Vec<&str> = c["args"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        .collect();
+    let mount = c["volumeMounts"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"].as_str() == Some("config"))
+        .unwrap()["mountPath"]
+        .as_str()
+        .unwrap();
+    assert_eq!(args, ["run", "--config", &format!("{mount}/l2watch.toml")]);
+    let sm = by_kind("ServiceMonitor");
+    assert_eq!(sm["spec"]["endpoints"][0]["port"].as_str(), Some("metrics"));
+    assert_eq!(
+        sm["spec"]["endpoints"][0]["path"].as_str(),
+        Some("/metrics")
+    );
+}
