@@ -116,6 +116,14 @@ struct State {
     daemons: Vec<DaemonState>,
 }
 
+impl State {
+    fn read(path: &Path) -> Result<State, String> {
+        let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_slice(&text)
+            .map_err(|e| format!("{} is not a lab state file: {e}", path.display()))
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct HostState {
     name: String,
@@ -307,9 +315,7 @@ impl Lab {
 
     /// Takes back a lab written by [`Lab::persist`]. Dropping the result tears it down.
     pub fn load(state: &Path) -> Result<Lab, String> {
-        let text = std::fs::read(state).map_err(|e| format!("{}: {e}", state.display()))?;
-        let s: State = serde_json::from_slice(&text)
-            .map_err(|e| format!("{} is not a lab state file: {e}", state.display()))?;
+        let s = State::read(state)?;
         let abort = Arc::new(AtomicBool::new(false));
         let mut hosts = Vec::new();
         for h in s.hosts {
@@ -339,9 +345,7 @@ impl Lab {
     /// PID, if still theirs), namespaces, the directory, then the state file. Returns what it
     /// removed.
     pub fn teardown(state: &Path) -> Result<Vec<String>, String> {
-        let text = std::fs::read(state).map_err(|e| format!("{}: {e}", state.display()))?;
-        let s: State = serde_json::from_slice(&text)
-            .map_err(|e| format!("{} is not a lab state file: {e}", state.display()))?;
+        let s = State::read(state)?;
         let mut done = Vec::new();
         for d in s.daemons.into_iter().rev() {
             let mut daemon = Daemon::adopt(d.name.clone(), d.pid, d.start, d.log);

@@ -254,6 +254,25 @@ struct ClientFiles {
     script: String,
 }
 
+impl ClientFiles {
+    /// dhclient's arguments: `flags`, then these files, pid file `pid`, and `iface`.
+    fn args<'a>(&'a self, flags: &[&'a str], pid: &'a str, iface: &'a str) -> Vec<&'a str> {
+        let mut a = flags.to_vec();
+        a.extend([
+            "-cf",
+            &self.conf,
+            "-lf",
+            &self.leases,
+            "-pf",
+            pid,
+            "-sf",
+            &self.script,
+            iface,
+        ]);
+        a
+    }
+}
+
 fn client_files(lab: &Lab, host: &str, hostname: &str) -> ClientFiles {
     let conf = lab.path(&format!("dhclient-{host}.conf"));
     std::fs::write(
@@ -286,26 +305,14 @@ fn client_files(lab: &Lab, host: &str, hostname: &str) -> ClientFiles {
 /// Starts dhclient in the foreground on `host`, sending `hostname`: it gets a lease, applies it
 /// with the lab's script, and keeps renewing until dropped (killed, so it releases nothing).
 pub fn dhclient(lab: &Lab, host: &str, hostname: &str) -> crate::proc::Proc {
-    let f = client_files(lab, host, hostname);
+    start_dhclient(lab, host, &client_files(lab, host, hostname))
+}
+
+fn start_dhclient(lab: &Lab, host: &str, f: &ClientFiles) -> crate::proc::Proc {
     let h = lab.host(host);
     let pid = lab.path(&format!("dhclient-{host}.pid"));
-    h.spawn(
-        "dhclient",
-        &[
-            "-d",
-            "-1",
-            "-v",
-            "-cf",
-            &f.conf,
-            "-lf",
-            &f.leases,
-            "-pf",
-            pid.to_str().expect("utf-8"),
-            "-sf",
-            &f.script,
-            &h.iface,
-        ],
-    )
+    let pid = pid.to_str().expect("utf-8 path");
+    h.spawn("dhclient", &f.args(&["-d", "-1", "-v"], pid, &h.iface))
 }
 
 /// The address in a dhclient "bound to A -- renewal in N seconds." line.
@@ -320,7 +327,7 @@ pub fn dhcp_client_cycle(lab: &Lab, host: &str, hostname: &str) -> Result<String
     let f = client_files(lab, host, hostname);
     // A fresh lease file: the client starts from DISCOVER, not INIT-REBOOT.
     let _ = std::fs::remove_file(&f.leases);
-    let mut client = dhclient(lab, host, hostname);
+    let mut client = start_dhclient(lab, host, &f);
     let first = client.wait_for_line("bound to", WAIT)?;
     let addr = bound_address(&first).ok_or_else(|| format!("odd dhclient line {first:?}"))?;
     client.wait_for_line("DHCPACK", WAIT)?;
@@ -331,23 +338,8 @@ pub fn dhcp_client_cycle(lab: &Lab, host: &str, hostname: &str) -> Result<String
     let h = lab.host(host);
     let pid = lab.path(&format!("dhclient-{host}-release.pid"));
     let _ = std::fs::remove_file(&pid);
-    let released = h.run(
-        "dhclient",
-        &[
-            "-r",
-            "-v",
-            "-cf",
-            &f.conf,
-            "-lf",
-            &f.leases,
-            "-pf",
-            pid.to_str().expect("utf-8"),
-            "-sf",
-            &f.script,
-            &h.iface,
-        ],
-        WAIT,
-    )?;
+    let pid = pid.to_str().expect("utf-8 path");
+    let released = h.run("dhclient", &f.args(&["-r", "-v"], pid, &h.iface), WAIT)?;
     if !released.output.contains("DHCPRELEASE") {
         return Err(format!(
             "dhclient -r sent no DHCPRELEASE:\n{}",

@@ -2,15 +2,13 @@
 //! command that built it, steps run on it from later commands, `lab down` leaves nothing; the
 //! demo shows the agent catching the scenario and, on Ctrl-C, stops and deletes every
 //! namespace it made.
-use std::{
-    io::{BufRead, BufReader},
-    path::Path,
-    process::{Command, Stdio},
-    sync::mpsc,
-    time::{Duration, Instant},
-};
+use std::{path::Path, process::Command, time::Duration};
 
-use l2watch_tests::{l2watch_bin, proc::start_time, require_privileged, xtask_bin};
+use l2watch_tests::{
+    l2watch_bin,
+    proc::{start_time, Proc},
+    require_privileged, xtask_bin,
+};
 use serde_json::Value;
 
 fn xtask(args: &[&str]) -> (bool, String) {
@@ -92,75 +90,35 @@ fn demo_shows_findings_and_ctrl_c_removes_every_namespace() {
     if !require_privileged("demo_shows_findings_and_ctrl_c_removes_every_namespace") {
         return;
     }
-    let mut child = Command::new(xtask_bin())
-        .args(["demo", "--plain", "--refresh", "1", "--agent"])
-        .arg(l2watch_bin())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the demo");
-    let (tx, rx) = mpsc::channel();
-    for pipe in [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-        Box::new(child.stderr.take().unwrap()),
-    ] {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-    }
-    drop(tx);
-    let mut seen = Vec::new();
-    let wait_for = |needle: &str, timeout: Duration, seen: &mut Vec<String>| {
-        let deadline = Instant::now() + timeout;
-        while Instant::now() < deadline {
-            if let Ok(l) = rx.recv_timeout(Duration::from_millis(200)) {
-                let hit = l.contains(needle);
-                seen.push(l);
-                if hit {
-                    return;
-                }
-            }
-        }
-        panic!("no {needle:?} within {timeout:?}:\n{}", seen.join("\n"));
-    };
+    let mut demo = Command::new(xtask_bin());
+    demo.args(["demo", "--plain", "--refresh", "1", "--agent"])
+        .arg(l2watch_bin());
+    let mut demo = Proc::spawn(demo, Default::default()).expect("start the demo");
     // The demo names its namespaces, then the view shows the rogue server the scenario starts.
-    wait_for("demo: namespaces ", Duration::from_secs(60), &mut seen);
-    let during: Vec<String> = seen
-        .last()
-        .unwrap()
+    let line = demo
+        .wait_for_line("demo: namespaces ", Duration::from_secs(60))
+        .unwrap();
+    let during: Vec<String> = line
         .trim_start_matches("demo: namespaces ")
         .split_whitespace()
         .map(String::from)
         .collect();
     assert_eq!(during.len(), 10, "{during:?}");
     assert!(during.iter().all(|n| netns_exists(n)), "{during:?}");
-    wait_for("dhcp_rogue_server", Duration::from_secs(90), &mut seen);
-    wait_for("duplicate_ip", Duration::from_secs(30), &mut seen);
+    demo.wait_for_line("dhcp_rogue_server", Duration::from_secs(90))
+        .unwrap();
+    demo.wait_for_line("duplicate_ip", Duration::from_secs(30))
+        .unwrap();
 
     // Ctrl-C: SIGINT to the demo (the terminal sends it to the foreground process group; the
     // lab's processes run in their own groups and are stopped by the demo).
     // SAFETY: kill on our own child's PID.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the demo did not stop within 30 s after Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    while let Ok(l) = rx.recv_timeout(Duration::from_secs(2)) {
-        seen.push(l);
-    }
-    let out = seen.join("\n");
-    assert!(status.success(), "{status}:\n{out}");
+    unsafe { libc::kill(demo.pid() as i32, libc::SIGINT) };
+    let done = demo
+        .wait(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("the demo did not stop within 30 s after Ctrl-C: {e}"));
+    let out = done.output;
+    assert!(done.status.success(), "{}:\n{out}", done.status);
     assert!(out.contains("no namespace left"), "{out}");
     let left: Vec<_> = during.iter().filter(|n| netns_exists(n)).collect();
     assert!(left.is_empty(), "left behind: {left:?}");
