@@ -50,7 +50,41 @@ pub mod map_names {
     pub const RATE_BUCKETS: &str = "RATE_BUCKETS";
     /// Ring buffer of [`super::ArpEvent`] and [`super::DhcpEvent`].
     pub const EVENTS: &str = "EVENTS";
+    /// Hash: [`super::BindingKey`] -> [`super::ArpEvent`] held back by the token bucket or a
+    /// full ring buffer, until the agent drains it.
+    pub const PENDING_ARP: &str = "PENDING_ARP";
+    /// Hash: [`super::PendingDhcpKey`] -> [`super::DhcpEvent`] for state-bearing DHCP messages
+    /// (OFFER, DECLINE, ACK, NAK, RELEASE) held back likewise.
+    pub const PENDING_DHCP: &str = "PENDING_DHCP";
+    /// LRU hash: [`super::FrameKey`] -> [`super::FrameSeen`]: how often one group-addressed
+    /// frame was seen in the current loop window.
+    pub const FRAMES_SEEN: &str = "FRAMES_SEEN";
+    /// LRU hash: [`super::ScanKey`] -> [`super::ScanState`]: distinct ARP targets per sender.
+    pub const ARP_SCANS: &str = "ARP_SCANS";
 }
+
+/// Default capacities of the maps the loader sizes (`ProbeConfig` starts from these).
+pub mod map_sizes {
+    pub const SEGMENTS: u32 = 4096;
+    pub const BINDINGS: u32 = 65536;
+    pub const RINGBUF_BYTES: u32 = 16 << 20;
+    pub const PENDING_ARP: u32 = 65536;
+    pub const PENDING_DHCP: u32 = 2048;
+    pub const FRAMES_SEEN: u32 = 16384;
+    pub const ARP_SCANS: u32 = 8192;
+}
+
+/// DHCP message types whose loss would lose state (a lease, a server, a conflict): when the
+/// token bucket or the ring buffer holds them back they wait in `PENDING_DHCP` instead.
+pub const fn dhcp_type_is_stateful(msg_type: u8) -> bool {
+    matches!(msg_type, 2 | 4..=7)
+}
+
+/// Bytes of a group-addressed frame hashed for loop detection (from the Ethernet header on).
+pub const LOOP_HASH_BYTES: usize = 64;
+
+/// Bits of the per-sender target bitmap used to estimate distinct ARP targets.
+pub const SCAN_BITMAP_WORDS: usize = 4;
 
 /// The XDP_PASS verdict (UAPI `enum xdp_action`): the only one the program returns.
 pub const XDP_PASS: u32 = 2;
@@ -146,6 +180,15 @@ named_indices! {
         Ipv4 = "ipv4",
         /// Frames that are neither ARP nor DHCPv4.
         Other = "other",
+        /// Frames to a group (broadcast or multicast) destination MAC.
+        Broadcast = "broadcast",
+        /// Group-addressed frames seen more than `loop_repeats` times within one loop window:
+        /// copies going round a switching loop.
+        LoopRepeats = "loop_repeats",
+        /// ARP bindings the kernel found new or changed (sent, deferred or lost alike).
+        ArpBindingsNew = "arp_bindings_new",
+        /// ARP senders that asked for at least `scan_targets` distinct addresses in one window.
+        ArpScans = "arp_scans",
         /// A header the frame's own type fields promise is cut short (see `classify` docs).
         Malformed = "malformed",
     }
@@ -206,6 +249,22 @@ named_indices! {
         DhcpCopyFailed = "dhcp_copy_failed",
         /// ARP frames that are not Ethernet/IPv4 ARP (other hardware or protocol sizes).
         ArpNotEthernetIpv4 = "arp_not_ethernet_ipv4",
+        /// ARP events held back (token bucket empty or ring buffer full) into `PENDING_ARP`;
+        /// the agent drains them, so they are late, not lost.
+        ArpDeferred = "arp_deferred",
+        /// DHCP events held back into `PENDING_DHCP` likewise.
+        DhcpDeferred = "dhcp_deferred",
+        /// ARP events lost: held back while `PENDING_ARP` was full. The binding is not
+        /// remembered, so its next frame tries again.
+        ArpPendingFull = "arp_pending_full",
+        /// State-bearing DHCP events lost: held back while `PENDING_DHCP` was full.
+        DhcpPendingFull = "dhcp_pending_full",
+        /// Loop (repeated frame) events sent.
+        LoopEventsSent = "loop_events_sent",
+        /// ARP scan events sent.
+        ScanEventsSent = "scan_events_sent",
+        /// Loop or scan events lost to a full ring buffer (the counters still count).
+        SignalRingbufFull = "signal_ringbuf_full",
     }
 }
 
@@ -326,7 +385,17 @@ pub struct Config {
     pub dhcp_burst: u32,
     /// [`config_flags`] bits.
     pub flags: u32,
+    /// A group-addressed frame seen more than this often within `loop_window_ms` is looping.
+    pub loop_repeats: u32,
+    pub loop_window_ms: u32,
+    /// Distinct ARP targets (bits of the sender's bitmap) within `scan_window_ms` that make
+    /// the sender a scanner.
+    pub scan_targets: u32,
+    pub scan_window_ms: u32,
     pub _pad: u32,
+    /// Replay only: the capture's time for the loop and scan windows (frames replay far
+    /// faster than they were captured). 0: the kernel clock.
+    pub clock_ns: u64,
 }
 
 /// Token-bucket state, per CPU. Tokens are kept in nano-events so refill needs no division.
@@ -347,6 +416,10 @@ pub mod event_kind {
     pub const ARP_REFRESH: u8 = 3;
     /// A DHCP message (every one, subject to the token bucket).
     pub const DHCP: u8 = 4;
+    /// One group-addressed frame repeated past the loop threshold ([`super::LoopEvent`]).
+    pub const LOOP: u8 = 5;
+    /// One ARP sender asked for many distinct targets ([`super::ScanEvent`]).
+    pub const SCAN: u8 = 6;
 
     /// Stable name for logs, JSON and metric labels.
     pub const fn name(kind: u8) -> &'static str {
@@ -355,6 +428,8 @@ pub mod event_kind {
             ARP_CHANGED => "arp_changed",
             ARP_REFRESH => "arp_refresh",
             DHCP => "dhcp",
+            LOOP => "loop",
+            SCAN => "scan",
             _ => "unknown",
         }
     }
@@ -430,13 +505,125 @@ pub struct DhcpEvent {
     pub payload: [u8; DHCP_PAYLOAD_MAX],
 }
 
+/// Key of `PENDING_DHCP`: one held-back message per segment, transaction, client and type.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PendingDhcpKey {
+    pub ifindex: u32,
+    pub outer_vid: u16,
+    pub inner_vid: u16,
+    pub xid: [u8; 4],
+    pub chaddr: [u8; 6],
+    pub msg_type: u8,
+    pub _pad: u8,
+}
+
+/// Key of `FRAMES_SEEN`: a group-addressed frame's hash on its segment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct FrameKey {
+    pub hash: u64,
+    pub ifindex: u32,
+    pub outer_vid: u16,
+    pub inner_vid: u16,
+}
+
+/// Value of `FRAMES_SEEN`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameSeen {
+    pub window_start_ns: u64,
+    /// Copies in the current window.
+    pub count: u32,
+    /// 1 once this window's loop event was sent.
+    pub reported: u32,
+}
+
+/// Key of `ARP_SCANS`: an ARP sender on its segment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ScanKey {
+    pub ifindex: u32,
+    pub outer_vid: u16,
+    pub inner_vid: u16,
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+/// Value of `ARP_SCANS`: a bitmap of hashed target IPs in the current window.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanState {
+    pub window_start_ns: u64,
+    pub bitmap: [u64; SCAN_BITMAP_WORDS],
+    /// Bits set (an estimate of distinct targets from below).
+    pub targets: u32,
+    /// Requests in the window.
+    pub requests: u32,
+    /// 1 once this window's scan event was sent.
+    pub reported: u32,
+    pub _pad: u32,
+}
+
+/// A frame going round: the same group-addressed bytes `count` times within one window.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopEvent {
+    pub header: EventHeader,
+    pub hash: u64,
+    pub count: u32,
+    pub window_ms: u32,
+    pub eth_dst: [u8; 6],
+    pub eth_src: [u8; 6],
+    /// EtherType after the tags.
+    pub ether_type: u16,
+    pub frame_len: u16,
+    pub _pad: [u8; 8],
+}
+
+/// An ARP sender that asked for at least `scan_targets` distinct addresses in one window.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanEvent {
+    pub header: EventHeader,
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+    pub sender_ip: [u8; 4],
+    /// The target of the request that crossed the threshold.
+    pub last_target: [u8; 4],
+    pub targets: u32,
+    pub requests: u32,
+    pub window_ms: u32,
+    pub _pad2: u32,
+}
+
+/// What the storm generator (`monitor-ebpf/src/storm.rs`, for benchmarks and tests) makes:
+/// station `first + n % stations` for the n-th frame (`stations == 0`: always `first`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct StormConfig {
+    /// Interface the frames are redirected into.
+    pub ifindex: u32,
+    pub first: u32,
+    pub stations: u32,
+    pub _pad: u32,
+}
+
 // The layouts are part of the ABI between two separately compiled objects: pin their sizes.
 const _: () = assert!(size_of::<SegmentKey>() == 8);
 const _: () = assert!(size_of::<SegmentCounters>() == 8 * Counter::COUNT);
 const _: () = assert!(size_of::<SegmentCacheEntry>() == 16);
 const _: () = assert!(size_of::<BindingKey>() == 16);
 const _: () = assert!(size_of::<BindingValue>() == 16);
-const _: () = assert!(size_of::<Config>() == 32);
+const _: () = assert!(size_of::<Config>() == 56);
+const _: () = assert!(size_of::<PendingDhcpKey>() == 20);
+const _: () = assert!(size_of::<StormConfig>() == 16);
+const _: () = assert!(size_of::<FrameKey>() == 16);
+const _: () = assert!(size_of::<FrameSeen>() == 16);
+const _: () = assert!(size_of::<ScanKey>() == 16);
+const _: () = assert!(size_of::<ScanState>() == 56);
+const _: () = assert!(size_of::<LoopEvent>() == 64);
+const _: () = assert!(size_of::<ScanEvent>() == 56);
 const _: () = assert!(size_of::<BucketState>() == 16);
 const _: () = assert!(size_of::<EventHeader>() == 24);
 const _: () = assert!(size_of::<ArpEvent>() == 72);
@@ -454,4 +641,12 @@ mod pod {
     unsafe impl aya::Pod for BindingValue {}
     unsafe impl aya::Pod for Config {}
     unsafe impl aya::Pod for BucketState {}
+    unsafe impl aya::Pod for PendingDhcpKey {}
+    unsafe impl aya::Pod for StormConfig {}
+    unsafe impl aya::Pod for FrameKey {}
+    unsafe impl aya::Pod for FrameSeen {}
+    unsafe impl aya::Pod for ScanKey {}
+    unsafe impl aya::Pod for ScanState {}
+    unsafe impl aya::Pod for ArpEvent {}
+    unsafe impl aya::Pod for DhcpEvent {}
 }

@@ -1,6 +1,9 @@
 //! l2watch XDP classifier: parses Ethernet and stacked VLAN tags, counts ARP and DHCPv4 per
-//! segment in per-CPU maps, and pushes only state changes through a ring buffer. It always
-//! returns XDP_PASS: a monitor never drops or alters traffic.
+//! segment in per-CPU maps, and pushes only state changes through a ring buffer. What the
+//! token bucket or a full ring buffer holds back waits in the pending maps for the agent to
+//! drain, so a storm delays state changes but does not lose them. It also spots frames going
+//! round a switching loop and ARP scanners. It always returns XDP_PASS: a monitor never drops
+//! or alters traffic.
 #![no_std]
 #![no_main]
 
@@ -15,9 +18,11 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use monitor_common::{
-    arp_flags, binding_kind, config_flags, event_kind, ArpEvent, BindingKey, BindingValue, Bucket,
-    BucketState, Config, Counter, DhcpEvent, EventHeader, SegmentCacheEntry, SegmentCounters,
-    SegmentKey, Stat, BOOTP_FIXED_LEN, DHCP_MAX_OPTIONS_SCANNED, DHCP_PAYLOAD_MAX, NO_VLAN,
+    arp_flags, binding_kind, config_flags, dhcp_type_is_stateful, event_kind, map_sizes, ArpEvent,
+    BindingKey, BindingValue, Bucket, BucketState, Config, Counter, DhcpEvent, EventHeader,
+    FrameKey, FrameSeen, LoopEvent, PendingDhcpKey, ScanEvent, ScanKey, ScanState,
+    SegmentCacheEntry, SegmentCounters, SegmentKey, Stat, BOOTP_FIXED_LEN,
+    DHCP_MAX_OPTIONS_SCANNED, DHCP_PAYLOAD_MAX, LOOP_HASH_BYTES, NO_VLAN, SCAN_BITMAP_WORDS,
     VLAN_MAX_DEPTH,
 };
 use network_types::{arp::ArpHdr, eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr, vlan::VlanHdr};
@@ -25,18 +30,19 @@ use network_types::{arp::ArpHdr, eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr, vlan::Vl
 /// Segment -> its slot in `SEGMENT_COUNTERS`. Added here on a segment's first frame, read by
 /// the agent to label the slots. Size set by the loader (same as `SEGMENT_COUNTERS`).
 #[map]
-static SEGMENT_SLOTS: HashMap<SegmentKey, u32> = HashMap::with_max_entries(4096, 0);
+static SEGMENT_SLOTS: HashMap<SegmentKey, u32> = HashMap::with_max_entries(map_sizes::SEGMENTS, 0);
 
 /// Per-segment frame counters, one slot per segment, per CPU; read and summed by the agent at
 /// scrape time. Bounded: once every slot is taken, new segments go to `OVERFLOW_COUNTERS`.
 #[map]
-static SEGMENT_COUNTERS: PerCpuArray<SegmentCounters> = PerCpuArray::with_max_entries(4096, 0);
+static SEGMENT_COUNTERS: PerCpuArray<SegmentCounters> =
+    PerCpuArray::with_max_entries(map_sizes::SEGMENTS, 0);
 
 /// Slot -> the segment that claimed it. A `BPF_NOEXIST` insert here is how a CPU claims a
 /// slot: atomic under the bucket lock, and it needs no atomic instructions (the object is built
 /// for BPF CPU v1). Size set by the loader (same as `SEGMENT_COUNTERS`).
 #[map]
-static SLOT_OWNERS: HashMap<u32, SegmentKey> = HashMap::with_max_entries(4096, 0);
+static SLOT_OWNERS: HashMap<u32, SegmentKey> = HashMap::with_max_entries(map_sizes::SEGMENTS, 0);
 
 /// Hint for the next free slot; a stale read only costs a failed claim.
 #[map]
@@ -60,7 +66,8 @@ static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Stat::COUNT as u3
 /// Last reported MAC per (segment, IP, kind): suppresses exact repeats within the refresh
 /// interval so an ARP storm of one binding costs userspace nothing. Written only here.
 #[map]
-static BINDINGS: LruHashMap<BindingKey, BindingValue> = LruHashMap::with_max_entries(65536, 0);
+static BINDINGS: LruHashMap<BindingKey, BindingValue> =
+    LruHashMap::with_max_entries(map_sizes::BINDINGS, 0);
 
 /// Runtime configuration, index 0, written by the agent.
 #[map]
@@ -76,9 +83,35 @@ static RATE_BUCKETS: PerCpuArray<BucketState> =
 #[map]
 static DHCP_SCRATCH: PerCpuArray<DhcpEvent> = PerCpuArray::with_max_entries(1, 0);
 
-/// ARP binding changes and DHCP messages for the agent. Size set by the loader.
+/// ARP binding changes, DHCP messages, loop and scan signals for the agent. Size set by the
+/// loader.
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(1 << 22, 0);
+static EVENTS: RingBuf = RingBuf::with_byte_size(map_sizes::RINGBUF_BYTES, 0);
+
+/// ARP events the token bucket or a full ring buffer held back, newest per binding; the agent
+/// drains them in batches. A plain hash, not LRU: when it is full nothing already waiting is
+/// evicted, the new event is counted lost and its binding left unremembered, so its next frame
+/// tries again. Size set by the loader.
+#[map]
+static PENDING_ARP: HashMap<BindingKey, ArpEvent> =
+    HashMap::with_max_entries(map_sizes::PENDING_ARP, 0);
+
+/// State-bearing DHCP messages (OFFER, DECLINE, ACK, NAK, RELEASE) held back likewise.
+#[map]
+static PENDING_DHCP: HashMap<PendingDhcpKey, DhcpEvent> =
+    HashMap::with_max_entries(map_sizes::PENDING_DHCP, 0);
+
+/// Group-addressed frames by hash of their first bytes, per segment: a frame that comes back
+/// again and again within one window is going round a loop. Kernel only.
+#[map]
+static FRAMES_SEEN: LruHashMap<FrameKey, FrameSeen> =
+    LruHashMap::with_max_entries(map_sizes::FRAMES_SEEN, 0);
+
+/// Distinct targets each ARP sender asked for in the current window (a hashed bitmap).
+/// Kernel only.
+#[map]
+static ARP_SCANS: LruHashMap<ScanKey, ScanState> =
+    LruHashMap::with_max_entries(map_sizes::ARP_SCANS, 0);
 
 const ETH_P_ARP: u16 = 0x0806;
 const ETH_P_IP: u16 = 0x0800;
@@ -90,6 +123,7 @@ const BOOTPS: u16 = 67;
 const BOOTPC: u16 = 68;
 const DHCP_MAGIC: [u8; 4] = [0x63, 0x82, 0x53, 0x63];
 const NANOS: u64 = 1_000_000_000;
+const MILLIS: u64 = 1_000_000;
 /// Longest idle time the token bucket refills for; caps `elapsed * rate` far below u64::MAX.
 const BUCKET_MAX_IDLE_NS: u64 = 10 * NANOS;
 
@@ -181,6 +215,12 @@ fn classify(ctx: &XdpContext) {
     let mut counts = Counts(slot);
     counts.add(Counter::Frames);
     counts.add(Counter::for_depth(seg.depth));
+    if group_destination(ctx) {
+        counts.add(Counter::Broadcast);
+        if let Walk::EtherType(eth, ether_type) = walked {
+            check_loop(ctx, &seg, eth, ether_type, &mut counts);
+        }
+    }
     match walked {
         Walk::Truncated => counts.add(Counter::Malformed),
         Walk::TooDeep => counts.add(Counter::Other),
@@ -198,7 +238,19 @@ fn classify(ctx: &XdpContext) {
     }
 }
 
+/// True when the destination MAC has the group (I/G) bit: broadcast or multicast.
+#[inline(always)]
+fn group_destination(ctx: &XdpContext) -> bool {
+    let mut cur = Cursor::new(ctx);
+    match cur.take::<EthHdr>() {
+        // SAFETY: bounds checked by `take`.
+        Some(eth) => unsafe { &*eth }.dst_addr[0] & 1 != 0,
+        None => false,
+    }
+}
+
 /// Where the Ethernet/VLAN walk ended.
+#[derive(Clone, Copy)]
 enum Walk<'a> {
     /// The frame ends inside the Ethernet header or a tag.
     Truncated,
@@ -313,39 +365,44 @@ fn classify_arp(
     }
 
     let Some(cfg) = CONFIG.get(0) else { return };
+    if op == 1 && spa != tpa {
+        check_scan(seg, arp, cfg, counts);
+    }
     if cfg.flags & config_flags::ARP_EVENTS == 0 {
         return;
     }
+    let b = ArpFrame {
+        eth,
+        arp,
+        op,
+        flags,
+    };
     if !spa_zero {
-        arp_binding(
-            ctx,
-            seg,
-            eth,
-            arp,
-            op,
-            flags,
-            binding_kind::SENDER,
-            spa,
-            cfg,
-        );
+        arp_binding(ctx, seg, &b, binding_kind::SENDER, spa, cfg, counts);
     } else if flags & arp_flags::PROBE != 0 {
-        arp_binding(ctx, seg, eth, arp, op, flags, binding_kind::PROBE, tpa, cfg);
+        arp_binding(ctx, seg, &b, binding_kind::PROBE, tpa, cfg, counts);
     }
 }
 
+/// The parts of an ARP frame an event is built from.
+struct ArpFrame<'a> {
+    eth: &'a EthHdr,
+    arp: &'a ArpHdr,
+    op: u16,
+    flags: u16,
+}
+
 /// Reports `ip` -> sender MAC if it is new, changed, or due for a refresh; else suppresses it.
+/// An event the token bucket or the ring buffer holds back goes to `PENDING_ARP`.
 #[inline(always)]
-#[allow(clippy::too_many_arguments)]
 fn arp_binding(
     ctx: &XdpContext,
     seg: &Segment,
-    eth: &EthHdr,
-    arp: &ArpHdr,
-    op: u16,
-    flags: u16,
+    b: &ArpFrame,
     binding: u8,
     ip: [u8; 4],
     cfg: &Config,
+    counts: &mut Counts,
 ) {
     let key = BindingKey {
         ifindex: seg.key.ifindex,
@@ -355,7 +412,7 @@ fn arp_binding(
         kind: binding,
         _pad: [0; 3],
     };
-    let mac = arp.sha;
+    let mac = b.arp.sha;
     let now = now_ns();
     let mut old_mac = [0u8; 6];
     // SAFETY: the value is plain data; a concurrent update can at worst give a stale MAC,
@@ -374,29 +431,33 @@ fn arp_binding(
             event_kind::ARP_REFRESH
         }
     };
-    if !take_token(Bucket::Arp, cfg, now) {
-        bump_stat(Stat::ArpRateLimited);
-        return;
+    if kind != event_kind::ARP_REFRESH {
+        counts.add(Counter::ArpBindingsNew);
     }
-    let Some(mut entry) = EVENTS.reserve::<ArpEvent>(0) else {
-        bump_stat(Stat::ArpRingbufFull);
-        return;
-    };
-    entry.write(ArpEvent {
+    let ev = ArpEvent {
         header: header(kind, seg, now),
-        op,
-        flags,
+        op: b.op,
+        flags: b.flags,
         ip,
         mac,
         old_mac,
-        sender_ip: arp.spa,
-        target_ip: arp.tpa,
-        target_mac: arp.tha,
-        eth_src: eth.src_addr,
+        sender_ip: b.arp.spa,
+        target_ip: b.arp.tpa,
+        target_mac: b.arp.tha,
+        eth_src: b.eth.src_addr,
         binding,
         _pad: [0; 7],
-    });
-    entry.submit(0);
+    };
+    if !take_token(Bucket::Arp, cfg, now) {
+        bump_stat(Stat::ArpRateLimited);
+        defer_arp(&key, &ev, now);
+        return;
+    }
+    if EVENTS.output::<ArpEvent>(&ev, 0).is_err() {
+        bump_stat(Stat::ArpRingbufFull);
+        defer_arp(&key, &ev, now);
+        return;
+    }
     bump_stat(Stat::ArpEventsSent);
     if kind == event_kind::ARP_CHANGED {
         debug!(
@@ -407,7 +468,24 @@ fn arp_binding(
             mac
         );
     }
-    // Only a reported binding is remembered, so a lost event is retried on the next frame.
+    remember(&key, mac, now);
+}
+
+/// Parks a held-back ARP event for the agent's next drain (the newest per binding wins).
+#[inline(always)]
+fn defer_arp(key: &BindingKey, ev: &ArpEvent, now: u64) {
+    if PENDING_ARP.insert(key, ev, 0).is_ok() {
+        bump_stat(Stat::ArpDeferred);
+        remember(key, ev.mac, now);
+    } else {
+        bump_stat(Stat::ArpPendingFull);
+    }
+}
+
+/// Only a reported (sent or parked) binding is remembered, so a lost event is retried on the
+/// next frame.
+#[inline(always)]
+fn remember(key: &BindingKey, mac: [u8; 6], now: u64) {
     let value = BindingValue {
         mac,
         _pad: [0; 2],
@@ -415,6 +493,164 @@ fn arp_binding(
     };
     if BINDINGS.insert(key, value, 0).is_err() {
         bump_stat(Stat::BindingMapFull);
+    }
+}
+
+/// The clock of the loop and scan windows: the kernel's, or the capture's in replay.
+#[inline(always)]
+fn window_now(cfg: &Config) -> u64 {
+    if cfg.clock_ns != 0 {
+        cfg.clock_ns
+    } else {
+        now_ns()
+    }
+}
+
+/// Counts a group-addressed frame by the hash of its first bytes; past `loop_repeats` copies
+/// within one window it is going round a loop: counted per frame, one event per window.
+#[inline(always)]
+fn check_loop(ctx: &XdpContext, seg: &Segment, eth: &EthHdr, ether_type: u16, counts: &mut Counts) {
+    let Some(cfg) = CONFIG.get(0) else { return };
+    if cfg.loop_repeats == 0 {
+        return;
+    }
+    let frame_len = ctx.data_end() - ctx.data();
+    let n = if frame_len > LOOP_HASH_BYTES {
+        LOOP_HASH_BYTES
+    } else {
+        frame_len
+    };
+    // The verifier needs the length provably in 1..=LOOP_HASH_BYTES; the frame holds an
+    // Ethernet header, so n >= 14 and this mask keeps it as it is.
+    let n = ((n as u32).wrapping_sub(1) & (LOOP_HASH_BYTES as u32 - 1)) + 1;
+    let mut words = [0u64; LOOP_HASH_BYTES / 8];
+    // SAFETY: `words` has LOOP_HASH_BYTES bytes and n is at most that.
+    if unsafe { bpf_xdp_load_bytes(ctx.ctx, 0, words.as_mut_ptr() as *mut _, n) } != 0 {
+        return;
+    }
+    // FNV-1a over 64-bit words, then the length: identical copies hash alike, cheaply.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for w in words {
+        hash = (hash ^ w).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash = (hash ^ frame_len as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    let key = FrameKey {
+        hash,
+        ifindex: seg.key.ifindex,
+        outer_vid: seg.key.outer_vid,
+        inner_vid: seg.key.inner_vid,
+    };
+    let now = window_now(cfg);
+    let window = cfg.loop_window_ms as u64 * MILLIS;
+    let Some(seen) = FRAMES_SEEN.get_ptr_mut(key) else {
+        let fresh = FrameSeen {
+            window_start_ns: now,
+            count: 1,
+            reported: 0,
+        };
+        let _ = FRAMES_SEEN.insert(key, fresh, 0);
+        return;
+    };
+    // SAFETY: map value; a concurrent update from another CPU only blurs the count.
+    let seen = unsafe { &mut *seen };
+    if now.wrapping_sub(seen.window_start_ns) > window {
+        seen.window_start_ns = now;
+        seen.count = 0;
+        seen.reported = 0;
+    }
+    seen.count += 1;
+    if seen.count <= cfg.loop_repeats {
+        return;
+    }
+    counts.add(Counter::LoopRepeats);
+    if seen.reported != 0 {
+        return;
+    }
+    seen.reported = 1;
+    let ev = LoopEvent {
+        header: header(event_kind::LOOP, seg, now_ns()),
+        hash,
+        count: seen.count,
+        window_ms: cfg.loop_window_ms,
+        eth_dst: eth.dst_addr,
+        eth_src: eth.src_addr,
+        ether_type,
+        frame_len: frame_len as u16,
+        _pad: [0; 8],
+    };
+    if EVENTS.output::<LoopEvent>(&ev, 0).is_ok() {
+        bump_stat(Stat::LoopEventsSent);
+    } else {
+        bump_stat(Stat::SignalRingbufFull);
+    }
+}
+
+/// Marks the request's target in its sender's bitmap; a sender that reaches `scan_targets`
+/// distinct targets within one window is scanning: counted, one event per window.
+#[inline(always)]
+fn check_scan(seg: &Segment, arp: &ArpHdr, cfg: &Config, counts: &mut Counts) {
+    if cfg.scan_targets == 0 {
+        return;
+    }
+    let key = ScanKey {
+        ifindex: seg.key.ifindex,
+        outer_vid: seg.key.outer_vid,
+        inner_vid: seg.key.inner_vid,
+        mac: arp.sha,
+        _pad: [0; 2],
+    };
+    // Multiplicative hash of the target address into one of 256 bits.
+    let bit = (u32::from_ne_bytes(arp.tpa).wrapping_mul(0x9e37_79b1) >> 24) as usize;
+    let word = (bit >> 6) & (SCAN_BITMAP_WORDS - 1);
+    let mask = 1u64 << (bit & 63);
+    let now = window_now(cfg);
+    let Some(st) = ARP_SCANS.get_ptr_mut(key) else {
+        let mut fresh = ScanState {
+            window_start_ns: now,
+            bitmap: [0; SCAN_BITMAP_WORDS],
+            targets: 1,
+            requests: 1,
+            reported: 0,
+            _pad: 0,
+        };
+        fresh.bitmap[word] = mask;
+        let _ = ARP_SCANS.insert(key, fresh, 0);
+        return;
+    };
+    // SAFETY: map value; a concurrent update from another CPU only blurs the estimate.
+    let st = unsafe { &mut *st };
+    if now.wrapping_sub(st.window_start_ns) > cfg.scan_window_ms as u64 * MILLIS {
+        st.window_start_ns = now;
+        st.bitmap = [0; SCAN_BITMAP_WORDS];
+        st.targets = 0;
+        st.requests = 0;
+        st.reported = 0;
+    }
+    st.requests += 1;
+    if st.bitmap[word] & mask == 0 {
+        st.bitmap[word] |= mask;
+        st.targets += 1;
+    }
+    if st.targets < cfg.scan_targets || st.reported != 0 {
+        return;
+    }
+    st.reported = 1;
+    counts.add(Counter::ArpScans);
+    let ev = ScanEvent {
+        header: header(event_kind::SCAN, seg, now_ns()),
+        mac: arp.sha,
+        _pad: [0; 2],
+        sender_ip: arp.spa,
+        last_target: arp.tpa,
+        targets: st.targets,
+        requests: st.requests,
+        window_ms: cfg.scan_window_ms,
+        _pad2: 0,
+    };
+    if EVENTS.output::<ScanEvent>(&ev, 0).is_ok() {
+        bump_stat(Stat::ScanEventsSent);
+    } else {
+        bump_stat(Stat::SignalRingbufFull);
     }
 }
 
@@ -514,9 +750,14 @@ fn classify_dhcp(
         return;
     }
     let now = now_ns();
-    if !take_token(Bucket::Dhcp, cfg, now) {
+    // A storm's DISCOVERs may be dropped (counted); leases, servers and conflicts may not.
+    let stateful = dhcp_type_is_stateful(msg_type);
+    let allowed = take_token(Bucket::Dhcp, cfg, now);
+    if !allowed {
         bump_stat(Stat::DhcpRateLimited);
-        return;
+        if !stateful {
+            return;
+        }
     }
     let Some(ev) = DHCP_SCRATCH.get_ptr_mut(0) else {
         return;
@@ -550,10 +791,34 @@ fn classify_dhcp(
     ev.bootp_len = bootp_len as u16;
     ev.payload_len = copy_len as u16;
     ev._pad2 = [0; 10];
-    if EVENTS.output::<DhcpEvent>(&*ev, 0).is_err() {
+    if allowed {
+        if EVENTS.output::<DhcpEvent>(&*ev, 0).is_ok() {
+            bump_stat(Stat::DhcpEventsSent);
+            return;
+        }
         bump_stat(Stat::DhcpRingbufFull);
+        if !stateful {
+            return;
+        }
+    }
+    // BOOTP: xid at 4..8, chaddr at 28..34 (the fixed header was copied whole).
+    let p = &ev.payload;
+    let key = PendingDhcpKey {
+        ifindex: seg.key.ifindex,
+        outer_vid: seg.key.outer_vid,
+        inner_vid: seg.key.inner_vid,
+        xid: [p[4], p[5], p[6], p[7]],
+        chaddr: [p[28], p[29], p[30], p[31], p[32], p[33]],
+        msg_type,
+        _pad: 0,
+    };
+    // The map value itself, by reference: a 1 KiB copy would not fit the 512-byte BPF stack.
+    #[allow(clippy::needless_borrows_for_generic_args)]
+    let parked = PENDING_DHCP.insert(key, &*ev, 0);
+    if parked.is_ok() {
+        bump_stat(Stat::DhcpDeferred);
     } else {
-        bump_stat(Stat::DhcpEventsSent);
+        bump_stat(Stat::DhcpPendingFull);
     }
 }
 

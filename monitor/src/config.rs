@@ -81,6 +81,18 @@ pub struct KernelConfig {
     pub max_segments: u32,
     /// Bindings the kernel remembers to suppress repeats (LRU).
     pub max_bindings: u32,
+    /// Events the token bucket holds back wait in these kernel maps until the agent drains
+    /// them (every 250 ms); only a full map loses one.
+    pub max_pending_arp: u32,
+    pub max_pending_dhcp: u32,
+    /// One broadcast/multicast frame seen more than this often within loop_window_ms is going
+    /// round a loop; 0 turns loop detection off.
+    pub loop_repeats: u32,
+    pub loop_window_ms: u64,
+    /// An ARP sender asking for this many distinct addresses within scan_window_secs is
+    /// scanning; 0 turns scan detection off.
+    pub scan_targets: u32,
+    pub scan_window_secs: u64,
 }
 
 impl Default for KernelConfig {
@@ -94,6 +106,12 @@ impl Default for KernelConfig {
             dhcp_burst: p.dhcp_burst,
             max_segments: p.max_segments,
             max_bindings: p.max_bindings,
+            max_pending_arp: p.max_pending_arp,
+            max_pending_dhcp: p.max_pending_dhcp,
+            loop_repeats: p.loop_repeats,
+            loop_window_ms: p.loop_window.as_millis() as u64,
+            scan_targets: p.scan_targets,
+            scan_window_secs: p.scan_window.as_secs(),
         }
     }
 }
@@ -109,6 +127,12 @@ impl KernelConfig {
             dhcp_burst: self.dhcp_burst,
             max_segments: self.max_segments,
             max_bindings: self.max_bindings,
+            max_pending_arp: self.max_pending_arp,
+            max_pending_dhcp: self.max_pending_dhcp,
+            loop_repeats: self.loop_repeats,
+            loop_window: Duration::from_millis(self.loop_window_ms),
+            scan_targets: self.scan_targets,
+            scan_window: Duration::from_secs(self.scan_window_secs),
             ..ProbeConfig::default()
         }
     }
@@ -216,10 +240,28 @@ impl Config {
                 }
             }
         }
-        if self.kernel.max_segments == 0 || self.kernel.max_bindings == 0 {
+        for (key, v) in [
+            ("kernel.max_segments", self.kernel.max_segments),
+            ("kernel.max_bindings", self.kernel.max_bindings),
+            ("kernel.max_pending_arp", self.kernel.max_pending_arp),
+            ("kernel.max_pending_dhcp", self.kernel.max_pending_dhcp),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        if self.kernel.loop_repeats > 0 && self.kernel.loop_window_ms == 0 {
             return Err(invalid(
-                "kernel.max_segments / kernel.max_bindings",
-                "must be at least 1".into(),
+                "kernel.loop_window_ms",
+                "must be at least 1 while loop_repeats is on (set loop_repeats = 0 to turn \
+                 loop detection off)"
+                    .into(),
+            ));
+        }
+        if self.kernel.scan_targets > 256 {
+            return Err(invalid(
+                "kernel.scan_targets",
+                "at most 256: the kernel estimates distinct targets with a 256-bit map".into(),
             ));
         }
         if self.engine.devices.capacity == 0 {
@@ -274,6 +316,18 @@ impl Config {
             "kernel.max_bindings",
             &self.kernel.max_bindings,
             &mut new.kernel.max_bindings,
+            c,
+        );
+        keep(
+            "kernel.max_pending_arp",
+            &self.kernel.max_pending_arp,
+            &mut new.kernel.max_pending_arp,
+            c,
+        );
+        keep(
+            "kernel.max_pending_dhcp",
+            &self.kernel.max_pending_dhcp,
+            &mut new.kernel.max_pending_dhcp,
             c,
         );
         keep(

@@ -2,7 +2,7 @@
 //! detectors, then the findings store. Pure and clock-injected: the same observations with the
 //! same timestamps always give the same table and findings, live or replayed.
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     net::Ipv4Addr,
 };
 
@@ -12,8 +12,12 @@ use crate::{
     decode::dhcp::msg_type_name,
     detect::{
         apipa::{Apipa, ApipaConfig},
+        arp_flood::{ArpFlood, ArpFloodConfig},
+        arp_scan::{ArpScan, ArpScanConfig},
         dhcp::{server_of, DhcpServerConfig, DhcpServerWatch, DhcpStorm, DhcpStormConfig},
         duplicate_ip::{DuplicateIp, DuplicateIpConfig},
+        kind,
+        l2_loop::{L2Loop, LoopConfig},
         mac_change::{MacChange, MacChangeConfig},
         mac_collision::{MacCollision, MacCollisionConfig},
         Context, Detector, Finding, FindingEvent, Findings,
@@ -36,6 +40,9 @@ pub struct EngineConfig {
     pub dhcp_servers: DhcpServerConfig,
     pub dhcp_storm: DhcpStormConfig,
     pub apipa: ApipaConfig,
+    pub arp_flood: ArpFloodConfig,
+    pub arp_scan: ArpScanConfig,
+    pub l2_loop: LoopConfig,
     pub limits: Limits,
 }
 
@@ -131,6 +138,8 @@ pub fn update_state(
                 _ => {}
             }
         }
+        // Signals, not state: the detectors take them.
+        Observation::Loop { .. } | Observation::Scan { .. } => {}
     }
     up
 }
@@ -148,6 +157,12 @@ pub struct EngineStats {
     pub history_dropped: u64,
     /// IP bindings that moved to another MAC (flip flops included).
     pub mac_moves: u64,
+    /// Bindings new to the device table.
+    pub devices_learnt: u64,
+    /// Findings folded into an open flood instead of opening on their own.
+    pub findings_folded: u64,
+    pub loop_observations: u64,
+    pub scan_observations: u64,
 }
 
 /// One entry of the event history: a binding learnt or changed, or a DHCP message.
@@ -245,6 +260,8 @@ impl HistoryEvent {
                     detail,
                 })
             }
+            // Their findings carry them.
+            Observation::Loop { .. } | Observation::Scan { .. } => None,
         }
     }
 }
@@ -315,6 +332,9 @@ fn detectors(cfg: &EngineConfig) -> Vec<Box<dyn Detector + Send>> {
         Box::new(MacCollision::new(cfg.mac_collision.clone())),
         Box::new(DhcpStorm::new(cfg.dhcp_storm.clone())),
         Box::new(Apipa::new(cfg.apipa.clone())),
+        Box::new(ArpFlood::new(cfg.arp_flood.clone())),
+        Box::new(ArpScan::new(cfg.arp_scan.clone())),
+        Box::new(L2Loop::new(cfg.l2_loop.clone())),
     ]
 }
 
@@ -326,6 +346,8 @@ pub struct Engine {
     findings: Findings,
     stats: EngineStats,
     journal: Option<Journal>,
+    /// Segments with an open `arp_flood`, with the finding's subject.
+    flooding: HashMap<Segment, String>,
 }
 
 impl Engine {
@@ -338,6 +360,7 @@ impl Engine {
             findings: Findings::new(cfg.limits.max_open_findings, cfg.limits.max_closed_findings),
             stats: EngineStats::default(),
             journal: None,
+            flooding: HashMap::new(),
         }
     }
 
@@ -368,8 +391,16 @@ impl Engine {
             self.findings.restore(f);
         }
         for f in r.open_findings {
+            if f.kind == kind::ARP_FLOOD {
+                self.flood_opened(f.seg, &f.subject);
+            }
             self.findings.restore(f);
         }
+    }
+
+    fn flood_opened(&mut self, seg: Segment, subject: &str) {
+        self.flooding.insert(seg, subject.to_string());
+        self.table.set_flooding(seg, true);
     }
 
     /// Everything that changed since the last call, ready to be written as one batch.
@@ -407,13 +438,14 @@ impl Engine {
         match obs {
             Observation::Arp { .. } => self.stats.arp_observations += 1,
             Observation::Dhcp { .. } => self.stats.dhcp_observations += 1,
+            Observation::Loop { .. } => self.stats.loop_observations += 1,
+            Observation::Scan { .. } => self.stats.scan_observations += 1,
         }
         let up = update_state(&mut self.table, &mut self.servers, obs, now);
-        if matches!(
-            up.change,
-            Some(Change::Moved { .. } | Change::FlipFlop { .. })
-        ) {
-            self.stats.mac_moves += 1;
+        match up.change {
+            Some(Change::Moved { .. } | Change::FlipFlop { .. }) => self.stats.mac_moves += 1,
+            Some(Change::New) => self.stats.devices_learnt += 1,
+            _ => {}
         }
         let ctx = Context {
             table: &self.table,
@@ -438,18 +470,38 @@ impl Engine {
                 }
             }
         }
-        signals
-            .into_iter()
-            .filter_map(|s| self.findings.signal(s, now))
-            .collect()
+        let mut out = Vec::new();
+        for s in signals {
+            if let Some(flood) = self.flooding.get(&s.seg) {
+                if kind::FOLDED_BY_FLOOD.contains(&s.kind)
+                    && self.findings.fold((kind::ARP_FLOOD, flood), &s)
+                {
+                    continue;
+                }
+            }
+            if let Some(ev) = self.findings.signal(s, now) {
+                if let FindingEvent::Opened(f) = &ev {
+                    if f.kind == kind::ARP_FLOOD {
+                        let (seg, subject) = (f.seg, f.subject.clone());
+                        self.flood_opened(seg, &subject);
+                    }
+                }
+                out.push(ev);
+            }
+        }
+        out
     }
 
     /// Closes findings that went quiet.
     pub fn tick(&mut self, now: Nanos) -> Vec<FindingEvent> {
         let out = self.findings.tick(now);
-        if let Some(j) = self.journal.as_mut() {
-            for ev in &out {
-                if let FindingEvent::Closed(f) = ev {
+        for ev in &out {
+            if let FindingEvent::Closed(f) = ev {
+                if f.kind == kind::ARP_FLOOD {
+                    self.flooding.remove(&f.seg);
+                    self.table.set_flooding(f.seg, false);
+                }
+                if let Some(j) = self.journal.as_mut() {
                     j.closed.push(f.clone());
                 }
             }
@@ -467,6 +519,7 @@ impl Engine {
             device_evictions: self.table.evictions(),
             dhcp_server_evictions: self.servers.evictions(),
             findings_dropped: self.findings.dropped(),
+            findings_folded: self.findings.folded(),
             ..self.stats.clone()
         }
     }

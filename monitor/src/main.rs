@@ -28,6 +28,12 @@ struct Cli {
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
 
+    /// What to log: findings and a periodic summary at info; every kernel event
+    /// (l2watch::event) and per-interface counters at debug. Takes a tracing filter too, e.g.
+    /// "info,l2watch::event=debug". $L2WATCH_LOG overrides it.
+    #[arg(long, global = true, value_name = "FILTER", default_value = "info")]
+    log_level: String,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -352,10 +358,21 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, level: &str) {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::{fmt, EnvFilter};
-    let filter = EnvFilter::try_from_env("L2WATCH_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = EnvFilter::try_from_env("L2WATCH_LOG").unwrap_or_else(|_| {
+        EnvFilter::try_new(level).unwrap_or_else(|e| {
+            eprintln!("error: --log-level {level:?}: {e}; use e.g. info, debug or \"info,l2watch::event=debug\"");
+            std::process::exit(2)
+        })
+    });
+    // Colour for people at a terminal only: journald and log files get plain text.
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
@@ -364,7 +381,7 @@ fn init_logging(format: LogFormat) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    init_logging(cli.log_format, &cli.log_level);
     let fail = |e: anyhow::Error| {
         eprintln!("error: {e:#}");
         ExitCode::FAILURE

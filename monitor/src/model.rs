@@ -83,12 +83,36 @@ pub enum Observation {
         src_ip: Ipv4Addr,
         msg: Box<DhcpMessage>,
     },
+    /// The kernel saw one group-addressed frame more than its loop threshold in one window.
+    Loop {
+        seg: Segment,
+        src_mac: Mac,
+        dst_mac: Mac,
+        ether_type: u16,
+        /// Copies in the window when the threshold was crossed.
+        count: u32,
+        window_ms: u32,
+    },
+    /// The kernel saw one ARP sender ask for many distinct targets in one window.
+    Scan {
+        seg: Segment,
+        mac: Mac,
+        /// The sender's IP.
+        ip: Ipv4Addr,
+        /// Distinct targets (estimated from below).
+        targets: u32,
+        requests: u32,
+        window_ms: u32,
+    },
 }
 
 impl Observation {
     pub fn segment(&self) -> Segment {
         match self {
-            Observation::Arp { seg, .. } | Observation::Dhcp { seg, .. } => *seg,
+            Observation::Arp { seg, .. }
+            | Observation::Dhcp { seg, .. }
+            | Observation::Loop { seg, .. }
+            | Observation::Scan { seg, .. } => *seg,
         }
     }
 }

@@ -58,6 +58,7 @@ pub fn replay(
     let mut events = Vec::new();
     let mut event_counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut run_error: Option<ProbeError> = None;
+    let mut clock = None;
 
     let result = read_capture(path, |frame| {
         if run_error.is_some() {
@@ -66,6 +67,14 @@ pub fn replay(
         if frame.data.len() < 14 {
             runt_frames += 1;
             return;
+        }
+        // The loop and scan windows run on the capture's clock, not on how fast we replay.
+        if clock != Some(frame.ts_ns) {
+            clock = Some(frame.ts_ns);
+            if let Err(e) = probe.set_clock(frame.ts_ns) {
+                run_error = Some(e);
+                return;
+            }
         }
         match probe.test_run(frame.data) {
             Ok(monitor_common::XDP_PASS) => {}

@@ -1,7 +1,8 @@
-//! Live mode: load the program, attach it to the interfaces, read the ring buffer under tokio
-//! into the engine, serve metrics and the API, write changes to the database, follow the
-//! interfaces as they go down, disappear and come back, reload the configuration on SIGHUP,
-//! and detach cleanly when the shutdown token fires.
+//! Live mode: load the program, attach it to the interfaces, feed the ring buffer and the
+//! kernel's pending maps into the engine on a dedicated ingest thread, serve metrics and the
+//! API, write changes to the database, follow the interfaces as they go down, disappear and
+//! come back, reload the configuration on SIGHUP, and detach cleanly when the shutdown token
+//! fires. A task that fails clears readiness and ends the process with an error.
 use std::{
     collections::BTreeMap,
     net::Ipv4Addr,
@@ -11,13 +12,13 @@ use std::{
 };
 
 use aya::maps::{MapData, RingBuf};
-use monitor_common::{event_kind, Counter, SegmentCounters, NO_VLAN};
+use monitor_common::{event_kind, Counter, SegmentCounters, Stat, NO_VLAN};
 use tokio::{io::unix::AsyncFd, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::{
-    capture::{decode, KernelEvent, Mac, Probe, ProbeError},
+    capture::{decode, probe::Pending, KernelEvent, Mac, Probe, ProbeError},
     config::{Config, ConfigError},
     decode::{observe, segment},
     detect::FindingEvent,
@@ -31,8 +32,14 @@ use crate::{
 /// Re-reads the configuration (file plus flags) for SIGHUP.
 pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
-/// History events that may wait for the writer between two flushes.
+/// History events that may wait for the writer between two flushes (one second by default):
+/// a 65,535-station burst fits; past it events are dropped and counted.
 const JOURNAL_EVENTS: usize = 100_000;
+/// How often the kernel's pending maps are drained: what the token bucket held back reaches
+/// the device table within this (plus one drain).
+const PENDING_DRAIN: Duration = Duration::from_millis(250);
+/// Ring-buffer records fed to the engine per lock hold, so the API is never locked out long.
+const INGEST_BATCH: usize = 4_096;
 /// How often monitored interfaces are checked for down, gone and back.
 const LINK_POLL: Duration = Duration::from_secs(1);
 
@@ -46,6 +53,10 @@ pub enum RunError {
     Poll(#[source] std::io::Error),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("draining the kernel's pending maps failed: {0}")]
+    Pending(#[source] std::io::Error),
+    #[error("the {0} task failed: {1}")]
+    Task(&'static str, String),
     #[error(
         "cannot listen on {addr}: {source}; pass --listen ADDR:PORT (or set listen in the config)"
     )]
@@ -142,6 +153,9 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
     let events = probe
         .take_events()
         .ok_or(ProbeError::Missing("ring buffer"))?;
+    let pending = probe
+        .take_pending()
+        .ok_or(ProbeError::Missing("pending maps"))?;
     let shared = Arc::new(Shared::new(
         engine,
         probe,
@@ -170,13 +184,21 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
             }
         })
     };
-    let reader = tokio::spawn(read_events(
-        events,
-        shared.clone(),
-        writer,
-        cfg.flush_interval(),
-        shutdown.clone(),
-    ));
+    let (ingest_done, mut ingest_failed) = tokio::sync::oneshot::channel();
+    let ingest = {
+        let (shared, stop) = (shared.clone(), shutdown.clone());
+        let (flush, summary) = (cfg.flush_interval(), cfg.stats_interval());
+        std::thread::Builder::new()
+            .name("l2watch-ingest".into())
+            .spawn(move || {
+                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    ingest(events, pending, &shared, writer, flush, summary, &stop)
+                }))
+                .unwrap_or_else(|p| Err(RunError::Task("ingest", panic_text(&p))));
+                let _ = ingest_done.send(r);
+            })
+            .expect("spawn the ingest thread")
+    };
     let watcher = tokio::spawn(watch_links(
         shared.clone(),
         ifaces.clone(),
@@ -186,21 +208,36 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
     info!(interfaces = ifaces.len(), "ready");
 
     let mut current = cfg;
-    let mut ticker = tokio::time::interval(current.stats_interval());
-    ticker.tick().await;
+    // The supervisor: a task that ends before shutdown is a failure of the whole agent, so
+    // systemd or Kubernetes restarts it instead of it serving stale data.
+    let mut failure = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            _ = ticker.tick() => log_counters(&shared),
+            r = &mut ingest_failed => {
+                let e = match r {
+                    Ok(Err(e)) => e,
+                    Ok(Ok(())) => RunError::Task("ingest", "ended before shutdown".into()),
+                    Err(_) => RunError::Task("ingest", "vanished".into()),
+                };
+                shared.ready.store(false, Ordering::Relaxed);
+                tracing::error!(error = %e, "ingest failed: not ready; stopping");
+                failure = Some(e);
+                shutdown.cancel();
+                break;
+            }
             _ = hup.recv() => apply_reload(&shared, &reload, &mut current),
         }
     }
     shared.ready.store(false, Ordering::Relaxed);
-    log_counters(&shared);
-    match reader.await {
-        Ok(Err(e)) => warn!(error = %e, "ring-buffer reader failed"),
-        Err(e) => warn!(error = %e, "ring-buffer reader panicked"),
-        Ok(Ok(())) => {}
+    let ingest_result = tokio::task::spawn_blocking(move || ingest.join()).await;
+    if failure.is_none() {
+        if let Ok(Err(e)) = ingest_failed.try_recv() {
+            warn!(error = %e, "ingest failed while stopping");
+        }
+    }
+    if !matches!(ingest_result, Ok(Ok(()))) {
+        warn!("ingest thread did not stop cleanly");
     }
     let _ = watcher.await;
     let _ = server.await;
@@ -208,8 +245,18 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
         let _ = l.await;
     }
     drop(shared);
+    if let Some(e) = failure {
+        return Err(e);
+    }
     info!(interfaces = ifaces.len(), "detached; bye");
     Ok(())
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".into())
 }
 
 /// SIGHUP: re-reads the configuration and applies what can change without a restart.
@@ -356,82 +403,263 @@ fn spawn_kernel_log(probe: &mut Probe, shutdown: CancellationToken) -> Option<Jo
     }))
 }
 
-async fn read_events(
-    ring: RingBuf<MapData>,
-    shared: Arc<Shared>,
+/// The ingest loop, on its own thread: waits for the ring buffer (or the next timer), feeds
+/// every record to the engine in batches, drains the kernel's pending maps, closes quiet
+/// findings once a second, hands changes to the store writer, and logs a summary per
+/// interval. Nothing here logs per event above debug.
+fn ingest(
+    mut ring: RingBuf<MapData>,
+    mut pending: Pending,
+    shared: &Shared,
     writer: Option<Writer>,
     flush_interval: Duration,
-    shutdown: CancellationToken,
+    summary_interval: Duration,
+    shutdown: &CancellationToken,
 ) -> Result<(), RunError> {
-    // SAFETY: the RingBuf owns its map fd and keeps it open while the AsyncFd lives.
-    let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| RunError::Poll(e.into_parts().1))?;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut flush = tokio::time::interval(flush_interval);
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = tick.tick() => {
-                let closed = shared.engine.lock().expect("engine lock").tick(unix_now());
+    use std::os::fd::AsRawFd as _;
+    use std::time::Instant;
+    let fd = ring.as_raw_fd();
+    let start = Instant::now();
+    let mut next_pending = start + PENDING_DRAIN;
+    let mut next_tick = start + Duration::from_secs(1);
+    let mut next_flush = start + flush_interval;
+    let mut next_summary = start + summary_interval;
+    let mut summary = Summary::new(shared);
+    // A test hook: the supervision test makes the ingest fail on purpose.
+    let fail_hook = std::env::var_os("L2WATCH_TEST_FAIL_INGEST_AFTER_MS")
+        .and_then(|v| v.to_str()?.parse::<u64>().ok())
+        .map(|ms| start + Duration::from_millis(ms));
+    while !shutdown.is_cancelled() {
+        let now = Instant::now();
+        let due = [next_pending, next_tick, next_flush, next_summary]
+            .into_iter()
+            .min()
+            .unwrap_or(now);
+        let wait = due
+            .saturating_duration_since(now)
+            .min(Duration::from_millis(100));
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; the ring buffer keeps the fd open.
+        let rc = unsafe { libc::poll(&mut pfd, 1, wait.as_millis() as i32) };
+        if rc < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(RunError::Poll(e));
+            }
+        }
+        summary.events += drain_ring(&mut ring, shared);
+        let now = Instant::now();
+        if now >= next_pending {
+            summary.pending += drain_pending(&mut pending, shared)?;
+            next_pending = now + PENDING_DRAIN;
+        }
+        if now >= next_tick {
+            let closed = shared.engine.lock().expect("engine lock").tick(unix_now());
+            if !closed.is_empty() {
                 let names = shared.names();
                 for f in closed {
                     log_finding(&f, &names);
                 }
             }
-            _ = flush.tick() => {
-                if let Some(w) = &writer {
-                    let mut e = shared.engine.lock().expect("engine lock");
-                    w.flush(|| e.take_changes());
-                }
+            next_tick = now + Duration::from_secs(1);
+        }
+        if now >= next_flush {
+            if let Some(w) = &writer {
+                let mut e = shared.engine.lock().expect("engine lock");
+                w.flush(|| e.take_changes());
             }
-            guard = fd.readable_mut() => {
-                let mut guard = guard.map_err(RunError::Poll)?;
-                drain(guard.get_inner_mut(), &shared);
-                guard.clear_ready();
-            }
+            next_flush = now + flush_interval;
+        }
+        if now >= next_summary {
+            summary.log(shared);
+            log_counters(shared);
+            next_summary = now + summary_interval;
+        }
+        if fail_hook.is_some_and(|t| now >= t) {
+            return Err(RunError::Task(
+                "ingest",
+                "failed on purpose (test hook)".into(),
+            ));
         }
     }
     // Whatever arrived before shutdown is still reported and stored.
-    drain(fd.get_mut(), &shared);
+    drain_ring(&mut ring, shared);
+    drain_pending(&mut pending, shared)?;
+    summary.log(shared);
     if let Some(w) = writer {
         let last = shared.engine.lock().expect("engine lock").take_changes();
-        w.finish(last).await;
+        w.finish_blocking(last);
     }
     Ok(())
 }
 
-/// Feeds every waiting ring-buffer record to the engine, under one lock.
-fn drain(ring: &mut RingBuf<MapData>, shared: &Shared) {
-    let names = shared.names();
-    let mut engine = shared.engine.lock().expect("engine lock");
-    let mut last_ktime = None;
-    while let Some(item) = ring.next() {
-        match decode(&item) {
-            Ok(ev) => {
-                last_ktime = Some(ev.header().ktime_ns);
-                log_event(&ev, &names);
-                match observe(&ev) {
-                    Ok(obs) => {
-                        for f in engine.observe(&obs, unix_now()) {
-                            log_finding(&f, &names);
-                        }
-                    }
-                    Err(e) => {
-                        shared.undecodable.fetch_add(1, Ordering::Relaxed);
-                        warn!(error = %e, "event not understood");
-                    }
-                }
-            }
-            Err(e) => {
-                let n = shared.undecodable.fetch_add(1, Ordering::Relaxed) + 1;
-                warn!(error = %e, undecodable = n, "undecodable ring-buffer record");
-            }
+/// What the summary line reports: counts over the last interval.
+struct Summary {
+    since: std::time::Instant,
+    events: u64,
+    pending: u64,
+    last_engine: crate::engine::EngineStats,
+    last_stats: Vec<u64>,
+}
+
+impl Summary {
+    fn new(shared: &Shared) -> Summary {
+        Summary {
+            since: std::time::Instant::now(),
+            events: 0,
+            pending: 0,
+            last_engine: shared.engine.lock().expect("engine lock").stats(),
+            last_stats: kernel_stats(shared),
         }
     }
-    if let Some(k) = last_ktime {
-        shared
-            .lag_ns
-            .store(monotonic_coarse_ns().saturating_sub(k), Ordering::Relaxed);
+
+    /// One INFO line: bindings learnt and moved, DHCP messages, what the kernel held back or
+    /// lost, and the table's size, since the last line.
+    fn log(&mut self, shared: &Shared) {
+        let (e, devices, open) = {
+            let eng = shared.engine.lock().expect("engine lock");
+            (eng.stats(), eng.table().len(), eng.open_findings().len())
+        };
+        let k = kernel_stats(shared);
+        let d = |s: Stat| {
+            let i = s.index();
+            k.get(i).copied().unwrap_or(0) - self.last_stats.get(i).copied().unwrap_or(0)
+        };
+        let lost = d(Stat::ArpPendingFull)
+            + d(Stat::DhcpPendingFull)
+            + d(Stat::DhcpRateLimited).saturating_sub(d(Stat::DhcpDeferred));
+        info!(
+            target: "l2watch::summary",
+            secs = self.since.elapsed().as_secs_f64().round() as u64,
+            learnt = e.devices_learnt - self.last_engine.devices_learnt,
+            moved = e.mac_moves - self.last_engine.mac_moves,
+            dhcp = e.dhcp_observations - self.last_engine.dhcp_observations,
+            events = self.events,
+            deferred = d(Stat::ArpDeferred) + d(Stat::DhcpDeferred),
+            drained = self.pending,
+            lost,
+            evicted = e.device_evictions - self.last_engine.device_evictions,
+            devices,
+            open_findings = open,
+            "summary"
+        );
+        self.since = std::time::Instant::now();
+        self.events = 0;
+        self.pending = 0;
+        self.last_engine = e;
+        self.last_stats = k;
+    }
+}
+
+fn kernel_stats(shared: &Shared) -> Vec<u64> {
+    shared
+        .probe
+        .lock()
+        .expect("probe lock")
+        .stats()
+        .unwrap_or_default()
+}
+
+/// Feeds every waiting ring-buffer record to the engine, a batch per lock hold; returns how
+/// many records it read.
+fn drain_ring(ring: &mut RingBuf<MapData>, shared: &Shared) -> u64 {
+    let mut total = 0;
+    let debug = tracing::enabled!(target: "l2watch::event", tracing::Level::DEBUG);
+    let names = debug.then(|| shared.names());
+    loop {
+        let clock = Clock::now();
+        let mut engine = shared.engine.lock().expect("engine lock");
+        let mut n = 0;
+        let mut last_ktime = None;
+        while n < INGEST_BATCH {
+            let Some(item) = ring.next() else { break };
+            n += 1;
+            match decode(&item) {
+                Ok(ev) => {
+                    last_ktime = Some(ev.header().ktime_ns);
+                    feed(&mut engine, &ev, &clock, shared, names.as_ref());
+                }
+                Err(e) => {
+                    let n = shared.undecodable.fetch_add(1, Ordering::Relaxed) + 1;
+                    warn!(error = %e, undecodable = n, "undecodable ring-buffer record");
+                }
+            }
+        }
+        drop(engine);
+        total += n as u64;
+        if let Some(k) = last_ktime {
+            shared
+                .lag_ns
+                .store(monotonic_coarse_ns().saturating_sub(k), Ordering::Relaxed);
+        }
+        if n < INGEST_BATCH {
+            return total;
+        }
+    }
+}
+
+/// Takes what the kernel held back out of its pending maps and feeds it to the engine.
+fn drain_pending(pending: &mut Pending, shared: &Shared) -> Result<u64, RunError> {
+    let debug = tracing::enabled!(target: "l2watch::event", tracing::Level::DEBUG);
+    let names = debug.then(|| shared.names());
+    let clock = Clock::now();
+    let mut engine = shared.engine.lock().expect("engine lock");
+    let n = pending
+        .drain(|ev| feed(&mut engine, &ev, &clock, shared, names.as_ref()))
+        .map_err(RunError::Pending)?;
+    Ok(n as u64)
+}
+
+/// Kernel monotonic time to wall-clock time, read once per batch.
+struct Clock {
+    unix: Nanos,
+    mono: u64,
+}
+
+impl Clock {
+    fn now() -> Clock {
+        Clock {
+            unix: unix_now(),
+            mono: monotonic_coarse_ns(),
+        }
+    }
+
+    /// When the kernel saw the frame: events held back arrive late, but keep their time.
+    fn at(&self, ktime_ns: u64) -> Nanos {
+        self.unix
+            .saturating_sub(self.mono.saturating_sub(ktime_ns))
+            .min(self.unix)
+    }
+}
+
+fn feed(
+    engine: &mut Engine,
+    ev: &KernelEvent,
+    clock: &Clock,
+    shared: &Shared,
+    names: Option<&BTreeMap<u32, String>>,
+) {
+    if let Some(names) = names {
+        log_event(ev, names);
+    }
+    match observe(ev) {
+        Ok(obs) => {
+            let opened = engine.observe(&obs, clock.at(ev.header().ktime_ns));
+            if !opened.is_empty() {
+                let names = shared.names();
+                for f in opened {
+                    log_finding(&f, &names);
+                }
+            }
+        }
+        Err(e) => {
+            shared.undecodable.fetch_add(1, Ordering::Relaxed);
+            warn!(error = %e, "event not understood");
+        }
     }
 }
 
@@ -475,7 +703,7 @@ fn log_event(ev: &KernelEvent, names: &BTreeMap<u32, String>) {
     match ev {
         KernelEvent::Arp(a) => {
             let old = (a.header.kind == event_kind::ARP_CHANGED).then_some(Mac(a.old_mac));
-            info!(
+            debug!(
                 target: "l2watch::event",
                 kind = event_kind::name(a.header.kind),
                 iface = %iface_name(names, a.header.ifindex),
@@ -489,7 +717,7 @@ fn log_event(ev: &KernelEvent, names: &BTreeMap<u32, String>) {
             );
         }
         KernelEvent::Dhcp(d) => {
-            info!(
+            debug!(
                 target: "l2watch::event",
                 kind = "dhcp",
                 iface = %iface_name(names, d.header.ifindex),
@@ -503,6 +731,25 @@ fn log_event(ev: &KernelEvent, names: &BTreeMap<u32, String>) {
                 "dhcp message"
             );
         }
+        KernelEvent::Loop(l) => debug!(
+            target: "l2watch::event",
+            kind = "loop",
+            iface = %iface_name(names, l.header.ifindex),
+            vlan = %segment(&l.header).vlan_label(),
+            src_mac = %Mac(l.eth_src),
+            dst_mac = %Mac(l.eth_dst),
+            count = l.count,
+            "frame repeating"
+        ),
+        KernelEvent::Scan(sc) => debug!(
+            target: "l2watch::event",
+            kind = "scan",
+            iface = %iface_name(names, sc.header.ifindex),
+            vlan = %segment(&sc.header).vlan_label(),
+            mac = %Mac(sc.mac),
+            targets = sc.targets,
+            "arp scan"
+        ),
     }
 }
 
@@ -528,7 +775,7 @@ fn log_counters(shared: &Shared) {
         }
     }
     for (ifindex, (c, tagged)) in &per_if {
-        info!(
+        debug!(
             target: "l2watch::counters",
             iface = %iface_name(names, *ifindex),
             frames = c.get(Counter::Frames),
@@ -546,5 +793,5 @@ fn log_counters(shared: &Shared) {
         .filter(|(_, v)| *v > 0)
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
-    info!(target: "l2watch::counters", stats = %lost.join(" "), "kernel stats");
+    debug!(target: "l2watch::counters", stats = %lost.join(" "), "kernel stats");
 }

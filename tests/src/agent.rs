@@ -19,10 +19,20 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Starts `l2watch --log-format json ARGS...` in `ns`.
+    /// Starts `l2watch --log-format json ARGS...` in `ns`, with every kernel event and the
+    /// per-interface counters logged (debug), which the tests read.
     pub fn start(ns: &Netns, args: &[&str]) -> Agent {
+        Agent::start_with_log(
+            ns,
+            args,
+            "info,l2watch::event=debug,l2watch::counters=debug",
+        )
+    }
+
+    /// Starts the agent with the given `--log-level`.
+    pub fn start_with_log(ns: &Netns, args: &[&str], log_level: &str) -> Agent {
         let mut cmd = ns.command(l2watch_bin().to_str().expect("utf-8 path"));
-        cmd.args(["--log-format", "json"])
+        cmd.args(["--log-format", "json", "--log-level", log_level])
             .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -30,6 +30,10 @@ pub enum Expect {
         outer: Option<u16>,
         inner: Option<u16>,
     },
+    /// A frame repeating past the loop threshold.
+    Loop { src: [u8; 6], outer: Option<u16> },
+    /// An ARP sender past the scan threshold.
+    Scan { mac: [u8; 6], outer: Option<u16> },
 }
 
 #[derive(Debug, Clone)]
@@ -69,6 +73,17 @@ impl Fixture {
         }
         if self.tags > 1 {
             c.push("vlan_two_or_more_tags");
+        }
+        // A group destination (the I/G bit), when the Ethernet header is there.
+        if self.frame.bytes.len() >= 14 && self.frame.bytes[0] & 1 != 0 {
+            c.push("broadcast");
+        }
+        for e in &self.events {
+            if let Expect::Arp { kind, .. } = e {
+                if *kind == event_kind::ARP_NEW || *kind == event_kind::ARP_CHANGED {
+                    c.push("arp_bindings_new");
+                }
+            }
         }
         c.extend(self.counters.iter().copied());
         c

@@ -5,6 +5,7 @@ pub mod fixtures;
 pub mod grafana;
 pub mod http;
 pub mod probe;
+pub mod storm;
 
 // The lab (namespaces, frames, real software) is its own crate so xtask can use it too.
 pub use l2watch_lab::{frames, lab, netns, proc, scenario};

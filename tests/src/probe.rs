@@ -52,6 +52,14 @@ pub fn to_expect(ev: &KernelEvent) -> Expect {
             outer: vid(d.header.outer_vid),
             inner: vid(d.header.inner_vid),
         },
+        KernelEvent::Loop(l) => Expect::Loop {
+            src: l.eth_src,
+            outer: vid(l.header.outer_vid),
+        },
+        KernelEvent::Scan(s) => Expect::Scan {
+            mac: s.mac,
+            outer: vid(s.header.outer_vid),
+        },
     }
 }
 

@@ -146,3 +146,60 @@ fn leases_hostnames_and_dhcp_findings_from_real_captures() {
     assert!(r.findings.iter().any(|f| f.kind == "apipa"));
     assert!(Path::new(&corpus_dir()).exists());
 }
+
+/// Files `sources.json` marks as fuzzed: only "no crash" applies to them.
+fn fuzzed_files() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(corpus_dir().join("sources.json")).expect("read");
+    let v: Value = serde_json::from_str(&text).expect("parse");
+    v.as_array()
+        .expect("list")
+        .iter()
+        .filter(|s| s["kind"] == "fuzzed")
+        .filter_map(|s| s["file"].as_str().map(String::from))
+        .collect()
+}
+
+#[test]
+fn the_nmap_sweep_is_an_arp_scan_and_clean_captures_raise_no_storm_findings() {
+    if !require_privileged(
+        "the_nmap_sweep_is_an_arp_scan_and_clean_captures_raise_no_storm_findings",
+    ) {
+        return;
+    }
+    let fuzzed = fuzzed_files();
+    let mut failures = Vec::new();
+    for f in ground_truth() {
+        let name = f["file"].as_str().unwrap();
+        if fuzzed.contains(name) {
+            // Only "no crash": the run itself is the check.
+            run(name);
+            continue;
+        }
+        let r = run(name);
+        let storm: Vec<String> = r
+            .findings
+            .iter()
+            .filter(|x| ["arp_scan", "arp_flood", "l2_loop"].contains(&x.kind))
+            .map(|x| format!("{} {}", x.kind, x.subject))
+            .collect();
+        if name == "zeek_nmap-vsn.pcap" {
+            let scans: Vec<_> = r.findings.iter().filter(|x| x.kind == "arp_scan").collect();
+            match scans.as_slice() {
+                [s] => {
+                    assert_eq!(s.evidence["sender_ip"], "192.168.1.71", "{s:?}");
+                    assert!(
+                        s.evidence["distinct_targets_at_least"].as_u64().unwrap() >= 64,
+                        "{s:?}"
+                    );
+                }
+                other => failures.push(format!("{name}: expected one arp_scan, got {other:?}")),
+            }
+            if storm.len() != 1 {
+                failures.push(format!("{name}: {storm:?}"));
+            }
+        } else if !storm.is_empty() {
+            failures.push(format!("{name}: {storm:?} on a clean capture"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

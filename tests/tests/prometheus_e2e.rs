@@ -191,7 +191,7 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
         .flat_map(|g| g["rules"].as_array().unwrap())
         .filter(|r| r["type"] == "alerting")
         .count();
-    assert_eq!(alert_rules, 11);
+    assert_eq!(alert_rules, 14);
 
     // Clean phase: one server, clients through their whole lease life, tagged traffic.
     for step in [Step::DhcpServer, Step::DhcpClients, Step::VlanFrames] {

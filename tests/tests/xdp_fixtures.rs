@@ -1,6 +1,7 @@
 //! Packet fixtures through the loaded XDP program with BPF_PROG_TEST_RUN: every class, 0 to 4
 //! VLAN tags, IPv4 options and fragments, non-DHCP UDP, DHCPv6 and IPv6 ND. Then the kernel's
-//! state machine: suppression, MAC change, refresh, token buckets and map overflow.
+//! state machine: suppression, MAC change, refresh, token buckets deferring into the pending
+//! maps, map overflow, loop repeats and ARP scans.
 use std::time::Duration;
 
 use l2watch::capture::ProbeConfig;
@@ -60,9 +61,13 @@ fn every_fixture_counts_and_reports_exactly() {
 
 #[test]
 fn counters_cover_every_class_in_the_table() {
-    // Keeps the table honest: each counter is moved by at least one fixture.
+    // Keeps the table honest: each counter is moved by at least one fixture. Loop repeats and
+    // scans take hundreds of frames, not one: their own tests below move them.
     let all = fixtures::all();
     for c in Counter::ALL {
+        if matches!(c, Counter::LoopRepeats | Counter::ArpScans) {
+            continue;
+        }
         assert!(
             all.iter().any(|f| f.expected_counts().contains(&c.name())),
             "no fixture moves counter {}",
@@ -168,43 +173,212 @@ fn refresh_interval_zero_reports_every_frame() {
 }
 
 #[test]
-fn token_bucket_limits_events_and_counts_the_rest() {
-    if !require_privileged("token_bucket_limits_events_and_counts_the_rest") {
+fn token_bucket_defers_state_and_drops_only_storm_discovers() {
+    if !require_privileged("token_bucket_defers_state_and_drops_only_storm_discovers") {
         return;
     }
-    // Burst 3 and a rate far too slow to refill during the test.
+    // Tiny bursts and a rate far too slow to refill during the test.
     let mut probe = load(&ProbeConfig {
         rate_limit: true,
         dhcp_burst: 3,
         dhcp_rate_per_sec: 1,
         arp_burst: 2,
         arp_rate_per_sec: 1,
-        refresh: Duration::ZERO,
         ..ProbeConfig::replay()
     });
     let all = fixtures::all();
-    let discover = &all
-        .iter()
-        .find(|f| f.name == "dhcp_discover/untagged")
-        .expect("fixture")
-        .frame
-        .bytes;
-    let a = arp_from(MAC_A);
-    let frames: Vec<&[u8]> = std::iter::repeat_n(discover.as_slice(), 10)
-        .chain(std::iter::repeat_n(a.as_slice(), 6))
-        .collect();
+    let frame = |name: &str| {
+        all.iter()
+            .find(|f| f.name == name)
+            .unwrap_or_else(|| panic!("fixture {name}"))
+            .frame
+            .bytes
+            .clone()
+    };
+    let discover = frame("dhcp_discover/untagged");
+    let ack = frame("dhcp_ack");
+    let stations: Vec<Vec<u8>> = (1..=6u8).map(|i| arp_station(i, 1)).collect();
+    let mut frames: Vec<&[u8]> = std::iter::repeat_n(discover.as_slice(), 10).collect();
+    frames.extend(std::iter::repeat_n(ack.as_slice(), 2));
+    frames.extend(stations.iter().map(|f| f.as_slice()));
     let out = run(&mut probe, &frames);
-    assert_eq!(
-        out.count("dhcp_discover"),
-        10,
-        "counting is never rate-limited"
-    );
+    assert_eq!(out.count("dhcp_discover"), 10, "counting is never limited");
     assert_eq!(out.count("arp"), 6);
+    // A storm's DISCOVERs past the burst are dropped and counted...
     assert_eq!(out.stat("dhcp_events_sent"), 3);
-    assert_eq!(out.stat("dhcp_rate_limited"), 7);
+    assert_eq!(out.stat("dhcp_rate_limited"), 9);
+    // ...but leases wait in the pending map and arrive all the same.
+    assert_eq!(out.stat("dhcp_deferred"), 2);
     assert_eq!(out.stat("arp_events_sent"), 2);
     assert_eq!(out.stat("arp_rate_limited"), 4);
-    assert_eq!(out.events.len(), 5);
+    assert_eq!(out.stat("arp_deferred"), 4);
+    let acks = out
+        .expects()
+        .iter()
+        .filter(|e| matches!(e, Expect::Dhcp { msg_type: 5, .. }))
+        .count();
+    assert_eq!(acks, 2, "both held-back ACKs were drained");
+    let ips: Vec<[u8; 4]> = out
+        .expects()
+        .iter()
+        .filter_map(|e| match e {
+            Expect::Arp { ip, kind, .. } if *kind == event_kind::ARP_NEW => Some(*ip),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ips, (1..=6u8).map(|i| [10, 0, 1, i]).collect::<Vec<_>>());
+}
+
+/// Runs owned frames in order.
+fn run_all(
+    probe: &mut l2watch::capture::Probe,
+    frames: &[Vec<u8>],
+) -> l2watch_tests::probe::Outcome {
+    run(
+        probe,
+        &frames.iter().map(|f| f.as_slice()).collect::<Vec<_>>(),
+    )
+}
+
+/// The events of `out` that `keep` accepts.
+fn only(out: &l2watch_tests::probe::Outcome, keep: impl Fn(&Expect) -> bool) -> Vec<Expect> {
+    out.expects().into_iter().filter(|e| keep(e)).collect()
+}
+
+/// An ARP reply from station `i` of segment-less block `b`: MAC 02:10:00:00:b:i, IP 10.0.b.i.
+fn arp_station(i: u8, b: u8) -> Vec<u8> {
+    let mac = [0x02, 0x10, 0, 0, b, i];
+    arp(
+        &L2::new(mac, BROADCAST),
+        2,
+        mac,
+        [10, 0, b, i],
+        [0; 6],
+        [10, 0, b, 254],
+    )
+    .bytes
+}
+
+#[test]
+fn a_full_pending_map_loses_nothing_it_cannot_retry() {
+    if !require_privileged("a_full_pending_map_loses_nothing_it_cannot_retry") {
+        return;
+    }
+    let mut probe = load(&ProbeConfig {
+        rate_limit: true,
+        arp_burst: 1,
+        arp_rate_per_sec: 1,
+        max_pending_arp: 2,
+        ..ProbeConfig::replay()
+    });
+    let stations: Vec<Vec<u8>> = (1..=6u8).map(|i| arp_station(i, 2)).collect();
+    // No drain between frames: one sent, two parked, three find the pending map full.
+    for f in &stations {
+        probe.test_run(f).expect("test run");
+    }
+    let mut arrived = 0;
+    probe.drain_events(|ev| {
+        ev.expect("decodes");
+        arrived += 1;
+    });
+    let first = run(&mut probe, &[]);
+    assert_eq!(first.stat("arp_events_sent"), 1);
+    assert_eq!(first.stat("arp_deferred"), 2);
+    assert_eq!(first.stat("arp_pending_full"), 3);
+    assert_eq!(arrived, 3, "sent and parked events all arrive");
+    // The three that found it full were not remembered: their next frames report them.
+    let again: Vec<&[u8]> = stations.iter().map(|f| f.as_slice()).collect();
+    let second = run(&mut probe, &again);
+    let new: Vec<[u8; 4]> = second
+        .expects()
+        .iter()
+        .filter_map(|e| match e {
+            Expect::Arp { ip, kind, .. } if *kind == event_kind::ARP_NEW => Some(*ip),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(new.len(), 3, "{new:?}");
+    assert_eq!(
+        second.stat("arp_suppressed") - first.stat("arp_suppressed"),
+        3
+    );
+}
+
+#[test]
+fn a_frame_going_round_is_counted_past_the_threshold_with_one_event() {
+    if !require_privileged("a_frame_going_round_is_counted_past_the_threshold_with_one_event") {
+        return;
+    }
+    let mut probe = load(&ProbeConfig {
+        loop_repeats: 200,
+        loop_window: Duration::from_secs(60),
+        ..ProbeConfig::replay()
+    });
+    let a = arp_from(MAC_A);
+    let b = arp_from(MAC_B);
+    let copies = |f: &[u8], n| std::iter::repeat_n(f.to_vec(), n).collect::<Vec<_>>();
+    // 200 copies is the threshold itself: no loop yet.
+    let at = copies(&a, 200);
+    let out = run_all(&mut probe, &at);
+    assert_eq!(out.count("loop_repeats"), 0);
+    assert_eq!(out.count("broadcast"), 200);
+    assert!(out
+        .expects()
+        .iter()
+        .all(|e| !matches!(e, Expect::Loop { .. })));
+    // 50 more: each is counted, and one event names the frame's sender.
+    let past = copies(&a, 50);
+    let out = run_all(&mut probe, &past);
+    assert_eq!(out.count("loop_repeats"), 50);
+    assert_eq!(out.stat("loop_events_sent"), 1);
+    let loops: Vec<_> = only(&out, |e| matches!(e, Expect::Loop { .. }));
+    assert_eq!(
+        loops,
+        [Expect::Loop {
+            src: MAC_A,
+            outer: None
+        }]
+    );
+    // Another frame has its own count; unicast frames are never counted.
+    let other = copies(&b, 100);
+    let out = run_all(&mut probe, &other);
+    assert_eq!(out.count("loop_repeats"), 50);
+}
+
+#[test]
+fn an_arp_sender_asking_for_many_targets_is_one_scan() {
+    if !require_privileged("an_arp_sender_asking_for_many_targets_is_one_scan") {
+        return;
+    }
+    let mut probe = load(&ProbeConfig::replay());
+    let ask = |target: u8| {
+        arp(
+            &L2::new(MAC_A, BROADCAST),
+            1,
+            MAC_A,
+            [192, 168, 1, 71],
+            [0; 6],
+            [192, 168, 1, target],
+        )
+        .bytes
+    };
+    // A host asking for its gateway and a few peers again and again is no scanner.
+    let normal: Vec<Vec<u8>> = (0..300).map(|i| ask(1 + (i % 8) as u8)).collect();
+    let out = run_all(&mut probe, &normal);
+    assert_eq!(out.count("arp_scans"), 0);
+    // A sweep of 2..254, as nmap does, is one scan event however long it goes on.
+    let sweep: Vec<Vec<u8>> = (2..=254).map(ask).collect();
+    let out = run_all(&mut probe, &sweep);
+    assert_eq!(out.count("arp_scans"), 1);
+    assert_eq!(out.stat("scan_events_sent"), 1);
+    let scans: Vec<_> = only(&out, |e| matches!(e, Expect::Scan { .. }));
+    assert_eq!(
+        scans,
+        [Expect::Scan {
+            mac: MAC_A,
+            outer: None
+        }]
+    );
 }
 
 #[test]

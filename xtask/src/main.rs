@@ -30,6 +30,11 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
     ),
     ("ieee-data", "the IEEE OUI registry for vendor names"),
     ("ethtool", "rxvlan checks in the lab"),
+    (
+        "arpwatch",
+        "the storm benchmark's peer (cargo xtask bench storm)",
+    ),
+    ("arpalert", "the storm benchmark's second peer"),
 ];
 
 #[derive(Parser)]
@@ -65,6 +70,10 @@ enum Cmd {
     /// Measure the XDP program per packet with BPF_PROG_TEST_RUN, as ratios to a bare
     /// XDP_PASS program measured in the same run; then the engine's ingest rate and memory per
     /// device, and SQLite write throughput, each against a baseline from the same run.
+    ///
+    /// `cargo xtask bench storm [CASE...]` instead runs the live path end to end: a kernel
+    /// generator offering up to line rate into a veth, l2watch (defaults), arpwatch and
+    /// arpalert on the other end, side by side (needs root; a few minutes).
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
@@ -161,6 +170,21 @@ fn main_result() -> Result<()> {
             cargo(&test_args)?;
             eprintln!("xtask test: done in {:.0?}", start.elapsed());
             Ok(())
+        }
+        Cmd::Bench { args } if args.first().is_some_and(|a| a == "storm") => {
+            setup()?;
+            cargo(&["build", "--release", "-p", "l2watch"])?;
+            cargo(&[
+                "build",
+                "--release",
+                "-p",
+                "l2watch-tests",
+                "--bin",
+                "l2watch-storm-bench",
+            ])?;
+            let mut cmd = Command::new(root.join("target/release/l2watch-storm-bench"));
+            cmd.args(&args[1..]);
+            exit_with(cmd.status().context("cannot start the storm benchmark")?)
         }
         Cmd::Bench { args } => {
             setup()?;

@@ -2,7 +2,9 @@
 //! agent does not understand is an error value, never a panic or a misread.
 use std::{fmt, net::Ipv4Addr};
 
-use monitor_common::{arp_flags, event_kind, ArpEvent, DhcpEvent, EventHeader, DHCP_PAYLOAD_MAX};
+use monitor_common::{
+    arp_flags, event_kind, ArpEvent, DhcpEvent, EventHeader, LoopEvent, ScanEvent, DHCP_PAYLOAD_MAX,
+};
 use serde::Serialize;
 
 /// A decoded kernel event.
@@ -10,6 +12,8 @@ use serde::Serialize;
 pub enum KernelEvent {
     Arp(ArpEvent),
     Dhcp(Box<DhcpEvent>),
+    Loop(LoopEvent),
+    Scan(ScanEvent),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -42,6 +46,8 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             }
             Ok(KernelEvent::Dhcp(Box::new(ev)))
         }
+        event_kind::LOOP => Ok(KernelEvent::Loop(read_struct::<LoopEvent>(kind, bytes)?)),
+        event_kind::SCAN => Ok(KernelEvent::Scan(read_struct::<ScanEvent>(kind, bytes)?)),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -180,6 +186,25 @@ pub enum EventRecord {
         bootp_len: u16,
         captured: u16,
     },
+    Loop {
+        #[serde(flatten)]
+        place: Place,
+        src_mac: Mac,
+        dst_mac: Mac,
+        ether_type: u16,
+        count: u32,
+        window_ms: u32,
+        frame_len: u16,
+    },
+    Scan {
+        #[serde(flatten)]
+        place: Place,
+        mac: Mac,
+        sender_ip: Ipv4Addr,
+        targets: u32,
+        requests: u32,
+        window_ms: u32,
+    },
 }
 
 impl From<&KernelEvent> for EventRecord {
@@ -207,6 +232,23 @@ impl From<&KernelEvent> for EventRecord {
                 bootp_len: d.bootp_len,
                 captured: d.payload_len,
             },
+            KernelEvent::Loop(l) => EventRecord::Loop {
+                place: Place::from_header(&l.header),
+                src_mac: Mac(l.eth_src),
+                dst_mac: Mac(l.eth_dst),
+                ether_type: l.ether_type,
+                count: l.count,
+                window_ms: l.window_ms,
+                frame_len: l.frame_len,
+            },
+            KernelEvent::Scan(sc) => EventRecord::Scan {
+                place: Place::from_header(&sc.header),
+                mac: Mac(sc.mac),
+                sender_ip: Ipv4Addr::from(sc.sender_ip),
+                targets: sc.targets,
+                requests: sc.requests,
+                window_ms: sc.window_ms,
+            },
         }
     }
 }
@@ -216,6 +258,8 @@ impl KernelEvent {
         match self {
             KernelEvent::Arp(a) => &a.header,
             KernelEvent::Dhcp(d) => &d.header,
+            KernelEvent::Loop(l) => &l.header,
+            KernelEvent::Scan(s) => &s.header,
         }
     }
 
@@ -228,7 +272,7 @@ impl KernelEvent {
     pub fn dhcp_payload(&self) -> Option<&[u8]> {
         match self {
             KernelEvent::Dhcp(d) => Some(&d.payload[..d.payload_len as usize]),
-            KernelEvent::Arp(_) => None,
+            _ => None,
         }
     }
 }

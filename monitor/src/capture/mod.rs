@@ -3,4 +3,4 @@ pub mod event;
 pub mod probe;
 
 pub use event::{decode, DecodeError, EventRecord, KernelEvent, Mac, Place};
-pub use probe::{AttachMode, Baseline, Probe, ProbeConfig, ProbeError, Snapshot};
+pub use probe::{AttachMode, Baseline, Probe, ProbeConfig, ProbeError, Snapshot, Storm};

@@ -8,11 +8,12 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use monitor_common::{
-    config_flags, map_names, Config, SegmentCounters, SegmentKey, Stat, PROGRAM_NAME,
+    config_flags, map_names, map_sizes, Config, SegmentCounters, SegmentKey, Stat, PROGRAM_NAME,
     VLAN_MAX_DEPTH,
 };
 
 use super::event::{decode, KernelEvent};
+use monitor_common::{ArpEvent, BindingKey, DhcpEvent, PendingDhcpKey};
 
 /// The compiled XDP object, built by build.rs with aya-build.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));
@@ -20,9 +21,13 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mo
 /// A bare XDP_PASS program (`monitor-ebpf/src/baseline.rs`), the benchmark's yardstick.
 static BASELINE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/baseline"));
 
+/// The storm generator (`monitor-ebpf/src/storm.rs`): benchmarks and tests only.
+static STORM_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/storm"));
+
 /// The bare XDP_PASS program, loaded, for benchmarks.
 pub struct Baseline {
     ebpf: Ebpf,
+    link: Option<XdpLinkId>,
 }
 
 impl Baseline {
@@ -33,7 +38,19 @@ impl Baseline {
             .ok_or(ProbeError::Missing("program"))?
             .try_into()?;
         prog.load()?;
-        Ok(Baseline { ebpf })
+        Ok(Baseline { ebpf, link: None })
+    }
+
+    /// Attaches the bare program to `iface` in native mode (the benchmark's yardstick on a
+    /// live interface); it stays until this value is dropped.
+    pub fn attach(&mut self, iface: &str) -> Result<(), ProbeError> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut("baseline")
+            .ok_or(ProbeError::Missing("program"))?
+            .try_into()?;
+        self.link = Some(prog.attach(iface, XdpMode::Driver)?);
+        Ok(())
     }
 
     /// Runs one frame `repeat` times; returns the kernel's mean time per run.
@@ -49,6 +66,62 @@ impl Baseline {
             ..TestRunOptions::default()
         })?;
         Ok(r.duration)
+    }
+}
+
+/// The storm generator, loaded: each [`Storm::send`] offers `n` frames into the interface
+/// it was configured with, as fast as the kernel makes them (BPF_PROG_TEST_RUN live frames).
+pub struct Storm {
+    ebpf: Ebpf,
+    template: Vec<u8>,
+}
+
+impl Storm {
+    /// Loads the generator: frames go out of `ifindex` (in the caller's network namespace),
+    /// station `first + n % stations`.
+    pub fn load(ifindex: u32, first: u32, stations: u32) -> Result<Storm, ProbeError> {
+        let mut ebpf = Ebpf::load(STORM_OBJECT).map_err(ProbeError::Load)?;
+        let prog: &mut Xdp = ebpf
+            .program_mut("storm")
+            .ok_or(ProbeError::Missing("program"))?
+            .try_into()?;
+        prog.load()?;
+        let name = "STORM_CONFIG";
+        let map = ebpf.map_mut(name).ok_or(ProbeError::Missing(name))?;
+        let mut arr: Array<_, monitor_common::StormConfig> =
+            Array::try_from(map).map_err(|source| ProbeError::Map { name, source })?;
+        let cfg = monitor_common::StormConfig {
+            ifindex,
+            first,
+            stations,
+            _pad: 0,
+        };
+        arr.set(0, cfg, 0)
+            .map_err(|source| ProbeError::Map { name, source })?;
+        // An ARP reply template (sender fields are rewritten per frame), to a broadcast.
+        let mut t = vec![0xff; 6];
+        t.extend_from_slice(&[0x02, 0x10, 0, 0, 0, 0, 0x08, 0x06]);
+        t.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 2]);
+        t.extend_from_slice(&[0x02, 0x10, 0, 0, 0, 0, 198, 18, 0, 0]);
+        t.extend_from_slice(&[0, 0, 0, 0, 0, 0, 198, 19, 255, 254]);
+        t.resize(60, 0);
+        Ok(Storm { ebpf, template: t })
+    }
+
+    /// Offers `n` frames; returns when the kernel has sent them.
+    pub fn send(&mut self, n: u32) -> Result<(), ProbeError> {
+        let prog: &mut Xdp = self
+            .ebpf
+            .program_mut("storm")
+            .ok_or(ProbeError::Missing("program"))?
+            .try_into()?;
+        prog.test_run(TestRunOptions {
+            data_in: Some(&self.template),
+            repeat: n.max(1),
+            attrs: aya::programs::TestRunAttrs::new().xdp_live_frames(64),
+            ..TestRunOptions::default()
+        })?;
+        Ok(())
     }
 }
 
@@ -71,6 +144,18 @@ pub struct ProbeConfig {
     pub max_bindings: u32,
     /// Ring-buffer size in bytes (a power of two, multiple of the page size).
     pub ringbuf_bytes: u32,
+    /// Capacity of the map of ARP events held back until the agent drains them.
+    pub max_pending_arp: u32,
+    /// Capacity of the map of state-bearing DHCP messages held back likewise.
+    pub max_pending_dhcp: u32,
+    /// A group-addressed frame seen more than this often within `loop_window` is looping;
+    /// 0 turns loop detection off.
+    pub loop_repeats: u32,
+    pub loop_window: Duration,
+    /// Distinct ARP targets from one sender within `scan_window` that make it a scanner;
+    /// 0 turns scan detection off.
+    pub scan_targets: u32,
+    pub scan_window: Duration,
 }
 
 impl Default for ProbeConfig {
@@ -80,13 +165,19 @@ impl Default for ProbeConfig {
             arp_events: true,
             dhcp_events: true,
             rate_limit: true,
-            arp_rate_per_sec: 2_000,
-            arp_burst: 10_000,
-            dhcp_rate_per_sec: 1_000,
-            dhcp_burst: 5_000,
-            max_segments: 4_096,
-            max_bindings: 65_536,
-            ringbuf_bytes: 4 << 20,
+            arp_rate_per_sec: 100_000,
+            arp_burst: 100_000,
+            dhcp_rate_per_sec: 10_000,
+            dhcp_burst: 10_000,
+            max_segments: map_sizes::SEGMENTS,
+            max_bindings: map_sizes::BINDINGS,
+            ringbuf_bytes: map_sizes::RINGBUF_BYTES,
+            max_pending_arp: map_sizes::PENDING_ARP,
+            max_pending_dhcp: map_sizes::PENDING_DHCP,
+            loop_repeats: 200,
+            loop_window: Duration::from_secs(1),
+            scan_targets: 64,
+            scan_window: Duration::from_secs(10),
         }
     }
 }
@@ -100,7 +191,8 @@ impl ProbeConfig {
         }
     }
 
-    fn kernel_config(&self) -> Config {
+    /// The CONFIG map's value; `clock_ns` is the replay clock (0 live).
+    pub fn kernel_config(&self, clock_ns: u64) -> Config {
         let mut flags = 0;
         if self.arp_events {
             flags |= config_flags::ARP_EVENTS;
@@ -118,7 +210,12 @@ impl ProbeConfig {
             dhcp_rate_per_sec: self.dhcp_rate_per_sec,
             dhcp_burst: self.dhcp_burst,
             flags,
+            loop_repeats: self.loop_repeats,
+            loop_window_ms: self.loop_window.as_millis().min(u32::MAX as u128) as u32,
+            scan_targets: self.scan_targets,
+            scan_window_ms: self.scan_window.as_millis().min(u32::MAX as u128) as u32,
             _pad: 0,
+            clock_ns,
         }
     }
 }
@@ -177,6 +274,8 @@ impl AttachMode {
 pub struct Probe {
     ebpf: Ebpf,
     events: Option<RingBuf<MapData>>,
+    pending: Option<Pending>,
+    cfg: ProbeConfig,
     /// Attachments by interface name, so one can be dropped when its interface goes away.
     links: BTreeMap<String, XdpLinkId>,
 }
@@ -199,6 +298,8 @@ impl Probe {
             .map_max_entries(map_names::SEGMENT_COUNTERS, cfg.max_segments)
             .map_max_entries(map_names::BINDINGS, cfg.max_bindings)
             .map_max_entries(map_names::EVENTS, cfg.ringbuf_bytes)
+            .map_max_entries(map_names::PENDING_ARP, cfg.max_pending_arp)
+            .map_max_entries(map_names::PENDING_DHCP, cfg.max_pending_dhcp)
             .load(OBJECT)
             .map_err(ProbeError::Load)?;
         let prog: &mut Xdp = ebpf
@@ -213,9 +314,12 @@ impl Probe {
             name: map_names::EVENTS,
             source,
         })?;
+        let pending = Pending::take(&mut ebpf)?;
         let mut probe = Probe {
             ebpf,
             events: Some(events),
+            pending: Some(pending),
+            cfg: cfg.clone(),
             links: BTreeMap::new(),
         };
         probe.configure(cfg)?;
@@ -224,11 +328,21 @@ impl Probe {
 
     /// Writes a new configuration; takes effect on the next frame.
     pub fn configure(&mut self, cfg: &ProbeConfig) -> Result<(), ProbeError> {
+        self.cfg = cfg.clone();
+        self.write_config(cfg.kernel_config(0))
+    }
+
+    /// Replay: sets the capture time the loop and scan windows run on.
+    pub fn set_clock(&mut self, clock_ns: u64) -> Result<(), ProbeError> {
+        self.write_config(self.cfg.kernel_config(clock_ns.max(1)))
+    }
+
+    fn write_config(&mut self, c: Config) -> Result<(), ProbeError> {
         let name = map_names::CONFIG;
         let map = self.ebpf.map_mut(name).ok_or(ProbeError::Missing(name))?;
         let mut arr: Array<_, Config> =
             Array::try_from(map).map_err(|source| ProbeError::Map { name, source })?;
-        arr.set(0, cfg.kernel_config(), 0)
+        arr.set(0, c, 0)
             .map_err(|source| ProbeError::Map { name, source })
     }
 
@@ -312,6 +426,11 @@ impl Probe {
         self.events.take()
     }
 
+    /// Takes the pending maps, for the reader that drains them.
+    pub fn take_pending(&mut self) -> Option<Pending> {
+        self.pending.take()
+    }
+
     /// Decodes every event waiting in the ring buffer (if it was not taken).
     pub fn drain_events(
         &mut self,
@@ -322,6 +441,27 @@ impl Probe {
                 on_event(decode(&item));
             }
         }
+        if let Some(p) = self.pending.as_mut() {
+            if let Err(e) = p.drain(|ev| on_event(Ok(ev))) {
+                tracing::warn!(error = %e, "draining the pending maps failed");
+            }
+        }
+    }
+
+    /// The self-monitoring counters alone, summed over CPUs, indexed by [`Stat`].
+    pub fn stats(&self) -> Result<Vec<u64>, ProbeError> {
+        let name = map_names::STATS;
+        let map = self.ebpf.map(name).ok_or(ProbeError::Missing(name))?;
+        let st: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map { name, source })?;
+        Stat::ALL
+            .iter()
+            .map(|s| {
+                st.get(&(*s as u32), 0)
+                    .map(|v| v.iter().sum())
+                    .map_err(|source| ProbeError::Map { name, source })
+            })
+            .collect()
     }
 
     /// Reads every counter, summed over CPUs.
@@ -395,4 +535,142 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// The maps where the kernel parks events the token bucket or a full ring buffer held back.
+/// Draining takes them out with `BPF_MAP_LOOKUP_AND_DELETE_BATCH`, thousands per system call,
+/// which aya does not wrap.
+pub struct Pending {
+    arp: MapData,
+    dhcp: MapData,
+    arp_buf: BatchBuf<BindingKey, ArpEvent>,
+    dhcp_buf: BatchBuf<PendingDhcpKey, DhcpEvent>,
+}
+
+/// Entries taken per system call.
+const BATCH: usize = 4096;
+/// DHCP events are 1 KiB each: a smaller batch keeps the buffer small.
+const DHCP_BATCH: usize = 256;
+
+struct BatchBuf<K, V> {
+    keys: Vec<K>,
+    values: Vec<V>,
+}
+
+impl<K: Copy, V: Copy> BatchBuf<K, V> {
+    fn new(n: usize, zero_k: K, zero_v: V) -> Self {
+        BatchBuf {
+            keys: vec![zero_k; n],
+            values: vec![zero_v; n],
+        }
+    }
+}
+
+impl Pending {
+    fn take(ebpf: &mut Ebpf) -> Result<Pending, ProbeError> {
+        let mut take = |name: &'static str| -> Result<MapData, ProbeError> {
+            match ebpf.take_map(name).ok_or(ProbeError::Missing(name))? {
+                aya::maps::Map::HashMap(m) => Ok(m),
+                _ => Err(ProbeError::Missing(name)),
+            }
+        };
+        let arp = take(map_names::PENDING_ARP)?;
+        let dhcp = take(map_names::PENDING_DHCP)?;
+        // SAFETY: these are plain-data repr(C) structs for which all-zero is a valid value.
+        let (zk, zv, dk, dv) = unsafe {
+            (
+                std::mem::zeroed::<BindingKey>(),
+                std::mem::zeroed::<ArpEvent>(),
+                std::mem::zeroed::<PendingDhcpKey>(),
+                std::mem::zeroed::<DhcpEvent>(),
+            )
+        };
+        Ok(Pending {
+            arp,
+            dhcp,
+            arp_buf: BatchBuf::new(BATCH, zk, zv),
+            dhcp_buf: BatchBuf::new(DHCP_BATCH, dk, dv),
+        })
+    }
+
+    /// Takes every parked event out of the kernel and hands each to `f`; returns how many.
+    pub fn drain(&mut self, mut f: impl FnMut(KernelEvent)) -> Result<usize, std::io::Error> {
+        let mut n = 0;
+        n += drain_map(&self.arp, &mut self.arp_buf, |v| f(KernelEvent::Arp(*v)))?;
+        n += drain_map(&self.dhcp, &mut self.dhcp_buf, |v| {
+            f(KernelEvent::Dhcp(Box::new(*v)))
+        })?;
+        Ok(n)
+    }
+}
+
+/// `bpf_attr` for the `BPF_MAP_*_BATCH` commands (include/uapi/linux/bpf.h).
+#[repr(C)]
+#[derive(Default)]
+struct BatchAttr {
+    in_batch: u64,
+    out_batch: u64,
+    keys: u64,
+    values: u64,
+    count: u32,
+    map_fd: u32,
+    elem_flags: u64,
+    flags: u64,
+}
+
+const BPF_MAP_LOOKUP_AND_DELETE_BATCH: libc::c_long = 25;
+
+fn drain_map<K, V>(
+    map: &MapData,
+    buf: &mut BatchBuf<K, V>,
+    mut f: impl FnMut(&V),
+) -> Result<usize, std::io::Error> {
+    use std::os::fd::{AsFd as _, AsRawFd as _};
+    let fd = map.fd().as_fd().as_raw_fd();
+    let mut total = 0;
+    // The batch token of a hash map is a bucket index (u32); u64 leaves room.
+    let mut token_in: u64 = 0;
+    let mut token_out: u64 = 0;
+    let mut first = true;
+    // Bounded: the kernel keeps adding while we drain; stop after one map's worth of rounds.
+    for _ in 0..64 {
+        let mut attr = BatchAttr {
+            in_batch: if first {
+                0
+            } else {
+                &mut token_in as *mut u64 as u64
+            },
+            out_batch: &mut token_out as *mut u64 as u64,
+            keys: buf.keys.as_mut_ptr() as u64,
+            values: buf.values.as_mut_ptr() as u64,
+            count: buf.keys.len() as u32,
+            map_fd: fd as u32,
+            ..BatchAttr::default()
+        };
+        // SAFETY: attr points at buffers of `count` keys and values of the map's own types,
+        // which outlive the call; the kernel writes at most `count` of each.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_LOOKUP_AND_DELETE_BATCH,
+                &mut attr as *mut BatchAttr,
+                std::mem::size_of::<BatchAttr>() as u32,
+            )
+        };
+        let err = (rc < 0).then(std::io::Error::last_os_error);
+        let got = (attr.count as usize).min(buf.values.len());
+        for v in &buf.values[..got] {
+            f(v);
+        }
+        total += got;
+        match err {
+            None => {}
+            // ENOENT: the walk reached the end of the map.
+            Some(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(total),
+            Some(e) => return Err(e),
+        }
+        token_in = token_out;
+        first = false;
+    }
+    Ok(total)
 }

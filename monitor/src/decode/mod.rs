@@ -54,5 +54,21 @@ pub fn observe(ev: &KernelEvent) -> Result<Observation, ObserveError> {
                 msg: Box::new(decode_dhcp(payload, complete)?),
             })
         }
+        KernelEvent::Loop(l) => Ok(Observation::Loop {
+            seg: segment(&l.header),
+            src_mac: Mac(l.eth_src),
+            dst_mac: Mac(l.eth_dst),
+            ether_type: l.ether_type,
+            count: l.count,
+            window_ms: l.window_ms,
+        }),
+        KernelEvent::Scan(s) => Ok(Observation::Scan {
+            seg: segment(&s.header),
+            mac: Mac(s.mac),
+            ip: Ipv4Addr::from(s.sender_ip),
+            targets: s.targets,
+            requests: s.requests,
+            window_ms: s.window_ms,
+        }),
     }
 }

@@ -27,6 +27,10 @@ impl Apipa {
 }
 
 impl Detector for Apipa {
+    fn name(&self) -> &'static str {
+        kind::APIPA
+    }
+
     fn observe(&mut self, obs: &Observation, _ctx: &Context<'_>, _now: Nanos) -> Vec<Signal> {
         match obs {
             Observation::Arp {

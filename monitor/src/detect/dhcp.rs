@@ -113,6 +113,10 @@ pub fn server_of(obs: &Observation) -> Option<(ServerKey, u8)> {
 }
 
 impl Detector for DhcpServerWatch {
+    fn name(&self) -> &'static str {
+        kind::DHCP_ROGUE_SERVER
+    }
+
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
         let Some((key, _)) = server_of(obs) else {
             return vec![];
@@ -219,6 +223,10 @@ impl DhcpStorm {
 }
 
 impl Detector for DhcpStorm {
+    fn name(&self) -> &'static str {
+        kind::DHCP_STORM
+    }
+
     fn observe(&mut self, obs: &Observation, _ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
         let Observation::Dhcp {
             seg, msg, src_mac, ..

@@ -136,6 +136,10 @@ impl DuplicateIp {
 }
 
 impl Detector for DuplicateIp {
+    fn name(&self) -> &'static str {
+        kind::DUPLICATE_IP
+    }
+
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
         let window = secs(self.cfg.window_secs);
         match obs {

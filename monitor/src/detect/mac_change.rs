@@ -32,6 +32,10 @@ impl MacChange {
 }
 
 impl Detector for MacChange {
+    fn name(&self) -> &'static str {
+        kind::MAC_CHANGED
+    }
+
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, _now: Nanos) -> Vec<Signal> {
         let (kind, old) = match ctx.change {
             Some(Change::Moved { old_mac }) => (kind::MAC_CHANGED, old_mac),
@@ -43,6 +47,7 @@ impl Detector for MacChange {
             Observation::Dhcp {
                 seg, msg, src_mac, ..
             } => (*seg, msg.yiaddr, msg.chaddr.unwrap_or(*src_mac)),
+            Observation::Loop { .. } | Observation::Scan { .. } => return vec![],
         };
         let changes = ctx
             .table

@@ -60,10 +60,15 @@ impl MacCollision {
 }
 
 impl Detector for MacCollision {
+    fn name(&self) -> &'static str {
+        kind::MAC_COLLISION
+    }
+
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
         let (seg, mac) = match obs {
             Observation::Arp { seg, mac, .. } => (*seg, *mac),
             Observation::Dhcp { seg, src_mac, .. } => (*seg, *src_mac),
+            Observation::Loop { .. } | Observation::Scan { .. } => return vec![],
         };
         if mac.0[0] & 1 != 0 || self.cfg.ignore_macs.contains(&mac) {
             return vec![];

@@ -2,8 +2,11 @@
 //! A signal says "this condition holds now, with this evidence"; `Findings` turns signals into
 //! findings that open, update, and close after the detector's quiet period.
 pub mod apipa;
+pub mod arp_flood;
+pub mod arp_scan;
 pub mod dhcp;
 pub mod duplicate_ip;
+pub mod l2_loop;
 pub mod mac_change;
 pub mod mac_collision;
 
@@ -29,6 +32,13 @@ pub mod kind {
     pub const DHCP_STORM: &str = "dhcp_storm";
     pub const DHCP_STARVATION: &str = "dhcp_starvation";
     pub const APIPA: &str = "apipa";
+    pub const ARP_FLOOD: &str = "arp_flood";
+    pub const ARP_SCAN: &str = "arp_scan";
+    pub const L2_LOOP: &str = "l2_loop";
+
+    /// Findings about one binding or MAC that a flood causes by the thousand: while
+    /// `arp_flood` is open on their segment they are folded into its evidence instead.
+    pub const FOLDED_BY_FLOOD: &[&str] = &[DUPLICATE_IP, MAC_CHANGED, MAC_FLIP_FLOP, MAC_COLLISION];
 
     /// The stable name for `s`, if it is one.
     pub fn parse(s: &str) -> Option<&'static str> {
@@ -46,6 +56,9 @@ pub mod kind {
         DHCP_STORM,
         DHCP_STARVATION,
         APIPA,
+        ARP_FLOOD,
+        ARP_SCAN,
+        L2_LOOP,
     ];
 }
 
@@ -105,6 +118,7 @@ pub struct Findings {
     open_cap: usize,
     opened_total: BTreeMap<&'static str, u64>,
     dropped: u64,
+    folded: u64,
 }
 
 impl Findings {
@@ -116,6 +130,7 @@ impl Findings {
             open_cap,
             opened_total: BTreeMap::new(),
             dropped: 0,
+            folded: 0,
         }
     }
 
@@ -125,7 +140,14 @@ impl Findings {
         if let Some(f) = self.open.get_mut(&key) {
             f.last_seen = f.last_seen.max(now);
             f.packets += s.packets;
-            f.evidence = s.evidence;
+            // What was folded into this finding stays with it.
+            let mut evidence = s.evidence;
+            for k in ["folded", "folded_samples"] {
+                if let (Some(v), true) = (f.evidence.get(k), evidence.is_object()) {
+                    evidence[k] = v.clone();
+                }
+            }
+            f.evidence = evidence;
             f.quiet = s.quiet;
             return None;
         }
@@ -148,6 +170,36 @@ impl Findings {
         *self.opened_total.entry(key.0).or_default() += 1;
         self.open.insert(key, f.clone());
         Some(FindingEvent::Opened(f))
+    }
+
+    /// Counts a signal into the open finding `into` instead of opening one of its own: the
+    /// evidence keeps a count per folded kind and the first few subjects. Returns false when
+    /// `into` is not open.
+    pub fn fold(&mut self, into: (&'static str, &str), s: &Signal) -> bool {
+        const SAMPLES: usize = 10;
+        let Some(f) = self.open.get_mut(&(into.0, into.1.to_string())) else {
+            return false;
+        };
+        let ev = &mut f.evidence;
+        if !ev.is_object() {
+            *ev = Value::Object(Default::default());
+        }
+        let n = ev["folded"][s.kind].as_u64().unwrap_or(0);
+        ev["folded"][s.kind] = (n + 1).into();
+        let samples = &mut ev["folded_samples"];
+        if !samples.is_array() {
+            *samples = Value::Array(Vec::new());
+        }
+        if let Some(v) = samples.as_array_mut().filter(|v| v.len() < SAMPLES) {
+            v.push(serde_json::json!({ "kind": s.kind, "subject": s.subject }));
+        }
+        self.folded += 1;
+        true
+    }
+
+    /// Signals folded into another finding.
+    pub fn folded(&self) -> u64 {
+        self.folded
     }
 
     /// Closes findings quiet for longer than their period.
@@ -215,6 +267,8 @@ impl Findings {
 
 /// A detector.
 pub trait Detector {
+    /// The finding kind it is known by (its first, when it has several).
+    fn name(&self) -> &'static str;
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal>;
 }
 

@@ -178,6 +178,35 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         "DHCPv4 messages by interface, VLAN and message type (option 53; none = BOOTP).",
         &["interface", "vlan", "type"],
     )?;
+    let per_segment = [
+        (
+            "l2watch_broadcast_frames_total",
+            "Frames to a broadcast or multicast destination.",
+            Counter::Broadcast,
+        ),
+        (
+            "l2watch_loop_frames_total",
+            "Copies of one broadcast/multicast frame beyond kernel.loop_repeats within one \
+             loop window: frames going round a switching loop.",
+            Counter::LoopRepeats,
+        ),
+        (
+            "l2watch_arp_bindings_new_total",
+            "IP-to-MAC bindings the kernel saw new or changed (before any rate limit).",
+            Counter::ArpBindingsNew,
+        ),
+        (
+            "l2watch_arp_scans_total",
+            "ARP senders that asked for kernel.scan_targets distinct addresses in one window.",
+            Counter::ArpScans,
+        ),
+    ];
+    for (metric, help, ctr) in per_segment {
+        let m = out.counter(metric, help, &["interface", "vlan"])?;
+        for ((iface, vlan), c) in &per_label {
+            m.with_label_values(&[iface, vlan]).inc_by(c.get(ctr));
+        }
+    }
     for ((iface, vlan), c) in &per_label {
         for (ctr, depth) in DEPTHS {
             frames.with_label_values(&[iface, depth]).inc_by(c.get(ctr));
@@ -228,6 +257,34 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         .inc_by(stat(Stat::ArpEventsSent));
     sent.with_label_values(&["dhcp"])
         .inc_by(stat(Stat::DhcpEventsSent));
+    sent.with_label_values(&["loop"])
+        .inc_by(stat(Stat::LoopEventsSent));
+    sent.with_label_values(&["scan"])
+        .inc_by(stat(Stat::ScanEventsSent));
+    let deferred = out.counter(
+        "l2watch_kernel_events_deferred_total",
+        "Events the token bucket or a full ring buffer held back into the kernel's pending \
+         maps; the agent drains them, so they arrive late, not never.",
+        &["kind"],
+    )?;
+    deferred
+        .with_label_values(&["arp"])
+        .inc_by(stat(Stat::ArpDeferred));
+    deferred
+        .with_label_values(&["dhcp"])
+        .inc_by(stat(Stat::DhcpDeferred));
+    let pending_full = out.counter(
+        "l2watch_kernel_pending_full_total",
+        "Held-back events lost because the pending map was full (an ARP binding is retried \
+         by its next frame).",
+        &["kind"],
+    )?;
+    pending_full
+        .with_label_values(&["arp"])
+        .inc_by(stat(Stat::ArpPendingFull));
+    pending_full
+        .with_label_values(&["dhcp"])
+        .inc_by(stat(Stat::DhcpPendingFull));
     out.counter(
         "l2watch_kernel_events_suppressed_total",
         "ARP repeats of a known binding within the refresh interval (by design, not a loss).",
@@ -237,7 +294,8 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
     .inc_by(stat(Stat::ArpSuppressed));
     let limited = out.counter(
         "l2watch_kernel_events_rate_limited_total",
-        "Events not sent because the per-CPU token bucket was empty.",
+        "Events the per-CPU token bucket held back: ARP and state-bearing DHCP are deferred \
+         (see l2watch_kernel_events_deferred_total), a storm's DISCOVERs and REQUESTs dropped.",
         &["kind"],
     )?;
     limited
@@ -275,6 +333,7 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         (Stat::SegmentSlotRaced, "segment_slot_raced"),
         (Stat::DhcpCopyFailed, "dhcp_copy_failed"),
         (Stat::ArpNotEthernetIpv4, "arp_not_ethernet_ipv4"),
+        (Stat::SignalRingbufFull, "signal_ringbuf_full"),
     ] {
         kerr.with_label_values(&[r]).inc_by(stat(s));
     }
@@ -407,8 +466,19 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         ),
         (
             "l2watch_device_evictions_total",
-            "Devices evicted from the full table (least recently seen first).",
+            "Devices evicted from the full table (those learnt during a flood first, then the \
+             least recently seen).",
             st.device_evictions,
+        ),
+        (
+            "l2watch_devices_learnt_total",
+            "Bindings new to the device table.",
+            st.devices_learnt,
+        ),
+        (
+            "l2watch_findings_folded_total",
+            "Per-binding findings folded into an open arp_flood instead of opening their own.",
+            st.findings_folded,
         ),
         (
             "l2watch_dhcp_server_evictions_total",

@@ -1,8 +1,13 @@
 //! The device table: (segment, IP) -> MAC with first/last seen, source, DHCP hostname and
-//! lease, and a per-MAC view. Bounded: past its capacity the least recently seen entry is
-//! evicted and counted. Change names follow MAAS (new, refreshed, moved) and arpwatch where it
+//! lease, and a per-MAC view. Bounded: past its capacity an entry is evicted and counted, the
+//! least recently seen of those learnt during a flood first (the probation tier), so a flood of
+//! made-up stations cannot push out the real ones learnt before it. Change names follow MAAS (new, refreshed, moved) and arpwatch where it
 //! is finer (flip flop: back to a MAC this IP had recently).
-use std::{collections::HashMap, net::Ipv4Addr, num::NonZeroUsize};
+use std::{
+    collections::{HashMap, HashSet},
+    net::Ipv4Addr,
+    num::NonZeroUsize,
+};
 
 use lru::LruCache;
 use serde::Serialize;
@@ -109,6 +114,11 @@ pub enum DeviceState {
 pub struct DeviceTable {
     cfg: DeviceTableConfig,
     rows: LruCache<DeviceKey, Device>,
+    /// Rows first learnt while their segment was flooding: evicted before any in `rows`, and
+    /// promoted to `rows` when seen again after the flood.
+    probation: LruCache<DeviceKey, Device>,
+    /// Segments with an open flood finding.
+    flooding: HashSet<Segment>,
     /// Nearly every MAC holds one address: the first key lives inline, not on the heap.
     by_mac: HashMap<Mac, SmallVec<[DeviceKey; 1]>>,
     /// Host names clients sent in DISCOVER/REQUEST, until the ACK names their address.
@@ -123,6 +133,8 @@ impl DeviceTable {
         DeviceTable {
             cfg,
             rows: LruCache::new(cap),
+            probation: crate::detect::lazy_lru(cap.get()),
+            flooding: HashSet::new(),
             by_mac: HashMap::new(),
             pending_names: LruCache::new(names),
             evictions: 0,
@@ -130,7 +142,21 @@ impl DeviceTable {
     }
 
     pub fn len(&self) -> usize {
-        self.rows.len()
+        self.rows.len() + self.probation.len()
+    }
+
+    /// Rows learnt during a flood and not seen again since.
+    pub fn probation_len(&self) -> usize {
+        self.probation.len()
+    }
+
+    /// Marks `seg` as flooding (or no longer): its new rows go to the probation tier.
+    pub fn set_flooding(&mut self, seg: Segment, on: bool) {
+        if on {
+            self.flooding.insert(seg);
+        } else {
+            self.flooding.remove(&seg);
+        }
     }
 
     /// Applies new windows (flip flop, stale); the capacity stays.
@@ -140,7 +166,7 @@ impl DeviceTable {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
+        self.rows.is_empty() && self.probation.is_empty()
     }
 
     /// Entries evicted because the table was full.
@@ -149,7 +175,14 @@ impl DeviceTable {
     }
 
     pub fn get(&self, key: &DeviceKey) -> Option<&Device> {
-        self.rows.peek(key)
+        self.rows.peek(key).or_else(|| self.probation.peek(key))
+    }
+
+    fn peek_mut(&mut self, key: &DeviceKey) -> Option<&mut Device> {
+        match self.rows.peek_mut(key) {
+            Some(d) => Some(d),
+            None => self.probation.peek_mut(key),
+        }
     }
 
     /// Every binding of `mac`.
@@ -157,9 +190,9 @@ impl DeviceTable {
         self.by_mac.get(mac).map_or(&[], |v| v.as_slice())
     }
 
-    /// Rows, most recently seen first.
+    /// Rows, most recently seen first (the probation tier after the rest).
     pub fn iter(&self) -> impl Iterator<Item = (&DeviceKey, &Device)> {
-        self.rows.iter()
+        self.rows.iter().chain(self.probation.iter())
     }
 
     pub fn state(&self, d: &Device, now: Nanos) -> DeviceState {
@@ -172,10 +205,21 @@ impl DeviceTable {
         }
     }
 
-    /// Records that `mac` holds `key.ip` on `key.seg` now.
+    /// Records that `mac` holds `key.ip` on `key.seg` now. A claim older than what the table
+    /// already knows (an event the kernel held back while a newer one went ahead) does not
+    /// override it.
     pub fn observe(&mut self, key: DeviceKey, mac: Mac, source: Source, now: Nanos) -> Change {
         let window = self.cfg.flip_flop_window_secs * SECOND;
-        if let Some(d) = self.rows.get_mut(&key) {
+        let promote = !self.flooding.contains(&key.seg) && self.probation.contains(&key);
+        if promote {
+            if let Some(d) = self.probation.pop(&key) {
+                self.rows.push(key, d);
+            }
+        }
+        if let Some(d) = self.rows.get_mut(&key).or(self.probation.get_mut(&key)) {
+            if d.mac != mac && now < d.last_seen {
+                return Change::Refreshed;
+            }
             let old_seen = d.last_seen;
             d.last_seen = d.last_seen.max(now);
             if d.mac == mac {
@@ -209,11 +253,18 @@ impl DeviceTable {
             previous: None,
             mac_changes: 0,
         };
-        if let Some((old_key, old)) = self.rows.push(key, dev) {
-            if old_key != key {
+        if self.len() >= self.cfg.capacity.max(1) {
+            // The probation tier goes first: flood entries before real stations.
+            let evicted = self.probation.pop_lru().or_else(|| self.rows.pop_lru());
+            if let Some((old_key, old)) = evicted {
                 self.evictions += 1;
                 unlink(&mut self.by_mac, &old.mac, &old_key);
             }
+        }
+        if self.flooding.contains(&key.seg) {
+            self.probation.push(key, dev);
+        } else {
+            self.rows.push(key, dev);
         }
         self.by_mac.entry(mac).or_default().push(key);
         Change::New
@@ -245,7 +296,7 @@ impl DeviceTable {
     ) -> Change {
         let change = self.observe(key, mac, Source::Dhcp, now);
         let pending = self.pending_names.pop(&(key.seg, mac));
-        if let Some(d) = self.rows.peek_mut(&key) {
+        if let Some(d) = self.peek_mut(&key) {
             d.source = Source::Dhcp;
             if let Some(l) = lease {
                 d.lease = Some(l);
@@ -259,7 +310,7 @@ impl DeviceTable {
 
     /// Ends a lease (DHCPRELEASE) without forgetting the binding.
     pub fn release(&mut self, key: &DeviceKey, mac: Mac, now: Nanos) {
-        if let Some(d) = self.rows.peek_mut(key) {
+        if let Some(d) = self.peek_mut(key) {
             if d.mac == mac {
                 if let Some(l) = d.lease.as_mut() {
                     l.expires = l.expires.min(now);
@@ -367,6 +418,51 @@ mod tests {
         assert!(t.get(&key(2)).is_none(), "ip .2 was least recently seen");
         assert!(t.by_mac(&Mac([2, 0, 0, 0, 0, 2])).is_empty());
         assert!(t.get(&key(1)).is_some());
+    }
+
+    #[test]
+    fn a_flood_evicts_its_own_rows_before_real_stations() {
+        let mut t = DeviceTable::new(DeviceTableConfig {
+            capacity: 4,
+            ..Default::default()
+        });
+        for ip in 1..=2 {
+            t.observe(key(ip), Mac([2, 0, 0, 0, 0, ip]), Source::Arp, ip as u64);
+        }
+        t.set_flooding(key(0).seg, true);
+        for ip in 10..=50 {
+            t.observe(
+                key(ip),
+                Mac([2, 0, 0, 0, 1, ip]),
+                Source::Arp,
+                100 + ip as u64,
+            );
+        }
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.evictions(), 39);
+        assert!(t.get(&key(1)).is_some() && t.get(&key(2)).is_some());
+        assert!(t.get(&key(50)).is_some() && t.get(&key(49)).is_some());
+        assert_eq!(t.probation_len(), 2);
+        // Seen again after the flood: promoted, and no longer evicted first.
+        t.set_flooding(key(0).seg, false);
+        t.observe(key(50), Mac([2, 0, 0, 0, 1, 50]), Source::Arp, 1_000);
+        assert_eq!(t.probation_len(), 1);
+        t.observe(key(60), Mac([2, 0, 0, 0, 1, 60]), Source::Arp, 1_001);
+        assert!(t.get(&key(49)).is_none(), "the probation row went first");
+        assert!(t.get(&key(1)).is_some() && t.get(&key(50)).is_some());
+    }
+
+    #[test]
+    fn an_older_claim_does_not_override_a_newer_one() {
+        let mut t = DeviceTable::new(DeviceTableConfig::default());
+        t.observe(key(1), B, Source::Arp, 10 * SECOND);
+        // A held-back event from before: the newer MAC stays.
+        assert_eq!(
+            t.observe(key(1), A, Source::Arp, 9 * SECOND),
+            Change::Refreshed
+        );
+        assert_eq!(t.get(&key(1)).unwrap().mac, B);
+        assert_eq!(t.get(&key(1)).unwrap().mac_changes, 0);
     }
 
     #[test]

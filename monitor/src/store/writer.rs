@@ -108,6 +108,17 @@ impl Writer {
         }
     }
 
+    /// Writes the last batch and waits for the thread to finish, from a plain thread.
+    pub fn finish_blocking(self, last: Changes) {
+        if !last.is_empty() && self.tx.blocking_send(last).is_err() {
+            warn!("store thread gone; last batch lost");
+        }
+        drop(self.tx);
+        if self.thread.join().is_err() {
+            warn!("store thread panicked");
+        }
+    }
+
     /// Writes the last batch and waits for the thread to finish.
     pub async fn finish(self, last: Changes) {
         if !last.is_empty() && self.tx.send(last).await.is_err() {
