@@ -59,6 +59,8 @@ pub mod map_names {
     /// LRU hash: [`super::FrameKey`] -> [`super::FrameSeen`]: how often one group-addressed
     /// frame was seen in the current loop window.
     pub const FRAMES_SEEN: &str = "FRAMES_SEEN";
+    /// Per-CPU array with one [`super::LoopRun`] (kernel-internal).
+    pub const LOOP_RUN: &str = "LOOP_RUN";
     /// LRU hash: [`super::ScanKey`] -> [`super::ScanState`]: distinct ARP targets per sender.
     pub const ARP_SCANS: &str = "ARP_SCANS";
 }
@@ -345,7 +347,10 @@ pub struct BindingKey {
     pub ip: [u8; 4],
     /// One of [`binding_kind`].
     pub kind: u8,
-    pub _pad: [u8; 3],
+    // Scalars, not `[u8; 3]`: the kernel builds this key on every ARP frame, and a zeroed
+    // array compiles to a call of a BPF memset routine.
+    pub _pad: u8,
+    pub _pad2: u16,
 }
 
 /// Value of the binding-suppression LRU map: the last MAC reported and when.
@@ -539,6 +544,17 @@ pub struct FrameSeen {
     pub reported: u32,
 }
 
+/// A CPU's current run of one frame (`LOOP_RUN`): its key, its count so far, and how many
+/// copies came in a row on this CPU.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopRun {
+    pub key: FrameKey,
+    pub seen: FrameSeen,
+    pub copies: u32,
+    pub _pad: u32,
+}
+
 /// Key of `ARP_SCANS`: an ARP sender on its segment.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -547,7 +563,7 @@ pub struct ScanKey {
     pub outer_vid: u16,
     pub inner_vid: u16,
     pub mac: [u8; 6],
-    pub _pad: [u8; 2],
+    pub _pad: u16,
 }
 
 /// Value of `ARP_SCANS`: a bitmap of hashed target IPs in the current window.
@@ -620,6 +636,7 @@ const _: () = assert!(size_of::<PendingDhcpKey>() == 20);
 const _: () = assert!(size_of::<StormConfig>() == 16);
 const _: () = assert!(size_of::<FrameKey>() == 16);
 const _: () = assert!(size_of::<FrameSeen>() == 16);
+const _: () = assert!(size_of::<LoopRun>() == 40);
 const _: () = assert!(size_of::<ScanKey>() == 16);
 const _: () = assert!(size_of::<ScanState>() == 56);
 const _: () = assert!(size_of::<LoopEvent>() == 64);

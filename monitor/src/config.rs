@@ -82,9 +82,10 @@ pub struct KernelConfig {
     /// Bindings the kernel remembers to suppress repeats (LRU).
     pub max_bindings: u32,
     /// Events the token bucket holds back wait in these kernel maps until the agent drains
-    /// them (every 250 ms); only a full map loses one.
+    /// them, every pending_drain_ms; only a full map loses one.
     pub max_pending_arp: u32,
     pub max_pending_dhcp: u32,
+    pub pending_drain_ms: u64,
     /// One broadcast/multicast frame seen more than this often within loop_window_ms is going
     /// round a loop; 0 turns loop detection off.
     pub loop_repeats: u32,
@@ -108,6 +109,7 @@ impl Default for KernelConfig {
             max_bindings: p.max_bindings,
             max_pending_arp: p.max_pending_arp,
             max_pending_dhcp: p.max_pending_dhcp,
+            pending_drain_ms: 250,
             loop_repeats: p.loop_repeats,
             loop_window_ms: p.loop_window.as_millis() as u64,
             scan_targets: p.scan_targets,
@@ -250,6 +252,14 @@ impl Config {
                 return Err(invalid(key, "must be at least 1".into()));
             }
         }
+        if !(10..=2_000).contains(&self.kernel.pending_drain_ms) {
+            return Err(invalid(
+                "kernel.pending_drain_ms",
+                "must be 10 to 2000: held-back events reach the table within it (the \
+                 completeness bound is 2 s)"
+                    .into(),
+            ));
+        }
         if self.kernel.loop_repeats > 0 && self.kernel.loop_window_ms == 0 {
             return Err(invalid(
                 "kernel.loop_window_ms",
@@ -281,6 +291,11 @@ impl Config {
 
     pub fn stats_interval(&self) -> Duration {
         Duration::from_secs(self.stats_interval_secs.max(1))
+    }
+
+    /// How often the kernel's pending maps are drained.
+    pub fn pending_drain(&self) -> Duration {
+        Duration::from_millis(self.kernel.pending_drain_ms)
     }
 
     pub fn flush_interval(&self) -> Duration {
@@ -322,6 +337,12 @@ impl Config {
             "kernel.max_pending_arp",
             &self.kernel.max_pending_arp,
             &mut new.kernel.max_pending_arp,
+            c,
+        );
+        keep(
+            "kernel.pending_drain_ms",
+            &self.kernel.pending_drain_ms,
+            &mut new.kernel.pending_drain_ms,
             c,
         );
         keep(

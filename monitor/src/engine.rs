@@ -1,10 +1,7 @@
 //! The engine: observations flow through the state stage (device table, DHCP servers), then the
 //! detectors, then the findings store. Pure and clock-injected: the same observations with the
 //! same timestamps always give the same table and findings, live or replayed.
-use std::{
-    collections::{BTreeMap, HashMap, HashSet},
-    net::Ipv4Addr,
-};
+use std::{collections::BTreeMap, net::Ipv4Addr};
 
 use serde::Serialize;
 
@@ -22,7 +19,7 @@ use crate::{
         mac_collision::{MacCollision, MacCollisionConfig},
         Context, Detector, Finding, FindingEvent, Findings,
     },
-    model::{Mac, Nanos, Observation, Segment, SECOND},
+    model::{FastMap, FastSet, Mac, Nanos, Observation, Segment, SECOND},
     state::{
         Change, Device, DeviceKey, DeviceState, DeviceTable, DeviceTableConfig, DhcpServers, Lease,
         Server, ServerKey, Source,
@@ -161,6 +158,8 @@ pub struct EngineStats {
     pub devices_learnt: u64,
     /// Findings folded into an open flood instead of opening on their own.
     pub findings_folded: u64,
+    /// Device changes in a flood's probation tier, kept in memory but not stored.
+    pub flood_rows_not_stored: u64,
     pub loop_observations: u64,
     pub scan_observations: u64,
 }
@@ -171,13 +170,98 @@ pub struct HistoryEvent {
     pub ts: Nanos,
     #[serde(flatten)]
     pub seg: Segment,
-    pub kind: String,
+    /// `arp_new`, `arp_moved`, ..., `dhcp_ack`, ...: static for what the engine makes, owned
+    /// for what the store reads back.
+    pub kind: std::borrow::Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip: Option<Ipv4Addr>,
     pub mac: Mac,
-    /// Kind-specific detail (DHCP: xid, addresses, host name, lease).
-    #[serde(skip_serializing_if = "serde_json::Value::is_null")]
-    pub detail: serde_json::Value,
+    /// Kind-specific detail (ARP: opcode and RFC 5227 flags; DHCP: xid, addresses, host
+    /// name, lease).
+    #[serde(skip_serializing_if = "Detail::is_empty")]
+    pub detail: Detail,
+}
+
+/// A history event's detail. ARP's is typed, so a storm of new stations builds no JSON until
+/// it is written; the rest is JSON.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Detail {
+    Arp {
+        op: u16,
+        gratuitous: bool,
+        probe: bool,
+        announcement: bool,
+    },
+    Json(serde_json::Value),
+}
+
+impl Detail {
+    /// The names of the ARP flags that are set.
+    fn arp_flags(&self) -> impl Iterator<Item = &'static str> {
+        let set = match self {
+            Detail::Arp {
+                gratuitous,
+                probe,
+                announcement,
+                ..
+            } => [*gratuitous, *probe, *announcement],
+            Detail::Json(_) => [false; 3],
+        };
+        ["gratuitous", "probe", "announcement"]
+            .into_iter()
+            .zip(set)
+            .filter_map(|(name, on)| on.then_some(name))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        matches!(self, Detail::Json(serde_json::Value::Null))
+    }
+
+    /// The detail as JSON.
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Detail::Json(v) => v.clone(),
+            Detail::Arp { .. } => serde_json::to_value(self).unwrap_or_default(),
+        }
+    }
+
+    /// Writes the detail's JSON text into `out` (cleared first); false when there is none.
+    pub fn write_json(&self, out: &mut String) -> bool {
+        use std::fmt::Write as _;
+        out.clear();
+        match self {
+            Detail::Json(serde_json::Value::Null) => false,
+            Detail::Json(v) => {
+                let _ = write!(out, "{v}");
+                true
+            }
+            Detail::Arp { op, .. } => {
+                let _ = write!(out, "{{\"op\":{op}");
+                for name in self.arp_flags() {
+                    let _ = write!(out, ",\"{name}\":true");
+                }
+                out.push('}');
+                true
+            }
+        }
+    }
+}
+
+impl Serialize for Detail {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        match self {
+            Detail::Json(v) => v.serialize(s),
+            Detail::Arp { op, .. } => {
+                let mut m = s.serialize_map(None)?;
+                m.serialize_entry("op", op)?;
+                for name in self.arp_flags() {
+                    m.serialize_entry(name, &true)?;
+                }
+                m.end()
+            }
+        }
+    }
 }
 
 impl HistoryEvent {
@@ -199,28 +283,24 @@ impl HistoryEvent {
             } => {
                 let kind = match change {
                     Some(Change::Refreshed) => return None,
-                    Some(c) => c.name(),
-                    None if *probe => "probe",
+                    Some(Change::New) => "arp_new",
+                    Some(Change::Moved { .. }) => "arp_moved",
+                    Some(Change::FlipFlop { .. }) => "arp_flip_flop",
+                    None if *probe => "arp_probe",
                     None => return None,
                 };
-                let kind = format!("arp_{kind}");
-                let mut detail = json!({ "op": op });
-                for (flag, name) in [
-                    (gratuitous, "gratuitous"),
-                    (probe, "probe"),
-                    (announcement, "announcement"),
-                ] {
-                    if *flag {
-                        detail[name] = json!(true);
-                    }
-                }
                 Some(HistoryEvent {
                     ts: now,
                     seg: *seg,
-                    kind,
+                    kind: kind.into(),
                     ip: Some(*ip),
                     mac: *mac,
-                    detail,
+                    detail: Detail::Arp {
+                        op: *op,
+                        gratuitous: *gratuitous,
+                        probe: *probe,
+                        announcement: *announcement,
+                    },
                 })
             }
             Observation::Dhcp {
@@ -254,10 +334,10 @@ impl HistoryEvent {
                 Some(HistoryEvent {
                     ts: now,
                     seg: *seg,
-                    kind: format!("dhcp_{}", msg_type_name(msg.msg_type)),
+                    kind: format!("dhcp_{}", msg_type_name(msg.msg_type)).into(),
                     ip,
                     mac: msg.chaddr.unwrap_or(*src_mac),
-                    detail,
+                    detail: Detail::Json(detail),
                 })
             }
             // Their findings carry them.
@@ -293,9 +373,9 @@ impl Changes {
 /// times between two batches is written once. Bounded by the tables they point into, except
 /// the history, which has its own cap.
 struct Journal {
-    devices: HashSet<DeviceKey>,
-    servers: HashSet<ServerKey>,
-    findings: HashSet<(&'static str, String)>,
+    devices: FastSet<DeviceKey>,
+    servers: FastSet<ServerKey>,
+    findings: FastSet<(&'static str, String)>,
     closed: Vec<Finding>,
     events: Vec<HistoryEvent>,
     max_events: usize,
@@ -304,9 +384,9 @@ struct Journal {
 impl Journal {
     fn new(max_events: usize) -> Self {
         Journal {
-            devices: HashSet::new(),
-            servers: HashSet::new(),
-            findings: HashSet::new(),
+            devices: FastSet::default(),
+            servers: FastSet::default(),
+            findings: FastSet::default(),
             closed: Vec::new(),
             events: Vec::new(),
             max_events,
@@ -347,7 +427,7 @@ pub struct Engine {
     stats: EngineStats,
     journal: Option<Journal>,
     /// Segments with an open `arp_flood`, with the finding's subject.
-    flooding: HashMap<Segment, String>,
+    flooding: FastMap<Segment, String>,
 }
 
 impl Engine {
@@ -360,7 +440,7 @@ impl Engine {
             findings: Findings::new(cfg.limits.max_open_findings, cfg.limits.max_closed_findings),
             stats: EngineStats::default(),
             journal: None,
-            flooding: HashMap::new(),
+            flooding: FastMap::default(),
         }
     }
 
@@ -457,16 +537,29 @@ impl Engine {
             signals.extend(d.observe(obs, &ctx, now));
         }
         if let Some(j) = self.journal.as_mut() {
-            j.devices.extend(up.device);
+            // While a flood churns a full table, its own rows (the probation tier) are not
+            // stored, nor is their history: they are evicted within moments, and the flood
+            // finding counts them. A burst that fits the table is stored whole, and a row
+            // seen again after the flood is promoted and stored then.
+            let flood_row = up
+                .device
+                .is_some_and(|k| self.table.is_full() && self.table.in_probation(&k));
+            if flood_row {
+                self.stats.flood_rows_not_stored += 1;
+            } else {
+                j.devices.extend(up.device);
+            }
             j.servers.extend(up.server);
             for s in &signals {
                 j.findings.insert((s.kind, s.subject.clone()));
             }
-            if let Some(ev) = HistoryEvent::of(obs, up.change, now) {
-                if j.events.len() < j.max_events {
-                    j.events.push(ev);
-                } else {
-                    self.stats.history_dropped += 1;
+            if !flood_row {
+                if let Some(ev) = HistoryEvent::of(obs, up.change, now) {
+                    if j.events.len() < j.max_events {
+                        j.events.push(ev);
+                    } else {
+                        self.stats.history_dropped += 1;
+                    }
                 }
             }
         }
@@ -619,6 +712,26 @@ mod tests {
     use super::*;
     use crate::detect::{dhcp::Allow, tests_support::dhcp_reply};
     use std::net::Ipv4Addr;
+
+    #[test]
+    fn arp_detail_writes_the_json_it_serializes_to() {
+        let d = Detail::Arp {
+            op: 1,
+            gratuitous: true,
+            probe: false,
+            announcement: true,
+        };
+        let mut text = String::new();
+        assert!(d.write_json(&mut text));
+        assert_eq!(text, r#"{"op":1,"gratuitous":true,"announcement":true}"#);
+        assert_eq!(serde_json::to_string(&d).unwrap(), text);
+        assert_eq!(
+            d.to_json(),
+            serde_json::from_str::<serde_json::Value>(&text).unwrap()
+        );
+        assert!(!Detail::Json(serde_json::Value::Null).write_json(&mut text));
+        assert!(Detail::Json(serde_json::Value::Null).is_empty());
+    }
 
     #[test]
     fn server_rows_carry_the_allowlist_verdict_once() {

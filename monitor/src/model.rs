@@ -7,19 +7,47 @@ use serde::Serialize;
 pub use crate::capture::Mac;
 use crate::decode::DhcpMessage;
 
+/// The engine's hasher: foldhash, seeded per process. Keys come off the wire (MACs, IPs), so
+/// a fixed-seed hash would invite collisions; SipHash, std's default, cost several times more
+/// per lookup on these small keys.
+pub type FastHash = foldhash::fast::RandomState;
+pub type FastMap<K, V> = std::collections::HashMap<K, V, FastHash>;
+pub type FastSet<K> = std::collections::HashSet<K, FastHash>;
+pub type FastLru<K, V> = lru::LruCache<K, V, FastHash>;
+
+/// A bounded LRU with the engine's hasher.
+pub fn fast_lru<K: std::hash::Hash + Eq, V>(cap: std::num::NonZeroUsize) -> FastLru<K, V> {
+    lru::LruCache::with_hasher(cap, FastHash::default())
+}
+
 /// Nanoseconds since the Unix epoch.
 pub type Nanos = u64;
 
 pub const SECOND: Nanos = 1_000_000_000;
 
 /// Where something was seen: interface and VLAN IDs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Segment {
     pub ifindex: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outer_vlan: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inner_vlan: Option<u16>,
+}
+
+impl Segment {
+    /// The segment in one word: ifindex, then each VLAN (0xffff for none, which no VID is).
+    pub fn packed(&self) -> u64 {
+        let v = |v: Option<u16>| v.unwrap_or(0xffff) as u64;
+        (self.ifindex as u64) << 32 | v(self.outer_vlan) << 16 | v(self.inner_vlan)
+    }
+}
+
+/// One word per segment: the engine hashes segments on every event.
+impl std::hash::Hash for Segment {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(self.packed());
+    }
 }
 
 impl fmt::Display for Segment {

@@ -35,9 +35,10 @@ pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 /// History events that may wait for the writer between two flushes (one second by default):
 /// a 65,535-station burst fits; past it events are dropped and counted.
 const JOURNAL_EVENTS: usize = 100_000;
-/// How often the kernel's pending maps are drained: what the token bucket held back reaches
-/// the device table within this (plus one drain).
-const PENDING_DRAIN: Duration = Duration::from_millis(250);
+/// How long a failed agent keeps answering /readyz with 503 before it exits.
+const NOT_READY_GRACE: Duration = Duration::from_secs(1);
+/// Least time between two ring-buffer drains.
+const MIN_DRAIN_GAP: Duration = Duration::from_millis(2);
 /// Ring-buffer records fed to the engine per lock hold, so the API is never locked out long.
 const INGEST_BATCH: usize = 4_096;
 /// How often monitored interfaces are checked for down, gone and back.
@@ -188,11 +189,17 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
     let ingest = {
         let (shared, stop) = (shared.clone(), shutdown.clone());
         let (flush, summary) = (cfg.flush_interval(), cfg.stats_interval());
+        let drain = cfg.pending_drain();
         std::thread::Builder::new()
             .name("l2watch-ingest".into())
             .spawn(move || {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    ingest(events, pending, &shared, writer, flush, summary, &stop)
+                    let timers = Timers {
+                        flush,
+                        summary,
+                        drain,
+                    };
+                    ingest(events, pending, &shared, writer, timers, &stop)
                 }))
                 .unwrap_or_else(|p| Err(RunError::Task("ingest", panic_text(&p))));
                 let _ = ingest_done.send(r);
@@ -223,6 +230,8 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
                 shared.ready.store(false, Ordering::Relaxed);
                 tracing::error!(error = %e, "ingest failed: not ready; stopping");
                 failure = Some(e);
+                // Answer /readyz with 503 for a moment, so probes see why, then stop.
+                tokio::time::sleep(NOT_READY_GRACE).await;
                 shutdown.cancel();
                 break;
             }
@@ -407,23 +416,33 @@ fn spawn_kernel_log(probe: &mut Probe, shutdown: CancellationToken) -> Option<Jo
 /// every record to the engine in batches, drains the kernel's pending maps, closes quiet
 /// findings once a second, hands changes to the store writer, and logs a summary per
 /// interval. Nothing here logs per event above debug.
+/// How often the ingest thread does what it does besides reading the ring buffer.
+struct Timers {
+    /// Store flushes.
+    flush: Duration,
+    /// Summary lines.
+    summary: Duration,
+    /// Drains of the kernel's pending maps: what the token bucket held back reaches the
+    /// device table within this.
+    drain: Duration,
+}
+
 fn ingest(
     mut ring: RingBuf<MapData>,
     mut pending: Pending,
     shared: &Shared,
     writer: Option<Writer>,
-    flush_interval: Duration,
-    summary_interval: Duration,
+    timers: Timers,
     shutdown: &CancellationToken,
 ) -> Result<(), RunError> {
     use std::os::fd::AsRawFd as _;
     use std::time::Instant;
     let fd = ring.as_raw_fd();
     let start = Instant::now();
-    let mut next_pending = start + PENDING_DRAIN;
+    let mut next_pending = start + timers.drain;
     let mut next_tick = start + Duration::from_secs(1);
-    let mut next_flush = start + flush_interval;
-    let mut next_summary = start + summary_interval;
+    let mut next_flush = start + timers.flush;
+    let mut next_summary = start + timers.summary;
     let mut summary = Summary::new(shared);
     // A test hook: the supervision test makes the ingest fail on purpose.
     let fail_hook = std::env::var_os("L2WATCH_TEST_FAIL_INGEST_AFTER_MS")
@@ -452,10 +471,13 @@ fn ingest(
             }
         }
         summary.events += drain_ring(&mut ring, shared);
+        // A trickle of events would wake this thread for each one; a short pause after a
+        // drain gathers the next ones into one batch (state lags by at most this).
+        std::thread::sleep(MIN_DRAIN_GAP);
         let now = Instant::now();
         if now >= next_pending {
             summary.pending += drain_pending(&mut pending, shared)?;
-            next_pending = now + PENDING_DRAIN;
+            next_pending = now + timers.drain;
         }
         if now >= next_tick {
             let closed = shared.engine.lock().expect("engine lock").tick(unix_now());
@@ -472,12 +494,12 @@ fn ingest(
                 let mut e = shared.engine.lock().expect("engine lock");
                 w.flush(|| e.take_changes());
             }
-            next_flush = now + flush_interval;
+            next_flush = now + timers.flush;
         }
         if now >= next_summary {
             summary.log(shared);
             log_counters(shared);
-            next_summary = now + summary_interval;
+            next_summary = now + timers.summary;
         }
         if fail_hook.is_some_and(|t| now >= t) {
             return Err(RunError::Task(

@@ -44,7 +44,7 @@ struct Window {
 
 pub struct ArpFlood {
     cfg: ArpFloodConfig,
-    windows: lru::LruCache<Segment, Window>,
+    windows: crate::model::FastLru<Segment, Window>,
 }
 
 impl ArpFlood {

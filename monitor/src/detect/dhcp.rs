@@ -3,9 +3,8 @@
 //! more servers answering on one segment within the window, with their ranges). `DhcpStorm`:
 //! dhcp_storm (DISCOVER+REQUEST rate over a threshold) and dhcp_starvation (many distinct
 //! client MACs in a short time).
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
-use lru::LruCache;
 use serde_json::json;
 
 use super::{kind, secs, Context, Detector, Signal};
@@ -204,12 +203,12 @@ impl Default for DhcpStormConfig {
 struct SegRate {
     /// (second, messages) most recent last.
     buckets: VecDeque<(u64, u64)>,
-    clients: HashMap<Mac, Nanos>,
+    clients: crate::model::FastMap<Mac, Nanos>,
 }
 
 pub struct DhcpStorm {
     cfg: DhcpStormConfig,
-    segs: LruCache<Segment, SegRate>,
+    segs: crate::model::FastLru<Segment, SegRate>,
 }
 
 impl DhcpStorm {

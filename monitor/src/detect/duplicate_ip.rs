@@ -3,7 +3,6 @@
 //! the old MAC goes quiet); an RFC 5227 probe for an address another MAC holds; a DHCPDECLINE.
 use std::net::Ipv4Addr;
 
-use lru::LruCache;
 use serde_json::json;
 
 use super::{kind, secs, Context, Detector, Signal};
@@ -42,7 +41,7 @@ struct Claims {
 
 pub struct DuplicateIp {
     cfg: DuplicateIpConfig,
-    claims: LruCache<DeviceKey, Claims>,
+    claims: crate::model::FastLru<DeviceKey, Claims>,
 }
 
 impl DuplicateIp {

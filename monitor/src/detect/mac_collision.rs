@@ -2,7 +2,6 @@
 //! are. Routers that use one MAC on every VLAN of a trunk are legitimate: list them in
 //! `ignore_macs`.
 
-use lru::LruCache;
 use serde_json::json;
 use smallvec::SmallVec;
 
@@ -35,7 +34,7 @@ pub struct MacCollision {
     cfg: MacCollisionConfig,
     /// Where MACs were seen in DHCP but are not in the device table (clients before their
     /// ACK, servers). Everything else needs no copy here: the table's per-MAC view has it.
-    dhcp_seen: LruCache<Mac, SmallVec<[(Segment, Nanos); 1]>>,
+    dhcp_seen: crate::model::FastLru<Mac, SmallVec<[(Segment, Nanos); 1]>>,
 }
 
 impl MacCollision {

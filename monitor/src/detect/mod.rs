@@ -10,7 +10,7 @@ pub mod l2_loop;
 pub mod mac_change;
 pub mod mac_collision;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -112,7 +112,7 @@ pub enum FindingEvent {
 
 /// Open findings, recently closed ones, and counts; bounded.
 pub struct Findings {
-    open: HashMap<(&'static str, String), Finding>,
+    open: crate::model::FastMap<(&'static str, String), Finding>,
     closed: VecDeque<Finding>,
     closed_cap: usize,
     open_cap: usize,
@@ -124,7 +124,7 @@ pub struct Findings {
 impl Findings {
     pub fn new(open_cap: usize, closed_cap: usize) -> Self {
         Findings {
-            open: HashMap::new(),
+            open: Default::default(),
             closed: VecDeque::new(),
             closed_cap,
             open_cap,
@@ -275,8 +275,8 @@ pub trait Detector {
 /// An LRU map bounded at `cap` that grows as entries arrive instead of reserving `cap` up
 /// front: most detector maps stay nearly empty, and a reservation would cost every agent the
 /// worst case.
-pub(crate) fn lazy_lru<K: std::hash::Hash + Eq, V>(cap: usize) -> lru::LruCache<K, V> {
-    let mut c = lru::LruCache::unbounded();
+pub(crate) fn lazy_lru<K: std::hash::Hash + Eq, V>(cap: usize) -> crate::model::FastLru<K, V> {
+    let mut c = lru::LruCache::unbounded_with_hasher(crate::model::FastHash::default());
     c.resize(std::num::NonZeroUsize::new(cap.max(1)).expect("non-zero"));
     c
 }

@@ -481,6 +481,12 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
             st.findings_folded,
         ),
         (
+            "l2watch_flood_rows_not_stored_total",
+            "Device changes of a flood's own rows (learnt during arp_flood, not seen since): \
+             kept in memory, evicted first, not written to the database.",
+            st.flood_rows_not_stored,
+        ),
+        (
             "l2watch_dhcp_server_evictions_total",
             "DHCP servers evicted from the full server list.",
             st.dhcp_server_evictions,

@@ -3,24 +3,28 @@
 //! least recently seen of those learnt during a flood first (the probation tier), so a flood of
 //! made-up stations cannot push out the real ones learnt before it. Change names follow MAAS (new, refreshed, moved) and arpwatch where it
 //! is finer (flip flop: back to a MAC this IP had recently).
-use std::{
-    collections::{HashMap, HashSet},
-    net::Ipv4Addr,
-    num::NonZeroUsize,
-};
+use std::{net::Ipv4Addr, num::NonZeroUsize};
 
-use lru::LruCache;
 use serde::Serialize;
 use smallvec::SmallVec;
 
-use crate::model::{Mac, Nanos, Segment, SECOND};
+use crate::model::{fast_lru, FastLru, FastMap, FastSet, Mac, Nanos, Segment, SECOND};
 
 /// Key of the device table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct DeviceKey {
     #[serde(flatten)]
     pub seg: Segment,
     pub ip: Ipv4Addr,
+}
+
+/// Two words: the device table, its per-MAC index and the store's journal hash keys on every
+/// event.
+impl std::hash::Hash for DeviceKey {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(self.seg.packed());
+        h.write_u32(u32::from(self.ip));
+    }
 }
 
 /// Where a binding was learnt.
@@ -113,16 +117,16 @@ pub enum DeviceState {
 
 pub struct DeviceTable {
     cfg: DeviceTableConfig,
-    rows: LruCache<DeviceKey, Device>,
+    rows: FastLru<DeviceKey, Device>,
     /// Rows first learnt while their segment was flooding: evicted before any in `rows`, and
     /// promoted to `rows` when seen again after the flood.
-    probation: LruCache<DeviceKey, Device>,
+    probation: FastLru<DeviceKey, Device>,
     /// Segments with an open flood finding.
-    flooding: HashSet<Segment>,
+    flooding: FastSet<Segment>,
     /// Nearly every MAC holds one address: the first key lives inline, not on the heap.
-    by_mac: HashMap<Mac, SmallVec<[DeviceKey; 1]>>,
+    by_mac: FastMap<Mac, SmallVec<[DeviceKey; 1]>>,
     /// Host names clients sent in DISCOVER/REQUEST, until the ACK names their address.
-    pending_names: LruCache<(Segment, Mac), Box<str>>,
+    pending_names: FastLru<(Segment, Mac), Box<str>>,
     evictions: u64,
 }
 
@@ -132,11 +136,11 @@ impl DeviceTable {
         let names = NonZeroUsize::new((cfg.capacity / 10).clamp(16, 65_536)).expect("non-zero");
         DeviceTable {
             cfg,
-            rows: LruCache::new(cap),
+            rows: fast_lru(cap),
             probation: crate::detect::lazy_lru(cap.get()),
-            flooding: HashSet::new(),
-            by_mac: HashMap::new(),
-            pending_names: LruCache::new(names),
+            flooding: FastSet::default(),
+            by_mac: FastMap::default(),
+            pending_names: fast_lru(names),
             evictions: 0,
         }
     }
@@ -148,6 +152,16 @@ impl DeviceTable {
     /// Rows learnt during a flood and not seen again since.
     pub fn probation_len(&self) -> usize {
         self.probation.len()
+    }
+
+    /// True at capacity: each new row now evicts one.
+    pub fn is_full(&self) -> bool {
+        self.len() >= self.cfg.capacity.max(1)
+    }
+
+    /// True when `key` is a row learnt during a flood and not seen since.
+    pub fn in_probation(&self, key: &DeviceKey) -> bool {
+        !self.probation.is_empty() && self.probation.contains(key)
     }
 
     /// Marks `seg` as flooding (or no longer): its new rows go to the probation tier.
@@ -210,13 +224,19 @@ impl DeviceTable {
     /// override it.
     pub fn observe(&mut self, key: DeviceKey, mac: Mac, source: Source, now: Nanos) -> Change {
         let window = self.cfg.flip_flop_window_secs * SECOND;
-        let promote = !self.flooding.contains(&key.seg) && self.probation.contains(&key);
-        if promote {
+        // Outside floods both are empty: no lookup in either.
+        let flooding = !self.flooding.is_empty() && self.flooding.contains(&key.seg);
+        if !flooding && !self.probation.is_empty() {
             if let Some(d) = self.probation.pop(&key) {
                 self.rows.push(key, d);
             }
         }
-        if let Some(d) = self.rows.get_mut(&key).or(self.probation.get_mut(&key)) {
+        let found = match self.rows.get_mut(&key) {
+            Some(d) => Some(d),
+            None if !self.probation.is_empty() => self.probation.get_mut(&key),
+            None => None,
+        };
+        if let Some(d) = found {
             if d.mac != mac && now < d.last_seen {
                 return Change::Refreshed;
             }
@@ -261,7 +281,7 @@ impl DeviceTable {
                 unlink(&mut self.by_mac, &old.mac, &old_key);
             }
         }
-        if self.flooding.contains(&key.seg) {
+        if flooding {
             self.probation.push(key, dev);
         } else {
             self.rows.push(key, dev);
@@ -320,7 +340,7 @@ impl DeviceTable {
     }
 }
 
-fn unlink(by_mac: &mut HashMap<Mac, SmallVec<[DeviceKey; 1]>>, mac: &Mac, key: &DeviceKey) {
+fn unlink(by_mac: &mut FastMap<Mac, SmallVec<[DeviceKey; 1]>>, mac: &Mac, key: &DeviceKey) {
     if let Some(v) = by_mac.get_mut(mac) {
         v.retain(|k| k != key);
         if v.is_empty() {

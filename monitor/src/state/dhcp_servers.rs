@@ -2,7 +2,6 @@
 //! 54, else the IP source) and MAC, counts, and the range of addresses it handed out. Bounded.
 use std::{net::Ipv4Addr, num::NonZeroUsize};
 
-use lru::LruCache;
 use serde::Serialize;
 
 use crate::model::{Mac, Nanos, Segment};
@@ -46,14 +45,14 @@ impl Server {
 }
 
 pub struct DhcpServers {
-    servers: LruCache<ServerKey, Server>,
+    servers: crate::model::FastLru<ServerKey, Server>,
     evictions: u64,
 }
 
 impl DhcpServers {
     pub fn new(capacity: usize) -> Self {
         DhcpServers {
-            servers: LruCache::new(NonZeroUsize::new(capacity.max(1)).expect("non-zero")),
+            servers: crate::model::fast_lru(NonZeroUsize::new(capacity.max(1)).expect("non-zero")),
             evictions: 0,
         }
     }

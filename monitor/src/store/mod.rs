@@ -20,7 +20,7 @@ pub use writer::{StoreStats, Writer};
 
 use crate::{
     detect::{kind, Finding},
-    engine::{Changes, HistoryEvent, Restored},
+    engine::{Changes, Detail, HistoryEvent, Restored},
     model::{Mac, Nanos, Segment, SECOND},
     state::{Device, DeviceKey, Lease, Server, ServerKey, Source},
 };
@@ -226,6 +226,9 @@ impl Store {
             .map_err(sql)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sql)?;
+        // 32 MiB of page cache: a flush of 100,000 devices stays in memory until it commits.
+        conn.pragma_update(None, "cache_size", -32_768)
+            .map_err(sql)?;
         let mut store = Store {
             conn,
             path: path.to_path_buf(),
@@ -271,21 +274,31 @@ impl Store {
         let tx = self.conn.transaction().map_err(sql)?;
         {
             let mut st = tx
+                // An upsert updates a known row in place (only the indexes of columns that
+                // changed move); INSERT OR REPLACE would delete and re-insert it.
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO devices (ifindex, outer_vlan, inner_vlan, ip, mac,
+                    "INSERT INTO devices (ifindex, outer_vlan, inner_vlan, ip, mac,
                      first_seen, last_seen, source, hostname, lease_server, lease_secs,
                      lease_expires, prev_mac, prev_until, mac_changes)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                     ON CONFLICT (ifindex, outer_vlan, inner_vlan, ip) DO UPDATE SET
+                     mac = excluded.mac, first_seen = excluded.first_seen,
+                     last_seen = excluded.last_seen, source = excluded.source,
+                     hostname = excluded.hostname, lease_server = excluded.lease_server,
+                     lease_secs = excluded.lease_secs, lease_expires = excluded.lease_expires,
+                     prev_mac = excluded.prev_mac, prev_until = excluded.prev_until,
+                     mac_changes = excluded.mac_changes",
                 )
                 .map_err(sql)?;
+            let (mut ip_buf, mut mac_buf) = (String::new(), String::new());
             for (k, d) in &c.devices {
                 let (i, o, n) = seg_cols(&k.seg);
                 st.execute(params![
                     i,
                     o,
                     n,
-                    k.ip.to_string(),
-                    d.mac.to_string(),
+                    fmt_into(&mut ip_buf, k.ip),
+                    fmt_into(&mut mac_buf, d.mac),
                     ns(d.first_seen),
                     ns(d.last_seen),
                     source_name(d.source),
@@ -356,19 +369,17 @@ impl Store {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(sql)?;
+            // Text columns are formatted into reused buffers: a storm writes one event per
+            // station.
+            let (mut ip_buf, mut mac_buf, mut detail_buf) =
+                (String::new(), String::new(), String::new());
             for e in &c.events {
                 let (i, o, n) = seg_cols(&e.seg);
-                st.execute(params![
-                    ns(e.ts),
-                    e.kind,
-                    i,
-                    o,
-                    n,
-                    e.ip.map(|ip| ip.to_string()),
-                    e.mac.to_string(),
-                    (!e.detail.is_null()).then(|| e.detail.to_string()),
-                ])
-                .map_err(sql)?;
+                let ip = e.ip.map(|ip| fmt_into(&mut ip_buf, ip));
+                let mac = fmt_into(&mut mac_buf, e.mac);
+                let detail = e.detail.write_json(&mut detail_buf).then_some(&*detail_buf);
+                st.execute(params![ns(e.ts), &*e.kind, i, o, n, ip, mac, detail])
+                    .map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)
@@ -484,8 +495,11 @@ impl Store {
                 &[ns(finding_cut), caps.closed_findings as i64],
             ),
             (
-                "DELETE FROM devices WHERE rowid IN
-                 (SELECT rowid FROM devices ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
+                // The guard keeps the (unindexed) sort off the common case: under the cap.
+                "DELETE FROM devices WHERE (SELECT count(*) FROM devices) > ?1
+                 AND (ifindex, outer_vlan, inner_vlan, ip) IN
+                 (SELECT ifindex, outer_vlan, inner_vlan, ip FROM devices
+                  ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
                 &[caps.devices as i64],
             ),
             (
@@ -582,6 +596,14 @@ fn move_aside(path: &Path) -> Result<PathBuf, (PathBuf, std::io::Error)> {
         }
     }
     Ok(aside)
+}
+
+/// `v` as text in `buf`, which is reused from row to row.
+fn fmt_into(buf: &mut String, v: impl std::fmt::Display) -> &str {
+    use std::fmt::Write as _;
+    buf.clear();
+    let _ = write!(buf, "{v}");
+    buf
 }
 
 /// u64 ns/counts as SQLite integers (i64 holds ns until the year 2262).
@@ -742,10 +764,10 @@ fn event_row(r: &Row<'_>) -> Parsed<HistoryEvent> {
     Ok(Some(HistoryEvent {
         ts: u(r.get(0)?),
         seg,
-        kind: r.get(1)?,
+        kind: r.get::<_, String>(1)?.into(),
         ip,
         mac,
-        detail,
+        detail: Detail::Json(detail),
     }))
 }
 

@@ -60,10 +60,10 @@ fn a_batch_written_and_read_back_restores_the_same_engine_state() {
     back.restore(restored);
     assert_eq!(state(&back), state(&e));
     let events = store.events_since(0, 100).unwrap();
-    let kinds: Vec<_> = events.iter().map(|e| e.kind.as_str()).collect();
+    let kinds: Vec<_> = events.iter().map(|e| &*e.kind).collect();
     assert_eq!(kinds, ["arp_new", "arp_new", "arp_moved", "dhcp_ack"]);
     assert_eq!(events[3].ip, Some(ip(50)));
-    assert_eq!(events[3].detail["server_id"], "10.0.0.254");
+    assert_eq!(events[3].detail.to_json()["server_id"], "10.0.0.254");
 }
 
 #[test]

@@ -17,8 +17,10 @@ use tracing::{info, warn};
 use super::{Caps, Retention, Store};
 use crate::{engine::Changes, model::Nanos};
 
-/// Batches waiting for the writer, at most.
-const QUEUE: usize = 4;
+/// Batches waiting for the writer, at most. One: while the writer works, the engine keeps
+/// coalescing changes in its journal, which is smaller than queued batches (a flood's batch
+/// holds up to a whole device table).
+const QUEUE: usize = 1;
 /// How often retention runs.
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 

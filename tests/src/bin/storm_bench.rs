@@ -17,10 +17,12 @@ use std::{
 };
 
 use l2watch::capture::Baseline;
-use l2watch_tests::{http, l2watch_bin, storm::StormLab};
+use l2watch_tests::{http, storm::StormLab};
 
 const PORT: u16 = 19750;
 const SETTLE: Duration = Duration::from_secs(5);
+/// CPU is read this long after the traffic ends: two of l2watch's store flushes.
+const AFTER: Duration = Duration::from_millis(2_500);
 
 #[derive(Clone, Copy)]
 struct Case {
@@ -122,11 +124,14 @@ struct Row {
     expect: u64,
     settle: Option<Duration>,
     user_cpu: f64,
+    ingest_cpu: f64,
     kernel_cpu: f64,
     offered: u64,
     received: u64,
     secs: f64,
     drops: u64,
+    /// Events the kernel sent or deferred (l2watch only).
+    events: u64,
     rss_mb: u64,
 }
 
@@ -149,7 +154,7 @@ fn start(lab: &StormLab, tool: Tool) -> Running {
     let (child, baseline) = match tool {
         Tool::L2watch => {
             let db = dir.path().join("l2watch.db");
-            let child = pin(l2watch_bin().to_str().unwrap())
+            let child = pin(agent_bin().to_str().unwrap())
                 .args(["run", "--iface", &lab.mon_if, "--listen"])
                 .arg(format!("127.0.0.1:{PORT}"))
                 .args(["--db", db.to_str().unwrap()])
@@ -183,7 +188,7 @@ fn start(lab: &StormLab, tool: Tool) -> Running {
                     "maclist file = \"{}\"\nmaclist alert file = \"{}\"\nmaclist leases file = \"{}\"\n\
                      lock file = \"{}\"\nuse syslog = false\nlog level = 6\nuser = root\n\
                      daemon = false\ncatch only arp = true\ndump new address = false\n\
-                     anti flood interval = 0\nanti flood global = 0\nmax entry = 2000000\n\
+                     anti flood interval = 0\nanti flood global = 1000000000\nmax entry = 2000000\n\
                      log new address = true\nalert on new address = false\nmod on new address = false\n\
                      log new mac address = false\nalert on new mac address = false\n",
                     p("allow"), p("deny"), p("leases"), p("pid")
@@ -256,6 +261,18 @@ fn start(lab: &StormLab, tool: Tool) -> Running {
     }
 }
 
+/// The release agent beside this binary (`cargo xtask bench storm` builds both).
+fn agent_bin() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let bin = exe.with_file_name("l2watch");
+    assert!(
+        bin.exists(),
+        "{} not found: run `cargo xtask bench storm`",
+        bin.display()
+    );
+    bin
+}
+
 fn enter(ns: &str) {
     use std::os::fd::AsRawFd as _;
     let f = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("netns");
@@ -270,27 +287,53 @@ fn metric(text: &str, name: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-fn recorded(lab: &StormLab, tool: Tool, run: &Running) -> (u64, u64) {
+/// Stations recorded, events lost, events the kernel sent or deferred.
+fn recorded(lab: &StormLab, tool: Tool, run: &Running) -> (u64, u64, u64) {
     match tool {
         Tool::L2watch => {
             let text = http::try_get(&lab.mon, PORT, "/metrics").map_or(String::new(), |r| r.1);
             (
                 metric(&text, "l2watch_devices_learnt_total"),
                 metric(&text, "l2watch_kernel_pending_full_total"),
+                metric(&text, "l2watch_kernel_events_total")
+                    + metric(&text, "l2watch_kernel_events_deferred_total"),
             )
         }
-        _ => (run.recorded.load(Ordering::Relaxed), 0),
+        _ => (run.recorded.load(Ordering::Relaxed), 0, 0),
     }
 }
 
-/// utime + stime of a process in seconds.
+/// On-CPU time of every thread of `pid` (or only the one named `thread`), in seconds, from
+/// the scheduler's nanosecond accounting (`/proc/PID/task/TID/schedstat`): clock ticks are
+/// too coarse for the half-second figures here.
+fn cpu_of(pid: u32, thread: Option<&str>) -> f64 {
+    let Ok(dir) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let mut ns = 0u64;
+    for t in dir.flatten() {
+        if let Some(name) = thread {
+            let comm = std::fs::read_to_string(t.path().join("comm")).unwrap_or_default();
+            if comm.trim() != name {
+                continue;
+            }
+        }
+        let st = std::fs::read_to_string(t.path().join("schedstat")).unwrap_or_default();
+        ns += st
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    ns as f64 / 1e9
+}
+
 fn proc_cpu(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |x| x.1);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    // Fields 14 and 15 of stat, counted after the command name.
-    (t(11) + t(12)) / 100.0
+    cpu_of(pid, None)
+}
+
+fn thread_cpu(pid: u32, name: &str) -> f64 {
+    cpu_of(pid, Some(name))
 }
 
 /// System + softirq + irq time of the whole machine, seconds.
@@ -333,6 +376,7 @@ fn measure(case: Case, tool: Tool) -> Row {
     let mut run = start(&lab, tool);
     let pid = run.child.as_ref().map(|c| c.id());
     let cpu0 = pid.map_or(0.0, proc_cpu);
+    let ingest0 = pid.map_or(0.0, |p| thread_cpu(p, "l2watch-ingest"));
     let k0 = kernel_cpu();
     let rx0 = rx_packets(&lab);
     let took = lab.offer(case.first, case.stations, case.frames, case.pps, Some(0));
@@ -342,21 +386,25 @@ fn measure(case: Case, tool: Tool) -> Row {
     let end = Instant::now();
     let mut settle = None;
     let (mut last, mut last_change) = (u64::MAX, Instant::now());
-    let (stations, drops) = loop {
-        let (n, drops) = recorded(&lab, tool, &run);
+    let (stations, drops, events) = loop {
+        let (n, drops, events) = recorded(&lab, tool, &run);
         if n >= case.expect && matches!(tool, Tool::L2watch | Tool::Arpwatch | Tool::Arpalert) {
             settle = Some(end.elapsed());
-            break (n, drops);
+            break (n, drops, events);
         }
         if n != last {
             (last, last_change) = (n, Instant::now());
         }
         if last_change.elapsed() > SETTLE || pid.is_none() {
-            break (n, drops);
+            break (n, drops, events);
         }
         std::thread::sleep(Duration::from_millis(20));
     };
+    // Every tool gets the same time after the traffic before its CPU is read, so what it
+    // does later (l2watch's store flush, a peer's file writes) is counted too.
+    std::thread::sleep(AFTER.saturating_sub(end.elapsed()));
     let user_cpu = pid.map_or(0.0, proc_cpu) - cpu0;
+    let ingest_cpu = pid.map_or(0.0, |p| thread_cpu(p, "l2watch-ingest")) - ingest0;
     let rss_mb = pid.map_or(0, peak_rss_mb);
     if let Some(mut c) = run.child.take() {
         // SAFETY: signalling the child we started, by its PID.
@@ -370,26 +418,191 @@ fn measure(case: Case, tool: Tool) -> Row {
         expect: case.expect,
         settle,
         user_cpu,
+        ingest_cpu,
         kernel_cpu: k1 - k0,
         offered: case.frames,
         received: rx1 - rx0,
         secs: took.as_secs_f64(),
         drops,
+        events,
         rss_mb,
     }
 }
 
+/// Under attack: 1 Mpps of unique random MACs for 60 s, after five real stations, with a
+/// scrape of /metrics every 250 ms. Reports RSS, scrape latency, the table, the findings and
+/// whether the real stations survived.
+fn attack(secs: u64) {
+    let lab = StormLab::new();
+    let mut run = start(&lab, Tool::L2watch);
+    let pid = run.child.as_ref().map(|c| c.id()).expect("agent");
+    let rss = |field: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kb| kb / 1024)
+    };
+    // Five real stations first, outside the flood's addresses (as in tests/tests/storm.rs).
+    let real: Vec<([u8; 6], [u8; 4])> = (1..=5u8)
+        .map(|i| ([0x02, 0x77, 0, 0, 0, i], [10, 77, 0, i]))
+        .collect();
+    let frames: Vec<Vec<u8>> = real
+        .iter()
+        .map(|(mac, ip)| {
+            l2watch_tests::frames::arp(
+                &l2watch_tests::frames::L2::new(*mac, l2watch_tests::frames::BROADCAST),
+                2,
+                *mac,
+                *ip,
+                [0; 6],
+                *ip,
+            )
+            .bytes
+        })
+        .collect();
+    l2watch_tests::netns::send_frames(&lab.gen, &lab.gen_if, &frames);
+    std::thread::sleep(Duration::from_millis(500));
+    let rss_before = rss("VmRSS:");
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scraper = {
+        let stop = stop.clone();
+        let ns = lab.mon.name.clone();
+        std::thread::spawn(move || {
+            let ns = l2watch_tests::netns::Netns::adopt(&ns).expect("monitor namespace");
+            let mut lat = Vec::new();
+            let mut failed = 0;
+            while !stop.load(Ordering::Relaxed) {
+                let t = Instant::now();
+                match http::try_get(&ns, PORT, "/metrics") {
+                    Ok((200, _)) => lat.push(t.elapsed()),
+                    _ => failed += 1,
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            }
+            // Adopted: the lab owns the namespace and deletes it.
+            std::mem::forget(ns);
+            (lat, failed)
+        })
+    };
+    let took = lab.offer(
+        1 << 24,
+        u32::MAX,
+        secs * 1_000_000,
+        Some(1_000_000),
+        Some(0),
+    );
+    stop.store(true, Ordering::Relaxed);
+    let (mut lat, failed) = scraper.join().expect("scraper");
+    lat.sort();
+    let q = |p: f64| {
+        lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or_default()
+    };
+    let text = http::try_get(&lab.mon, PORT, "/metrics").map_or(String::new(), |r| r.1);
+    let findings = http::try_get(&lab.mon, PORT, "/api/v1/findings").map_or(String::new(), |r| r.1);
+    let v: serde_json::Value = serde_json::from_str(&findings).unwrap_or_default();
+    let kinds: std::collections::BTreeMap<String, usize> = v["findings"]
+        .as_array()
+        .map(|a| {
+            let mut m = std::collections::BTreeMap::new();
+            for f in a {
+                *m.entry(f["kind"].as_str().unwrap_or("?").to_string())
+                    .or_default() += 1;
+            }
+            m
+        })
+        .unwrap_or_default();
+    let real = real
+        .iter()
+        .filter(|(mac, ip)| {
+            let ip = std::net::Ipv4Addr::from(*ip);
+            let mac = l2watch::capture::Mac(*mac).to_string();
+            http::try_get(&lab.mon, PORT, &format!("/api/v1/devices?ip={ip}"))
+                .map(|r| r.1.contains(&mac))
+                .unwrap_or(false)
+        })
+        .count();
+    println!(
+        "Under attack: unique MACs at 1 Mpps offered for {secs} s ({:.2} Mpps reached, {:.1} s)",
+        secs as f64 * 1e6 / took.as_secs_f64() / 1e6,
+        took.as_secs_f64()
+    );
+    println!();
+    println!("| figure | value |");
+    println!("|---|---:|");
+    println!(
+        "| frames received | {} |",
+        metric(&text, "l2watch_frames_total")
+    );
+    println!(
+        "| devices in the table (capacity 100,000) | {} |",
+        metric(&text, "l2watch_devices")
+    );
+    println!(
+        "| devices evicted | {} |",
+        metric(&text, "l2watch_device_evictions_total")
+    );
+    println!(
+        "| events lost (pending maps full) | {} |",
+        metric(&text, "l2watch_kernel_pending_full_total")
+    );
+    println!(
+        "| findings folded into the flood | {} |",
+        metric(&text, "l2watch_findings_folded_total")
+    );
+    println!(
+        "| flood rows kept out of the database | {} |",
+        metric(&text, "l2watch_flood_rows_not_stored_total")
+    );
+    println!("| open findings by kind | {kinds:?} |");
+    println!("| real stations still listed, same MAC | {real} / 5 |");
+    println!(
+        "| RSS before / after / peak, MB | {rss_before} / {} / {} |",
+        rss("VmRSS:"),
+        rss("VmHWM:")
+    );
+    println!(
+        "| agent CPU, s (of {:.0} s) | {:.1} |",
+        took.as_secs_f64(),
+        proc_cpu(pid)
+    );
+    println!("| scrapes: answered / failed | {} / {failed} |", lat.len());
+    println!(
+        "| scrape time p50 / p99 / max, ms | {:.0} / {:.0} / {:.0} |",
+        q(0.5).as_secs_f64() * 1e3,
+        q(0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3
+    );
+    if let Some(mut c) = run.child.take() {
+        // SAFETY: signalling the child we started, by its PID.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let _ = c.wait();
+    }
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("attack") {
+        let secs = std::env::args()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(60);
+        attack(secs);
+        return;
+    }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("bench storm needs root (XDP, network namespaces)");
         std::process::exit(2);
     }
     let only: Vec<String> = std::env::args().skip(1).collect();
-    println!("Storm benchmark: generator on CPU 0 (BPF_PROG_TEST_RUN live frames into a veth), tools pinned to CPU 1");
+    println!("Storm benchmark: generator on CPU 0 (BPF_PROG_TEST_RUN live frames into a veth), tools pinned to CPU 1.");
+    println!("CPU: the tool's on-CPU time (user + system, all threads) from the traffic's start to 2.5 s after its end.");
     println!();
-    println!("| case | tool | stations recorded | all recorded after | user CPU s | user µs/station | user s/Mpkt | kernel s/Mpkt | offered Mpps | received Mpps | events lost | peak RSS MB |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| case | tool | stations recorded | all recorded after | user CPU s | user µs/station | ingest µs/station | kernel events | user s/Mpkt | kernel s/Mpkt | offered Mpps | received Mpps | events lost | peak RSS MB |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut l2w_10k = 0.0;
     for case in CASES {
         if !only.is_empty() && !only.iter().any(|o| case.name.contains(o.as_str())) {
@@ -421,7 +634,7 @@ fn main() {
                 format!("{} / {}", r.stations, r.expect)
             };
             println!(
-                "| {} | {} | {} | {} | {:.3} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} |",
+                "| {} | {} | {} | {} | {:.3} | {:.2} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} |",
                 r.case,
                 r.tool.name(),
                 recorded,
@@ -429,6 +642,16 @@ fn main() {
                     .map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64())),
                 r.user_cpu,
                 per_station,
+                if tool == Tool::L2watch && r.stations > 0 {
+                    format!("{:.2}", r.ingest_cpu * 1e6 / r.stations as f64)
+                } else {
+                    "-".into()
+                },
+                if tool == Tool::L2watch {
+                    r.events.to_string()
+                } else {
+                    "-".into()
+                },
                 r.user_cpu / (r.received.max(1) as f64 / 1e6),
                 r.kernel_cpu / (r.received.max(1) as f64 / 1e6),
                 r.offered as f64 / r.secs / 1e6,
@@ -446,7 +669,7 @@ fn main() {
             );
             if tool == Tool::Arpwatch && case.pps == Some(10_000) && r.user_cpu > 0.0 {
                 println!(
-                    "|  | l2watch / arpwatch user CPU | {:.3}x |  |  |  |  |  |  |  |  |  |",
+                    "|  | l2watch / arpwatch user CPU | {:.3}x |  |  |  |  |  |  |  |  |  |  |  |",
                     l2w_10k / r.user_cpu
                 );
             }

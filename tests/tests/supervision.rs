@@ -1,0 +1,79 @@
+//! The agent's tasks are supervised: when the ingest thread fails (forced here through the
+//! test hook `L2WATCH_TEST_FAIL_INGEST_AFTER_MS`), `/readyz` turns 503, the reason is logged,
+//! and the process exits non-zero so that systemd or Kubernetes restarts it, instead of
+//! serving stale data.
+use std::{
+    io::{BufRead, BufReader},
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use l2watch_tests::{
+    http, l2watch_bin,
+    netns::{veth_pair, Netns},
+    require_privileged,
+};
+
+#[test]
+fn a_failed_ingest_clears_readiness_and_exits_non_zero() {
+    if !require_privileged("a_failed_ingest_clears_readiness_and_exits_non_zero") {
+        return;
+    }
+    let mon = Netns::new("sup");
+    let peer = Netns::new("supp");
+    let (mon_if, _) = veth_pair(&mon, &peer);
+    let port = 19761;
+    let mut child = mon
+        .command(l2watch_bin().to_str().unwrap())
+        .args(["--log-format", "json", "run", "--no-db", "--iface", &mon_if])
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("L2WATCH_TEST_FAIL_INGEST_AFTER_MS", "1500")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start l2watch");
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    // Ready first, then not ready once the ingest fails.
+    let mut states = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let s = http::try_get(&mon, port, "/readyz").map(|r| r.0).ok();
+        if states.last() != Some(&s) {
+            states.push(s);
+        }
+        if s == Some(503) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(states.contains(&Some(200)), "never ready: {states:?}");
+    assert_eq!(
+        states.last(),
+        Some(&Some(503)),
+        "readiness never cleared: {states:?}"
+    );
+    let status = child.wait().expect("wait");
+    let log = log.join().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "exit status {status:?}; log:\n{}",
+        log.join("\n")
+    );
+    let failed = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "ingest failed: not ready; stopping")
+        .unwrap_or_else(|| panic!("no failure line in:\n{}", log.join("\n")));
+    assert!(
+        failed["error"].as_str().unwrap().contains("test hook"),
+        "{failed}"
+    );
+}
