@@ -59,6 +59,8 @@ pub mod map_names {
     /// LRU hash: [`super::FrameKey`] -> [`super::FrameSeen`]: how often one group-addressed
     /// frame was seen in the current loop window.
     pub const FRAMES_SEEN: &str = "FRAMES_SEEN";
+    /// Per-CPU array with one [`super::BindingRun`] (kernel-internal).
+    pub const BINDING_RUN: &str = "BINDING_RUN";
     /// Per-CPU array with one [`super::LoopRun`] (kernel-internal).
     pub const LOOP_RUN: &str = "LOOP_RUN";
     /// LRU hash: [`super::ScanKey`] -> [`super::ScanState`]: distinct ARP targets per sender.
@@ -544,6 +546,18 @@ pub struct FrameSeen {
     pub reported: u32,
 }
 
+/// The ARP binding a CPU decided on last (`BINDING_RUN`): the same binding again within the
+/// same clock tick gets the same answer without a lookup in `BINDINGS`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingRun {
+    pub key: BindingKey,
+    pub mac: [u8; 6],
+    pub _pad: u16,
+    /// The coarse clock at the decision; 0 before the first.
+    pub at_ns: u64,
+}
+
 /// A CPU's current run of one frame (`LOOP_RUN`): its key, its count so far, and how many
 /// copies came in a row on this CPU.
 #[repr(C)]
@@ -637,6 +651,7 @@ const _: () = assert!(size_of::<StormConfig>() == 16);
 const _: () = assert!(size_of::<FrameKey>() == 16);
 const _: () = assert!(size_of::<FrameSeen>() == 16);
 const _: () = assert!(size_of::<LoopRun>() == 40);
+const _: () = assert!(size_of::<BindingRun>() == 32);
 const _: () = assert!(size_of::<ScanKey>() == 16);
 const _: () = assert!(size_of::<ScanState>() == 56);
 const _: () = assert!(size_of::<LoopEvent>() == 64);

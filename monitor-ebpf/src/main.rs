@@ -19,9 +19,9 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use monitor_common::{
     arp_flags, binding_kind, config_flags, dhcp_type_is_stateful, event_kind, map_sizes, ArpEvent,
-    BindingKey, BindingValue, Bucket, BucketState, Config, Counter, DhcpEvent, EventHeader,
-    FrameKey, FrameSeen, LoopEvent, LoopRun, PendingDhcpKey, ScanEvent, ScanKey, ScanState,
-    SegmentCacheEntry, SegmentCounters, SegmentKey, Stat, BOOTP_FIXED_LEN,
+    BindingKey, BindingRun, BindingValue, Bucket, BucketState, Config, Counter, DhcpEvent,
+    EventHeader, FrameKey, FrameSeen, LoopEvent, LoopRun, PendingDhcpKey, ScanEvent, ScanKey,
+    ScanState, SegmentCacheEntry, SegmentCounters, SegmentKey, Stat, BOOTP_FIXED_LEN,
     DHCP_MAX_OPTIONS_SCANNED, DHCP_PAYLOAD_MAX, LOOP_HASH_BYTES, NO_VLAN, SCAN_BITMAP_WORDS,
     VLAN_MAX_DEPTH,
 };
@@ -106,6 +106,10 @@ static PENDING_DHCP: HashMap<PendingDhcpKey, DhcpEvent> =
 #[map]
 static FRAMES_SEEN: LruHashMap<FrameKey, FrameSeen> =
     LruHashMap::with_max_entries(map_sizes::FRAMES_SEEN, 0);
+
+/// The ARP binding this CPU decided on last and when: see `arp_binding`. Kernel only.
+#[map]
+static BINDING_RUN: PerCpuArray<BindingRun> = PerCpuArray::with_max_entries(1, 0);
 
 /// The frame this CPU saw last, while it keeps coming: see `check_loop`. Kernel only.
 #[map]
@@ -439,6 +443,18 @@ fn arp_binding(
     };
     let mac = b.arp.sha;
     let now = seg.now();
+    // The same binding again on this CPU within the same clock tick gets the same answer
+    // without the shared map: a storm of one frame costs no hash lookup, and a change another
+    // CPU saw is still seen, at most one tick late. (Refresh 0 reports every frame: no run.)
+    let run = BINDING_RUN.get_ptr_mut(0);
+    if let Some(run) = run {
+        // SAFETY: per-CPU map value, only this CPU touches it while the program runs.
+        let run = unsafe { &*run };
+        if run.at_ns == now && cfg.refresh_ns != 0 && run.key == key && run.mac == mac {
+            bump_stat(Stat::ArpSuppressed);
+            return;
+        }
+    }
     let mut changed_from = None;
     // SAFETY: the value is plain data; a concurrent update can at worst give a stale MAC,
     // which only causes one extra or one missed refresh.
@@ -451,6 +467,7 @@ fn arp_binding(
         Some(prev) => {
             if now.wrapping_sub(prev.reported_ns) < cfg.refresh_ns {
                 bump_stat(Stat::ArpSuppressed);
+                note_run(run, &key, mac, now);
                 return;
             }
             event_kind::ARP_REFRESH
@@ -475,14 +492,19 @@ fn arp_binding(
     };
     if !take_token(Bucket::Arp, cfg, now) {
         bump_stat(Stat::ArpRateLimited);
-        defer_arp(&key, &ev, now);
+        if defer_arp(&key, &ev, now) {
+            note_run(run, &key, mac, now);
+        }
         return;
     }
     if EVENTS.output::<ArpEvent>(&ev, 0).is_err() {
         bump_stat(Stat::ArpRingbufFull);
-        defer_arp(&key, &ev, now);
+        if defer_arp(&key, &ev, now) {
+            note_run(run, &key, mac, now);
+        }
         return;
     }
+    note_run(run, &key, mac, now);
     bump_stat(Stat::ArpEventsSent);
     if kind == event_kind::ARP_CHANGED {
         debug!(
@@ -496,14 +518,29 @@ fn arp_binding(
     remember(&key, mac, now);
 }
 
-/// Parks a held-back ARP event for the agent's next drain (the newest per binding wins).
+/// Parks a held-back ARP event for the agent's next drain (the newest per binding wins);
+/// false when the pending map is full (then the binding is not remembered: it is retried).
 #[inline(always)]
-fn defer_arp(key: &BindingKey, ev: &ArpEvent, now: u64) {
+fn defer_arp(key: &BindingKey, ev: &ArpEvent, now: u64) -> bool {
     if PENDING_ARP.insert(key, ev, 0).is_ok() {
         bump_stat(Stat::ArpDeferred);
         remember(key, ev.mac, now);
+        true
     } else {
         bump_stat(Stat::ArpPendingFull);
+        false
+    }
+}
+
+/// Records the binding this CPU just decided on, reported or suppressed.
+#[inline(always)]
+fn note_run(run: Option<*mut BindingRun>, key: &BindingKey, mac: [u8; 6], now: u64) {
+    if let Some(run) = run {
+        // SAFETY: per-CPU map value, only this CPU touches it while the program runs.
+        let run = unsafe { &mut *run };
+        run.key = *key;
+        run.mac = mac;
+        run.at_ns = now;
     }
 }
 

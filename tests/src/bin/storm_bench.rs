@@ -132,6 +132,8 @@ struct Row {
     drops: u64,
     /// Events the kernel sent or deferred (l2watch only).
     events: u64,
+    /// Events that found the ring buffer full, and were deferred (l2watch only).
+    ring_full: u64,
     rss_mb: u64,
 }
 
@@ -287,8 +289,8 @@ fn metric(text: &str, name: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
-/// Stations recorded, events lost, events the kernel sent or deferred.
-fn recorded(lab: &StormLab, tool: Tool, run: &Running) -> (u64, u64, u64) {
+/// Stations recorded, events lost, events the kernel sent or deferred, ring buffer full.
+fn recorded(lab: &StormLab, tool: Tool, run: &Running) -> (u64, u64, u64, u64) {
     match tool {
         Tool::L2watch => {
             let text = http::try_get(&lab.mon, PORT, "/metrics").map_or(String::new(), |r| r.1);
@@ -297,9 +299,10 @@ fn recorded(lab: &StormLab, tool: Tool, run: &Running) -> (u64, u64, u64) {
                 metric(&text, "l2watch_kernel_pending_full_total"),
                 metric(&text, "l2watch_kernel_events_total")
                     + metric(&text, "l2watch_kernel_events_deferred_total"),
+                metric(&text, "l2watch_ringbuf_drops_total"),
             )
         }
-        _ => (run.recorded.load(Ordering::Relaxed), 0, 0),
+        _ => (run.recorded.load(Ordering::Relaxed), 0, 0, 0),
     }
 }
 
@@ -386,23 +389,25 @@ fn measure(case: Case, tool: Tool) -> Row {
     let end = Instant::now();
     let mut settle = None;
     let (mut last, mut last_change) = (u64::MAX, Instant::now());
-    let (stations, drops, events) = loop {
-        let (n, drops, events) = recorded(&lab, tool, &run);
+    let (stations, drops, events, ring_full) = loop {
+        let (n, drops, events, ring_full) = recorded(&lab, tool, &run);
         if n >= case.expect && matches!(tool, Tool::L2watch | Tool::Arpwatch | Tool::Arpalert) {
             settle = Some(end.elapsed());
-            break (n, drops, events);
+            break (n, drops, events, ring_full);
         }
         if n != last {
             (last, last_change) = (n, Instant::now());
         }
         if last_change.elapsed() > SETTLE || pid.is_none() {
-            break (n, drops, events);
+            break (n, drops, events, ring_full);
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     // Every tool gets the same time after the traffic before its CPU is read, so what it
     // does later (l2watch's store flush, a peer's file writes) is counted too.
-    std::thread::sleep(AFTER.saturating_sub(end.elapsed()));
+    if pid.is_some() {
+        std::thread::sleep(AFTER.saturating_sub(end.elapsed()));
+    }
     let user_cpu = pid.map_or(0.0, proc_cpu) - cpu0;
     let ingest_cpu = pid.map_or(0.0, |p| thread_cpu(p, "l2watch-ingest")) - ingest0;
     let rss_mb = pid.map_or(0, peak_rss_mb);
@@ -425,6 +430,7 @@ fn measure(case: Case, tool: Tool) -> Row {
         secs: took.as_secs_f64(),
         drops,
         events,
+        ring_full,
         rss_mb,
     }
 }
@@ -583,7 +589,49 @@ fn attack(secs: u64) {
     }
 }
 
+/// Receive throughput with one binding repeated at full rate: l2watch against a bare XDP_PASS
+/// program, `rounds` interleaved pairs, the median ratio (the machine's speed drifts more
+/// between runs than the difference measured).
+fn throughput(rounds: usize) {
+    let case = Case {
+        name: "one binding repeated, max",
+        first: 7,
+        stations: 0,
+        frames: 3_000_000,
+        pps: None,
+        expect: 1,
+    };
+    let mut ratios = Vec::new();
+    println!("| round | l2watch Mpps | bare XDP_PASS Mpps | ratio |");
+    println!("|---:|---:|---:|---:|");
+    for i in 1..=rounds {
+        let l = measure(case, Tool::L2watch);
+        let b = measure(case, Tool::Bare);
+        let (lm, bm) = (
+            l.received as f64 / l.secs / 1e6,
+            b.received as f64 / b.secs / 1e6,
+        );
+        ratios.push(lm / bm);
+        println!("| {i} | {lm:.3} | {bm:.3} | {:.3} |", lm / bm);
+    }
+    ratios.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "| median | | | **{:.3}** (min {:.3}, max {:.3}) |",
+        ratios[ratios.len() / 2],
+        ratios[0],
+        ratios[ratios.len() - 1]
+    );
+}
+
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some("throughput") {
+        let rounds = std::env::args()
+            .nth(2)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(7);
+        throughput(rounds);
+        return;
+    }
     if std::env::args().nth(1).as_deref() == Some("attack") {
         let secs = std::env::args()
             .nth(2)
@@ -601,23 +649,22 @@ fn main() {
     println!("Storm benchmark: generator on CPU 0 (BPF_PROG_TEST_RUN live frames into a veth), tools pinned to CPU 1.");
     println!("CPU: the tool's on-CPU time (user + system, all threads) from the traffic's start to 2.5 s after its end.");
     println!();
-    println!("| case | tool | stations recorded | all recorded after | user CPU s | user µs/station | ingest µs/station | kernel events | user s/Mpkt | kernel s/Mpkt | offered Mpps | received Mpps | events lost | peak RSS MB |");
-    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| case | tool | stations recorded | all recorded after | user CPU s | user µs/station | ingest µs/station | kernel events | user s/Mpkt | kernel s/Mpkt | offered Mpps | received Mpps | ring full (deferred) | events lost | peak RSS MB |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let mut l2w_10k = 0.0;
     for case in CASES {
         if !only.is_empty() && !only.iter().any(|o| case.name.contains(o.as_str())) {
             continue;
         }
-        let mut tools = vec![Tool::L2watch, Tool::Arpwatch, Tool::Arpalert];
-        if case.stations == 0 {
-            tools = vec![
-                Tool::L2watch,
-                Tool::Bare,
-                Tool::Nothing,
-                Tool::Arpwatch,
-                Tool::Arpalert,
-            ];
-        }
+        // The kernel's cost is measured against a bare XDP_PASS program and no program on
+        // the same traffic, in every case.
+        let tools = [
+            Tool::L2watch,
+            Tool::Bare,
+            Tool::Nothing,
+            Tool::Arpwatch,
+            Tool::Arpalert,
+        ];
         for tool in tools {
             let r = measure(*case, tool);
             let per_station = if r.stations > 0 {
@@ -634,7 +681,7 @@ fn main() {
                 format!("{} / {}", r.stations, r.expect)
             };
             println!(
-                "| {} | {} | {} | {} | {:.3} | {:.2} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} |",
+                "| {} | {} | {} | {} | {:.3} | {:.2} | {} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} |",
                 r.case,
                 r.tool.name(),
                 recorded,
@@ -657,6 +704,11 @@ fn main() {
                 r.offered as f64 / r.secs / 1e6,
                 r.received as f64 / r.secs / 1e6,
                 if tool == Tool::L2watch {
+                    r.ring_full.to_string()
+                } else {
+                    "-".into()
+                },
+                if tool == Tool::L2watch {
                     r.drops.to_string()
                 } else {
                     "-".into()
@@ -669,7 +721,7 @@ fn main() {
             );
             if tool == Tool::Arpwatch && case.pps == Some(10_000) && r.user_cpu > 0.0 {
                 println!(
-                    "|  | l2watch / arpwatch user CPU | {:.3}x |  |  |  |  |  |  |  |  |  |  |  |",
+                    "|  | l2watch / arpwatch user CPU | {:.3}x |  |  |  |  |  |  |  |  |  |  |  |  |",
                     l2w_10k / r.user_cpu
                 );
             }
