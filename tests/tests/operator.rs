@@ -565,6 +565,20 @@ fn a_flood_of_vlans_and_random_macs_keeps_series_and_memory_bounded() {
                 .sum::<f64>();
         total >= 105_000.0
     });
+    // The kernel counts frames at once; the engine sees their events a moment later (ring
+    // buffer, then the ingest thread). Wait for the flood to outgrow the 20,000-device table
+    // (about 98,000 distinct bindings arrive).
+    wait_until("the MAC flood's overflow counted", || {
+        text = http::get(&mon, PORT, "/metrics").1;
+        let limited = sample(
+            &text,
+            "l2watch_kernel_events_rate_limited_total",
+            &["kind=\"arp\""],
+        )
+        .unwrap_or(0.0);
+        let evicted = sample(&text, "l2watch_device_evictions_total", &[]).unwrap_or(0.0);
+        limited + evicted > 0.0
+    });
     promtool_check(&text);
     let series = text.lines().filter(|l| !l.starts_with('#')).count();
     let vlan_values: std::collections::BTreeSet<&str> = text
