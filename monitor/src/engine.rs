@@ -79,6 +79,18 @@ pub fn update_state(
     obs: &Observation,
     now: Nanos,
 ) -> Update {
+    update_state_from(table, servers, obs, now, false)
+}
+
+/// [`update_state`] for an observation the kernel held back (`held_back`): an ARP claim no
+/// newer than the table's knowledge of the address does not override it.
+fn update_state_from(
+    table: &mut DeviceTable,
+    servers: &mut DhcpServers,
+    obs: &Observation,
+    now: Nanos,
+    held_back: bool,
+) -> Update {
     let mut up = Update::default();
     match obs {
         Observation::Arp {
@@ -93,7 +105,11 @@ pub fn update_state(
                 return up;
             }
             let key = DeviceKey { seg: *seg, ip: *ip };
-            up.change = Some(table.observe(key, *mac, Source::Arp, now));
+            up.change = Some(if held_back {
+                table.observe_held_back(key, *mac, Source::Arp, now)
+            } else {
+                table.observe(key, *mac, Source::Arp, now)
+            });
             up.device = Some(key);
         }
         Observation::Dhcp {
@@ -514,6 +530,21 @@ impl Engine {
 
     /// Feeds one observation; returns findings opened by it.
     pub fn observe(&mut self, obs: &Observation, now: Nanos) -> Vec<FindingEvent> {
+        self.observe_from(obs, now, false)
+    }
+
+    /// Feeds one observation the kernel held back (drained from its pending maps, so late):
+    /// a claim no newer than what the table knows does not override it.
+    pub fn observe_held_back(&mut self, obs: &Observation, now: Nanos) -> Vec<FindingEvent> {
+        self.observe_from(obs, now, true)
+    }
+
+    fn observe_from(
+        &mut self,
+        obs: &Observation,
+        now: Nanos,
+        held_back: bool,
+    ) -> Vec<FindingEvent> {
         self.stats.observations += 1;
         match obs {
             Observation::Arp { .. } => self.stats.arp_observations += 1,
@@ -521,7 +552,7 @@ impl Engine {
             Observation::Loop { .. } => self.stats.loop_observations += 1,
             Observation::Scan { .. } => self.stats.scan_observations += 1,
         }
-        let up = update_state(&mut self.table, &mut self.servers, obs, now);
+        let up = update_state_from(&mut self.table, &mut self.servers, obs, now, held_back);
         match up.change {
             Some(Change::Moved { .. } | Change::FlipFlop { .. }) => self.stats.mac_moves += 1,
             Some(Change::New) => self.stats.devices_learnt += 1,

@@ -603,7 +603,7 @@ fn drain_ring(ring: &mut RingBuf<MapData>, shared: &Shared) -> u64 {
             match decode(&item) {
                 Ok(ev) => {
                     last_ktime = Some(ev.header().ktime_ns);
-                    feed(&mut engine, &ev, &clock, shared, names.as_ref());
+                    feed(&mut engine, &ev, &clock, shared, names.as_ref(), false);
                 }
                 Err(e) => {
                     let n = shared.undecodable.fetch_add(1, Ordering::Relaxed) + 1;
@@ -631,7 +631,7 @@ fn drain_pending(pending: &mut Pending, shared: &Shared) -> Result<u64, RunError
     let clock = Clock::now();
     let mut engine = shared.engine.lock().expect("engine lock");
     let n = pending
-        .drain(|ev| feed(&mut engine, &ev, &clock, shared, names.as_ref()))
+        .drain(|ev| feed(&mut engine, &ev, &clock, shared, names.as_ref(), true))
         .map_err(RunError::Pending)?;
     Ok(n as u64)
 }
@@ -658,19 +658,26 @@ impl Clock {
     }
 }
 
+/// Feeds one kernel event to the engine; `held_back` for those drained from the pending maps.
 fn feed(
     engine: &mut Engine,
     ev: &KernelEvent,
     clock: &Clock,
     shared: &Shared,
     names: Option<&BTreeMap<u32, String>>,
+    held_back: bool,
 ) {
     if let Some(names) = names {
         log_event(ev, names);
     }
     match observe(ev) {
         Ok(obs) => {
-            let opened = engine.observe(&obs, clock.at(ev.header().ktime_ns));
+            let at = clock.at(ev.header().ktime_ns);
+            let opened = if held_back {
+                engine.observe_held_back(&obs, at)
+            } else {
+                engine.observe(&obs, at)
+            };
             if !opened.is_empty() {
                 let names = shared.names();
                 for f in opened {

@@ -219,9 +219,26 @@ impl DeviceTable {
         }
     }
 
-    /// Records that `mac` holds `key.ip` on `key.seg` now. A claim older than what the table
-    /// already knows (an event the kernel held back while a newer one went ahead) does not
-    /// override it.
+    /// Records a claim the kernel held back (drained from its pending maps): one no newer
+    /// than what the table already knows for the address, from another MAC, does not override
+    /// it, since a newer event went ahead of it.
+    pub fn observe_held_back(
+        &mut self,
+        key: DeviceKey,
+        mac: Mac,
+        source: Source,
+        now: Nanos,
+    ) -> Change {
+        if self
+            .get(&key)
+            .is_some_and(|d| d.mac != mac && now <= d.last_seen)
+        {
+            return Change::Refreshed;
+        }
+        self.observe(key, mac, source, now)
+    }
+
+    /// Records that `mac` holds `key.ip` on `key.seg` now.
     pub fn observe(&mut self, key: DeviceKey, mac: Mac, source: Source, now: Nanos) -> Change {
         let window = self.cfg.flip_flop_window_secs * SECOND;
         // Outside floods both are empty: no lookup in either.
@@ -237,9 +254,6 @@ impl DeviceTable {
             None => None,
         };
         if let Some(d) = found {
-            if d.mac != mac && now < d.last_seen {
-                return Change::Refreshed;
-            }
             let old_seen = d.last_seen;
             d.last_seen = d.last_seen.max(now);
             if d.mac == mac {
@@ -473,16 +487,29 @@ mod tests {
     }
 
     #[test]
-    fn an_older_claim_does_not_override_a_newer_one() {
+    fn a_held_back_claim_does_not_override_a_newer_one() {
         let mut t = DeviceTable::new(DeviceTableConfig::default());
         t.observe(key(1), B, Source::Arp, 10 * SECOND);
-        // A held-back event from before: the newer MAC stays.
-        assert_eq!(
-            t.observe(key(1), A, Source::Arp, 9 * SECOND),
-            Change::Refreshed
-        );
-        assert_eq!(t.get(&key(1)).unwrap().mac, B);
+        // Held back from before, or from the same clock tick: the newer MAC stays.
+        for at in [9 * SECOND, 10 * SECOND] {
+            assert_eq!(
+                t.observe_held_back(key(1), A, Source::Arp, at),
+                Change::Refreshed
+            );
+            assert_eq!(t.get(&key(1)).unwrap().mac, B);
+        }
         assert_eq!(t.get(&key(1)).unwrap().mac_changes, 0);
+        // Held back but newer: applied.
+        assert_eq!(
+            t.observe_held_back(key(1), A, Source::Arp, 11 * SECOND),
+            Change::Moved { old_mac: B }
+        );
+        // Ring events come in the kernel's order: a change is applied even when the clock
+        // conversion puts it a moment before the last sighting (same coarse tick).
+        assert_eq!(
+            t.observe(key(1), C, Source::Arp, 11 * SECOND - 1_000),
+            Change::Moved { old_mac: A }
+        );
     }
 
     #[test]
