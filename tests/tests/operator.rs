@@ -568,15 +568,21 @@ fn a_flood_of_vlans_and_random_macs_keeps_series_and_memory_bounded() {
     // The kernel counts frames at once; the engine sees their events a moment later (ring
     // buffer, then the ingest thread). Wait for the flood to outgrow the 20,000-device table
     // (about 98,000 distinct bindings arrive).
-    wait_until("the MAC flood's overflow counted", || {
-        text = http::get(&mon, PORT, "/metrics").1;
+    let limited_and_evicted = |text: &str| {
         let limited = sample(
-            &text,
+            text,
             "l2watch_kernel_events_rate_limited_total",
             &["kind=\"arp\""],
         )
         .unwrap_or(0.0);
-        let evicted = sample(&text, "l2watch_device_evictions_total", &[]).unwrap_or(0.0);
+        (
+            limited,
+            sample(text, "l2watch_device_evictions_total", &[]).unwrap_or(0.0),
+        )
+    };
+    wait_until("the MAC flood's overflow counted", || {
+        text = http::get(&mon, PORT, "/metrics").1;
+        let (limited, evicted) = limited_and_evicted(&text);
         limited + evicted > 0.0
     });
     promtool_check(&text);
@@ -593,13 +599,7 @@ fn a_flood_of_vlans_and_random_macs_keeps_series_and_memory_bounded() {
         .filter(|l| l.starts_with("l2watch_segment_overflow_frames_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
-    let limited = sample(
-        &text,
-        "l2watch_kernel_events_rate_limited_total",
-        &["kind=\"arp\""],
-    )
-    .unwrap_or(0.0);
-    let evicted = sample(&text, "l2watch_device_evictions_total", &[]).unwrap_or(0.0);
+    let (limited, evicted) = limited_and_evicted(&text);
     let _ = writeln!(
         std::io::stderr(),
         "flood: {series} series, {} VLAN label values, {folded} VLANs folded into other, \

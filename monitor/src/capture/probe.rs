@@ -499,21 +499,10 @@ impl Probe {
             overflow.push(sum_counters(&v));
         }
 
-        let name = map_names::STATS;
-        let map = self.ebpf.map(name).ok_or(ProbeError::Missing(name))?;
-        let st: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(map).map_err(|source| ProbeError::Map { name, source })?;
-        let mut stats = Vec::with_capacity(Stat::COUNT);
-        for s in Stat::ALL {
-            let v = st
-                .get(&(*s as u32), 0)
-                .map_err(|source| ProbeError::Map { name, source })?;
-            stats.push(v.iter().sum());
-        }
         Ok(Snapshot {
             segments,
             overflow,
-            stats,
+            stats: self.stats()?,
         })
     }
 }
