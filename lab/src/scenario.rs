@@ -132,7 +132,9 @@ impl Step {
             Step::DhcpClients => {
                 "dhclient on c1 and c2: obtain a lease, renew it (unicast REQUEST), release it"
             }
-            Step::DuplicateIp => "dupb takes 10.77.0.50 from dupa; both announce it with arping",
+            Step::DuplicateIp => {
+                "dupb takes 10.77.0.50 while dupa holds it; both answer srv's arping"
+            }
             Step::MacChange => {
                 "mover's NIC is swapped (new MAC on 10.77.0.60), then swapped back; arping each time"
             }
@@ -359,17 +361,30 @@ pub fn announce(lab: &Lab, host: &str, ip: &str) -> Result<(), String> {
         .map(drop)
 }
 
-/// dupb takes dupa's address; dupa, dupb, dupa announce it (both alive); dupb lets go.
+/// dupb takes dupa's address while dupa still has it, and srv asks for it with arping: both
+/// hosts answer every request (both alive at once, the proof a duplicate needs); dupb lets go.
 pub fn duplicate_ip(lab: &Lab) -> Result<String, String> {
     let cidr = format!("{DUPLICATE}/24");
     lab.host("dupb").add_addr(&cidr);
-    let r = ["dupa", "dupb", "dupa"]
-        .iter()
-        .try_for_each(|h| announce(lab, h, DUPLICATE));
+    let srv = lab.host("srv");
+    // -b: every request broadcast (arping goes unicast to the first answer otherwise), so
+    // both hosts hear and answer each one. arping exits 1 when it counts more answers than
+    // requests, which is exactly this case: the answers are checked instead.
+    let r = srv
+        .spawn("arping", &["-b", "-c", "3", "-I", &srv.iface, DUPLICATE])
+        .wait(WAIT);
     lab.host("dupb").del_addr(&cidr);
-    r?;
+    let out = r?.output;
+    let from = |mac: &str| out.lines().filter(|l| l.contains(mac)).count();
+    let (a, b) = (from(mac_of("dupa")), from(mac_of("dupb")));
+    if a == 0 || b == 0 {
+        return Err(format!(
+            "expected both hosts to answer srv's arping for {DUPLICATE}:\n{out}"
+        ));
+    }
+    let replies = a + b;
     Ok(format!(
-        "{} and {} both announced {DUPLICATE}",
+        "{} and {} both answered srv's arping for {DUPLICATE} ({replies} replies)",
         mac_of("dupa"),
         mac_of("dupb")
     ))

@@ -8,16 +8,17 @@ use serde::Serialize;
 use crate::{
     decode::dhcp::msg_type_name,
     detect::{
-        apipa::{Apipa, ApipaConfig},
-        arp_flood::{ArpFlood, ArpFloodConfig},
-        arp_scan::{ArpScan, ArpScanConfig},
-        dhcp::{server_of, DhcpServerConfig, DhcpServerWatch, DhcpStorm, DhcpStormConfig},
-        duplicate_ip::{DuplicateIp, DuplicateIpConfig},
+        apipa::ApipaConfig,
+        arp_flood::ArpFloodConfig,
+        arp_scan::ArpScanConfig,
+        dhcp::{server_of, DhcpServerConfig, DhcpStormConfig},
+        duplicate_ip::DuplicateIpConfig,
         kind,
-        l2_loop::{L2Loop, LoopConfig},
-        mac_change::{MacChange, MacChangeConfig},
-        mac_collision::{MacCollision, MacCollisionConfig},
-        Context, Detector, Finding, FindingEvent, Findings,
+        l2_loop::LoopConfig,
+        mac_change::MacChangeConfig,
+        mac_collision::MacCollisionConfig,
+        registry::Detectors,
+        Context, Finding, FindingEvent, FindingKind, Findings,
     },
     model::{FastMap, FastSet, Mac, Nanos, Observation, Segment, SECOND},
     state::{
@@ -391,7 +392,7 @@ impl Changes {
 struct Journal {
     devices: FastSet<DeviceKey>,
     servers: FastSet<ServerKey>,
-    findings: FastSet<(&'static str, String)>,
+    findings: FastSet<(FindingKind, String)>,
     closed: Vec<Finding>,
     events: Vec<HistoryEvent>,
     max_events: usize,
@@ -421,24 +422,12 @@ pub struct Restored {
     pub closed_findings: Vec<Finding>,
 }
 
-fn detectors(cfg: &EngineConfig) -> Vec<Box<dyn Detector + Send>> {
-    vec![
-        Box::new(DuplicateIp::new(cfg.duplicate_ip.clone())),
-        Box::new(MacChange::new(cfg.mac_change.clone())),
-        Box::new(MacCollision::new(cfg.mac_collision.clone())),
-        Box::new(DhcpStorm::new(cfg.dhcp_storm.clone())),
-        Box::new(Apipa::new(cfg.apipa.clone())),
-        Box::new(ArpFlood::new(cfg.arp_flood.clone())),
-        Box::new(ArpScan::new(cfg.arp_scan.clone())),
-        Box::new(L2Loop::new(cfg.l2_loop.clone())),
-    ]
-}
-
 pub struct Engine {
     table: DeviceTable,
     servers: DhcpServers,
-    server_watch: DhcpServerWatch,
-    detectors: Vec<Box<dyn Detector + Send>>,
+    /// The DHCP allowlists, for the server list's verdict.
+    dhcp_allow: DhcpServerConfig,
+    detectors: Detectors,
     findings: Findings,
     stats: EngineStats,
     journal: Option<Journal>,
@@ -451,8 +440,8 @@ impl Engine {
         Engine {
             table: DeviceTable::new(cfg.devices.clone()),
             servers: DhcpServers::new(cfg.limits.max_dhcp_servers),
-            server_watch: DhcpServerWatch::new(cfg.dhcp_servers.clone()),
-            detectors: detectors(&cfg),
+            dhcp_allow: cfg.dhcp_servers.clone(),
+            detectors: Detectors::build(&cfg),
             findings: Findings::new(cfg.limits.max_open_findings, cfg.limits.max_closed_findings),
             stats: EngineStats::default(),
             journal: None,
@@ -461,11 +450,12 @@ impl Engine {
     }
 
     /// Applies a new configuration (SIGHUP). The device table, servers and findings keep their
-    /// contents; detectors start over with empty windows. Capacities need a restart.
-    pub fn reconfigure(&mut self, cfg: &EngineConfig) {
+    /// contents; a detector whose settings changed starts over with empty windows, the others
+    /// keep theirs. Capacities need a restart. Returns the detectors rebuilt.
+    pub fn reconfigure(&mut self, cfg: &EngineConfig) -> Vec<&'static str> {
         self.table.set_windows(&cfg.devices);
-        self.server_watch = DhcpServerWatch::new(cfg.dhcp_servers.clone());
-        self.detectors = detectors(cfg);
+        self.dhcp_allow = cfg.dhcp_servers.clone();
+        self.detectors.reconfigure(cfg)
     }
 
     /// Keeps a journal of what changed for [`Engine::take_changes`] (the store sink). At most
@@ -563,10 +553,7 @@ impl Engine {
             servers: &self.servers,
             change: up.change,
         };
-        let mut signals = self.server_watch.observe(obs, &ctx, now);
-        for d in &mut self.detectors {
-            signals.extend(d.observe(obs, &ctx, now));
-        }
+        let signals = self.detectors.observe(obs, &ctx, now);
         if let Some(j) = self.journal.as_mut() {
             // While a flood churns a full table, its own rows (the probation tier) are not
             // stored, nor is their history: they are evicted within moments, and the flood
@@ -603,14 +590,34 @@ impl Engine {
                     continue;
                 }
             }
+            // The duplicate explains its address's MAC changes.
+            if kind::FOLDED_BY_DUPLICATE.contains(&s.kind)
+                && self.findings.fold((kind::DUPLICATE_IP, &s.subject), &s)
+            {
+                continue;
+            }
             if let Some(ev) = self.findings.signal(s, now) {
+                let mut absorbed = Vec::new();
                 if let FindingEvent::Opened(f) = &ev {
                     if f.kind == kind::ARP_FLOOD {
                         let (seg, subject) = (f.seg, f.subject.clone());
                         self.flood_opened(seg, &subject);
                     }
+                    if f.kind == kind::DUPLICATE_IP {
+                        absorbed = self.findings.absorb(
+                            (kind::DUPLICATE_IP, &f.subject),
+                            kind::FOLDED_BY_DUPLICATE,
+                            now,
+                        );
+                    }
                 }
                 out.push(ev);
+                for f in absorbed {
+                    if let Some(j) = self.journal.as_mut() {
+                        j.closed.push(f.clone());
+                    }
+                    out.push(FindingEvent::Closed(f));
+                }
             }
         }
         out
@@ -656,7 +663,7 @@ impl Engine {
         self.findings.closed()
     }
 
-    pub fn findings_opened_total(&self) -> &BTreeMap<&'static str, u64> {
+    pub fn findings_opened_total(&self) -> &BTreeMap<FindingKind, u64> {
         self.findings.opened_total()
     }
 
@@ -703,7 +710,7 @@ impl Engine {
             .map(|(k, s)| ServerRow {
                 key: *k,
                 vlan: k.seg.vlan_label(),
-                authorized: self.server_watch.authorized(k),
+                authorized: self.dhcp_allow.authorized(k),
                 server: s.clone(),
             })
             .collect();
@@ -762,6 +769,142 @@ mod tests {
         );
         assert!(!Detail::Json(serde_json::Value::Null).write_json(&mut text));
         assert!(Detail::Json(serde_json::Value::Null).is_empty());
+    }
+
+    fn claim(mac: Mac, ip: Ipv4Addr, op: u16, target_ip: Ipv4Addr) -> Observation {
+        Observation::Arp {
+            seg: crate::detect::tests_support::seg(),
+            change: crate::model::ArpChange::Changed,
+            ip,
+            mac,
+            target_ip,
+            op,
+            gratuitous: op == 1,
+            probe: false,
+            announcement: op == 1,
+        }
+    }
+
+    fn open_kinds(e: &Engine) -> Vec<(&'static str, String)> {
+        e.open_findings()
+            .iter()
+            .map(|f| (f.kind.name(), f.subject.clone()))
+            .collect()
+    }
+
+    const MS: Nanos = 1_000_000;
+
+    #[test]
+    fn a_nic_swap_is_a_change_and_a_flip_back_not_a_duplicate() {
+        // The lab's NIC swap: f1:01 announces twice, f2:02 twice, then f1:01 twice.
+        let (a, b) = (Mac([2, 0, 0, 0, 0xf1, 1]), Mac([2, 0, 0, 0, 0xf2, 2]));
+        let ip = Ipv4Addr::new(10, 77, 0, 60);
+        let mut e = Engine::new(EngineConfig::default());
+        for (i, mac) in [a, a, b, b, a, a].into_iter().enumerate() {
+            e.observe(&claim(mac, ip, 1, ip), SECOND + i as Nanos * 500 * MS);
+        }
+        let subject = format!("{} {ip}", crate::detect::tests_support::seg());
+        assert_eq!(
+            open_kinds(&e),
+            [
+                ("mac_changed", subject.clone()),
+                ("mac_flip_flop", subject.clone())
+            ]
+        );
+    }
+
+    #[test]
+    fn a_real_duplicate_is_one_finding_that_absorbs_the_changes_it_explains() {
+        // Both hosts answer every request from the asker: replies A, B, A, B within ms.
+        let (a, b) = (Mac([2, 0, 0, 0, 2, 1]), Mac([2, 0, 0, 0, 2, 2]));
+        let (ip, asker) = (Ipv4Addr::new(10, 77, 0, 50), Ipv4Addr::new(10, 77, 0, 1));
+        let mut e = Engine::new(EngineConfig::default()).with_journal(100);
+        let mut events = Vec::new();
+        e.observe(&claim(a, ip, 1, ip), SECOND);
+        for (i, mac) in [b, a, b, a, b].into_iter().enumerate() {
+            events.extend(e.observe(&claim(mac, ip, 2, asker), 10 * SECOND + i as Nanos * MS));
+        }
+        let subject = format!("{} {ip}", crate::detect::tests_support::seg());
+        assert_eq!(open_kinds(&e), [("duplicate_ip", subject.clone())]);
+        let dup = e.open_findings()[0].clone();
+        let macs: Vec<_> = dup.evidence["macs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mac"].as_str().unwrap().to_string())
+            .collect();
+        assert!(
+            macs.contains(&a.to_string()) && macs.contains(&b.to_string()),
+            "{macs:?}"
+        );
+        assert_eq!(dup.evidence["reason"], "both answered one request");
+        // mac_changed opened on the first reply, before there was proof; it is closed into
+        // the duplicate, and the flip-flops after it never open.
+        assert_eq!(dup.evidence["folded"]["mac_changed"], 1, "{}", dup.evidence);
+        assert!(dup.evidence["folded"]["mac_flip_flop"].as_u64().unwrap() >= 1);
+        let closed: Vec<_> = events
+            .iter()
+            .filter_map(|ev| match ev {
+                FindingEvent::Closed(f) => Some((f.kind.name(), f.evidence["folded_into"].clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed, [("mac_changed", serde_json::json!("duplicate_ip"))]);
+        // The store hears of the closing too.
+        let changes = e.take_changes();
+        assert!(changes
+            .findings
+            .iter()
+            .any(|f| f.kind == kind::MAC_CHANGED && f.closed.is_some()));
+    }
+
+    #[test]
+    fn an_allowlisted_server_is_inventory_not_a_finding() {
+        let mut cfg = EngineConfig::default();
+        cfg.dhcp_servers.allow = vec![Allow {
+            vlan: "*".into(),
+            servers: vec!["10.0.0.1".into()],
+        }];
+        let mut e = Engine::new(cfg);
+        let offer = dhcp_reply(
+            Mac([2, 0, 0, 0, 0, 1]),
+            Ipv4Addr::new(10, 0, 0, 1),
+            2,
+            Ipv4Addr::new(10, 0, 0, 50),
+        );
+        assert!(e.observe(&offer, SECOND).is_empty());
+        assert!(e.open_findings().is_empty());
+        assert_eq!(e.server_rows().len(), 1);
+        assert_eq!(e.server_rows()[0].authorized, Some(true));
+    }
+
+    #[test]
+    fn a_reload_keeps_the_windows_of_unchanged_detectors() {
+        // Halfway to an interleaving duplicate (A B A), a reload that changes another
+        // detector's settings must not forget the claims: the next B proves it.
+        let (a, b) = (Mac([2, 0, 0, 0, 3, 1]), Mac([2, 0, 0, 0, 3, 2]));
+        let ip = Ipv4Addr::new(10, 0, 0, 33);
+        let run = |change: fn(&mut EngineConfig)| {
+            let mut cfg = EngineConfig::default();
+            let mut e = Engine::new(cfg.clone());
+            for (i, mac) in [a, b, a].into_iter().enumerate() {
+                e.observe(&claim(mac, ip, 1, ip), (1 + i as Nanos) * SECOND);
+            }
+            change(&mut cfg);
+            let rebuilt = e.reconfigure(&cfg);
+            e.observe(&claim(b, ip, 1, ip), 4 * SECOND);
+            let dup = e
+                .open_findings()
+                .iter()
+                .any(|f| f.kind == kind::DUPLICATE_IP);
+            (rebuilt, dup)
+        };
+        assert_eq!(run(|c| c.apipa.quiet_secs += 1), (vec!["apipa"], true));
+        assert_eq!(
+            run(|c| c.duplicate_ip.window_secs += 1),
+            (vec!["duplicate_ip"], false),
+            "a changed detector starts over"
+        );
     }
 
     #[test]

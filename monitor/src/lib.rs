@@ -14,6 +14,7 @@ pub mod export;
 pub mod links;
 pub mod model;
 pub mod pcap;
+pub mod pipeline;
 pub mod query;
 pub mod replay;
 pub mod run;

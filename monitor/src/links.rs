@@ -2,6 +2,8 @@
 //! and whether a monitored one is up, down or gone.
 use std::{ffi::CString, fs, path::Path};
 
+use crate::model::Iface;
+
 /// ARPHRD_ETHER.
 const ETHER: u32 = 1;
 const IFF_UP: u32 = 0x1;
@@ -63,6 +65,54 @@ pub fn ifindex(name: &str) -> Option<u32> {
     // SAFETY: valid NUL-terminated string.
     let idx = unsafe { libc::if_nametoindex(c.as_ptr()) };
     (idx != 0).then_some(idx)
+}
+
+/// The interface's name for `ifindex`, if one exists now.
+pub fn name_of(ifindex: u32) -> Option<String> {
+    let mut buf = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: the buffer holds IF_NAMESIZE bytes, as if_indextoname requires.
+    let p = unsafe { libc::if_indextoname(ifindex, buf.as_mut_ptr()) };
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: on success the buffer holds a NUL-terminated name.
+    let c = unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) };
+    c.to_str().ok().map(str::to_owned)
+}
+
+/// Names for the ifindexes kernel records carry. Every index an interface was attached under
+/// is kept (a re-created device keeps its name under a new index), so a late event or a
+/// counter from before a reattach still gets the right name; bounded by [`MAX_INDEXES`].
+#[derive(Default)]
+pub struct IfaceNames {
+    by_index: std::sync::RwLock<crate::model::FastMap<u32, Iface>>,
+}
+
+/// Ifindexes remembered; past it an unknown index is looked up each time.
+pub const MAX_INDEXES: usize = 4096;
+
+impl IfaceNames {
+    /// Records that `name` is attached under `ifindex`.
+    pub fn insert(&self, ifindex: u32, name: &str) -> Iface {
+        let iface = Iface::named(name);
+        let mut m = self.by_index.write().expect("iface names");
+        if m.len() < MAX_INDEXES || m.contains_key(&ifindex) {
+            m.insert(ifindex, iface);
+        }
+        iface
+    }
+
+    /// The name behind `ifindex`: one it was attached under, else the kernel's current name,
+    /// else `ifindex-N` (an index that no longer exists and was never attached here).
+    pub fn resolve(&self, ifindex: u32) -> Iface {
+        if let Some(i) = self.by_index.read().expect("iface names").get(&ifindex) {
+            return *i;
+        }
+        match name_of(ifindex) {
+            Some(n) => self.insert(ifindex, &n),
+            None => Iface::named(&format!("ifindex-{ifindex}")),
+        }
+    }
 }
 
 /// Whether the interface is administratively up.

@@ -8,7 +8,6 @@ use l2watch::{
     check,
     config::{Config, KernelConfig},
     counts::TSHARK_KEYS,
-    engine::EngineConfig,
     query,
     replay::{analyze, ReplayError},
     run::run,
@@ -250,9 +249,8 @@ impl KernelArgs {
         }
     }
 
-    fn probe_config(&self, rate_limit: bool) -> ProbeConfig {
-        let mut k = KernelConfig::default();
-        self.apply(&mut k);
+    /// `k` (the config's kernel section, with these flags applied) as the loader takes it.
+    fn probe_config(&self, k: &KernelConfig, rate_limit: bool) -> ProbeConfig {
         let mut p = k.probe_config(rate_limit);
         // Sub-second refresh (tests, benches) survives the seconds-based config.
         if let Some(r) = self.refresh {
@@ -336,8 +334,39 @@ struct ReplayArgs {
     #[arg(long)]
     no_events: bool,
 
+    /// Config file: its [engine] and [kernel] sections apply exactly as they do for `run`, so
+    /// a capture gives the findings the agent would have given. Without it, defaults apply
+    /// (the default config path is not read, so a replay does not change with the host).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Interface name for frames whose capture does not name one (pcap files, and pcapng
+    /// interface blocks without if_name). Findings and rows carry it.
+    #[arg(long, value_name = "NAME", default_value = l2watch::replay::DEFAULT_IFACE_NAME)]
+    iface_name: String,
+
+    /// Also write the result (devices, DHCP servers, findings, history) to this SQLite
+    /// database, through the same store the agent uses. Nothing is read from it.
+    #[arg(long, value_name = "PATH")]
+    db: Option<PathBuf>,
+
     #[command(flatten)]
     kernel: KernelArgs,
+}
+
+impl ReplayArgs {
+    /// The config file's settings (or the defaults) with these flags on top.
+    fn config(&self) -> Result<Config, l2watch::config::ConfigError> {
+        let mut c = match &self.config {
+            Some(p) => Config::load(p, true)?,
+            None => Config::default(),
+        };
+        self.kernel.apply(&mut c.kernel);
+        if let Some(p) = &self.config {
+            c.validate(p)?;
+        }
+        Ok(c)
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -492,19 +521,55 @@ fn run_cmd(args: RunArgs) -> anyhow::Result<()> {
 }
 
 fn replay_cmd(args: ReplayArgs) -> ExitCode {
-    let mut probe = match Probe::load(&args.kernel.probe_config(false)) {
+    let cfg = match args.config() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut probe = match Probe::load(&args.kernel.probe_config(&cfg.kernel, false)) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let report = match analyze(
-        &args.file,
-        &mut probe,
-        EngineConfig::default(),
-        !args.no_events,
-    ) {
+    let writer = match &args.db {
+        None => None,
+        Some(path) => match l2watch::store::Store::open(path) {
+            Ok((store, _)) => {
+                let caps = l2watch::store::Caps {
+                    devices: cfg.engine.devices.capacity,
+                    servers: cfg.engine.limits.max_dhcp_servers,
+                    closed_findings: cfg.engine.limits.max_closed_findings,
+                };
+                // Retention runs on the wall clock; a capture's rows are as old as the
+                // capture, so nothing is aged out of a replay's database.
+                let keep = l2watch::store::Retention {
+                    event_days: u64::MAX,
+                    closed_finding_days: u64::MAX,
+                    ..cfg.database.retention.clone()
+                };
+                Some(l2watch::store::Writer::spawn(store, keep, caps, || {
+                    std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as u64)
+                }))
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let analysis = l2watch::replay::Analysis {
+        engine: cfg.engine.clone(),
+        iface_name: args.iface_name.clone(),
+        writer,
+        flush: cfg.flush_interval(),
+    };
+    let report = match analyze(&args.file, &mut probe, analysis, !args.no_events) {
         Ok(r) => r,
         Err(ReplayError::Capture(e)) => {
             eprintln!("error: {e}");

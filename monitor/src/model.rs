@@ -25,10 +25,109 @@ pub type Nanos = u64;
 
 pub const SECOND: Nanos = 1_000_000_000;
 
+/// An interface, known by its name: the ifindex is a detail of attachment that changes when
+/// a device is re-created or the host reboots, so nothing the agent reports or stores uses
+/// it. Names are interned once (the engine copies and hashes segments on every event); the
+/// set of names is bounded by [`MAX_IFACE_NAMES`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Iface(u32);
+
+/// Distinct interface names one process interns; past it, new names share [`Iface::OVERFLOW`].
+pub const MAX_IFACE_NAMES: usize = 4096;
+
+#[derive(Default)]
+struct Interner {
+    ids: std::collections::HashMap<&'static str, u32>,
+    names: Vec<&'static str>,
+}
+
+fn interner() -> &'static std::sync::RwLock<Interner> {
+    static I: std::sync::OnceLock<std::sync::RwLock<Interner>> = std::sync::OnceLock::new();
+    I.get_or_init(|| {
+        let mut i = Interner::default();
+        i.ids.insert(OVERFLOW_NAME, 0);
+        i.names.push(OVERFLOW_NAME);
+        std::sync::RwLock::new(i)
+    })
+}
+
+const OVERFLOW_NAME: &str = "other-interfaces";
+
+impl Iface {
+    /// Where names past [`MAX_IFACE_NAMES`] go.
+    pub const OVERFLOW: Iface = Iface(0);
+
+    /// The interface called `name`.
+    pub fn named(name: &str) -> Iface {
+        if let Some(id) = interner().read().expect("iface names").ids.get(name) {
+            return Iface(*id);
+        }
+        let mut i = interner().write().expect("iface names");
+        if let Some(id) = i.ids.get(name) {
+            return Iface(*id);
+        }
+        if i.names.len() >= MAX_IFACE_NAMES {
+            return Iface::OVERFLOW;
+        }
+        // Leaked on purpose: bounded by MAX_IFACE_NAMES, and kept for the process's life.
+        let leaked: &'static str = Box::leak(name.to_owned().into_boxed_str());
+        let id = i.names.len() as u32;
+        i.names.push(leaked);
+        i.ids.insert(leaked, id);
+        Iface(id)
+    }
+
+    pub fn name(self) -> &'static str {
+        interner().read().expect("iface names").names[self.0 as usize]
+    }
+}
+
+impl fmt::Display for Iface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Debug for Iface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.name())
+    }
+}
+
+/// By name, so that listings sort as an operator reads them.
+impl Ord for Iface {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if self.0 == other.0 {
+            return std::cmp::Ordering::Equal;
+        }
+        self.name().cmp(other.name())
+    }
+}
+
+impl PartialOrd for Iface {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Serialize for Iface {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Iface {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Ok(Iface::named(&s))
+    }
+}
+
 /// Where something was seen: interface and VLAN IDs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Segment {
-    pub ifindex: u32,
+    #[serde(rename = "interface")]
+    pub iface: Iface,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outer_vlan: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,10 +135,10 @@ pub struct Segment {
 }
 
 impl Segment {
-    /// The segment in one word: ifindex, then each VLAN (0xffff for none, which no VID is).
+    /// The segment in one word: interface, then each VLAN (0xffff for none, which no VID is).
     pub fn packed(&self) -> u64 {
         let v = |v: Option<u16>| v.unwrap_or(0xffff) as u64;
-        (self.ifindex as u64) << 32 | v(self.outer_vlan) << 16 | v(self.inner_vlan)
+        (self.iface.0 as u64) << 32 | v(self.outer_vlan) << 16 | v(self.inner_vlan)
     }
 }
 
@@ -52,7 +151,7 @@ impl std::hash::Hash for Segment {
 
 impl fmt::Display for Segment {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "if{}", self.ifindex)?;
+        f.write_str(self.iface.name())?;
         match (self.outer_vlan, self.inner_vlan) {
             (None, _) => Ok(()),
             (Some(o), None) => write!(f, "/vlan{o}"),
@@ -62,13 +161,22 @@ impl fmt::Display for Segment {
 }
 
 impl Segment {
-    /// From the kernel's IDs, where [`monitor_common::NO_VLAN`] means no tag.
-    pub fn from_vids(ifindex: u32, outer_vid: u16, inner_vid: u16) -> Segment {
+    /// From the kernel's VLAN IDs, where [`monitor_common::NO_VLAN`] means no tag.
+    pub fn from_vids(iface: Iface, outer_vid: u16, inner_vid: u16) -> Segment {
         let vid = |v: u16| (v != monitor_common::NO_VLAN).then_some(v);
         Segment {
-            ifindex,
+            iface,
             outer_vlan: vid(outer_vid),
             inner_vlan: vid(inner_vid),
+        }
+    }
+
+    /// An untagged segment of `iface` (tests, replay).
+    pub fn untagged(iface: &str) -> Segment {
+        Segment {
+            iface: Iface::named(iface),
+            outer_vlan: None,
+            inner_vlan: None,
         }
     }
 
@@ -100,6 +208,8 @@ pub enum Observation {
         /// The IP the binding is about (the probed IP for a probe).
         ip: Ipv4Addr,
         mac: Mac,
+        /// Whom the frame was for: a reply's target is the host that asked.
+        target_ip: Ipv4Addr,
         op: u16,
         gratuitous: bool,
         probe: bool,

@@ -15,6 +15,8 @@ pub struct Frame<'a> {
     pub orig_len: u32,
     /// Byte offset of the frame's record in the file.
     pub offset: u64,
+    /// The capturing interface's name, from its pcapng block (`if_name`), when it has one.
+    pub interface: Option<&'a str>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -94,7 +96,7 @@ pub fn read_from(
     };
     // pcap: one link type and resolution; pcapng: per interface, in IDB order.
     let mut legacy_nanos = false;
-    let mut interfaces: Vec<(i32, u64, i64)> = Vec::new();
+    let mut interfaces: Vec<(i32, u64, i64, Option<String>)> = Vec::new();
     let mut frames = 0u64;
     loop {
         let offset = reader.consumed() as u64;
@@ -115,6 +117,7 @@ pub fn read_from(
                             data: &b.data[..caplen],
                             orig_len: b.origlen,
                             offset,
+                            interface: None,
                         });
                     }
                     PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
@@ -125,10 +128,11 @@ pub fn read_from(
                             offset,
                             reason: format!("invalid if_tsresol {}", idb.if_tsresol),
                         })?;
-                        interfaces.push((idb.linktype.0, res, idb.ts_offset()));
+                        interfaces.push((idb.linktype.0, res, idb.ts_offset(), if_name(&idb)));
                     }
                     PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
-                        let Some(&(_, res, ts_off)) = interfaces.get(epb.if_id as usize) else {
+                        let Some((_, res, ts_off, ifname)) = interfaces.get(epb.if_id as usize)
+                        else {
                             return Err(CaptureError::Corrupt {
                                 path: path(),
                                 offset,
@@ -139,7 +143,7 @@ pub fn read_from(
                             });
                         };
                         let ticks = ((epb.ts_high as u64) << 32) | epb.ts_low as u64;
-                        let ts_ns = ticks_to_ns(ticks, res)
+                        let ts_ns = ticks_to_ns(ticks, *res)
                             .saturating_add_signed(ts_off.saturating_mul(1_000_000_000));
                         let caplen = (epb.caplen as usize).min(epb.data.len());
                         frames += 1;
@@ -148,6 +152,7 @@ pub fn read_from(
                             data: &epb.data[..caplen],
                             orig_len: epb.origlen,
                             offset,
+                            interface: ifname.as_deref(),
                         });
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(spb)) => {
@@ -165,6 +170,7 @@ pub fn read_from(
                             data: &spb.data[..caplen],
                             orig_len: spb.origlen,
                             offset,
+                            interface: interfaces[0].3.as_deref(),
                         });
                     }
                     PcapBlockOwned::NG(_) => {}
@@ -240,6 +246,19 @@ fn ticks_to_ns(ticks: u64, per_sec: u64) -> u64 {
     let frac = ticks % per_sec;
     secs.saturating_mul(1_000_000_000)
         .saturating_add((frac as u128 * 1_000_000_000 / per_sec as u128) as u64)
+}
+
+/// The interface block's `if_name` option (code 2), if it has a usable one.
+fn if_name(idb: &pcap_parser::pcapng::InterfaceDescriptionBlock<'_>) -> Option<String> {
+    const IF_NAME: u16 = 2;
+    let o = idb.options.iter().find(|o| o.code.0 == IF_NAME)?;
+    let bytes = o.as_bytes()?;
+    let name = std::str::from_utf8(bytes)
+        .ok()?
+        .trim_end_matches('\0')
+        .trim();
+    (!name.is_empty() && name.len() <= 64 && !name.contains(char::is_control))
+        .then(|| name.to_owned())
 }
 
 #[cfg(test)]

@@ -8,7 +8,11 @@ use tracing::warn;
 use crate::{
     capture::{DecodeError, EventRecord, KernelEvent, Probe, ProbeError},
     counts,
+    engine::{Engine, EngineConfig},
+    model::{Iface, Nanos},
     pcap::{read_capture, CaptureError},
+    pipeline::Pipeline,
+    store::Writer,
 };
 
 /// What a replay found.
@@ -43,15 +47,35 @@ pub enum ReplayError {
     Probe(#[from] ProbeError),
 }
 
-/// Replays `path` through `probe`. `on_event` sees each event with its frame's capture
-/// timestamp (ns since the epoch), in order. A capture error after some frames still yields a
-/// report, with `error` set; an error before any frame (unreadable, not Ethernet) is returned.
+/// Where a replay's events go: [`ReplaySink::at`] when the capture's clock moves (before the
+/// frame's events), then [`ReplaySink::event`] for each event of that frame.
+pub trait ReplaySink {
+    fn at(&mut self, _ts: Nanos) {}
+    fn event(&mut self, ts: Nanos, iface: Iface, ev: &KernelEvent);
+}
+
+impl<F: FnMut(Nanos, Iface, &KernelEvent)> ReplaySink for F {
+    fn event(&mut self, ts: Nanos, iface: Iface, ev: &KernelEvent) {
+        self(ts, iface, ev)
+    }
+}
+
+/// The default interface name of a replayed frame that names none (pcap, or pcapng without
+/// `if_name`).
+pub const DEFAULT_IFACE_NAME: &str = "replay";
+
+/// Replays `path` through `probe`. The sink sees each event with its frame's capture
+/// timestamp (ns since the epoch) and interface: the pcapng block's `if_name`, else
+/// `iface_name`. A capture error after some frames still yields a report, with `error` set;
+/// an error before any frame (unreadable, not Ethernet) is returned.
 pub fn replay(
     path: &Path,
     probe: &mut Probe,
     keep_events: bool,
-    mut on_event: impl FnMut(u64, &KernelEvent),
+    iface_name: &str,
+    sink: &mut impl ReplaySink,
 ) -> Result<ReplayReport, ReplayError> {
+    let default_iface = Iface::named(iface_name);
     let mut verdicts_not_pass = 0u64;
     let mut runt_frames = 0u64;
     let mut undecodable = 0u64;
@@ -71,6 +95,7 @@ pub fn replay(
         // The loop and scan windows run on the capture's clock, not on how fast we replay.
         if clock != Some(frame.ts_ns) {
             clock = Some(frame.ts_ns);
+            sink.at(frame.ts_ns);
             if let Err(e) = probe.set_clock(frame.ts_ns) {
                 run_error = Some(e);
                 return;
@@ -84,14 +109,15 @@ pub fn replay(
                 return;
             }
         }
+        let iface = frame.interface.map_or(default_iface, Iface::named);
         probe.drain_events(|ev: Result<KernelEvent, DecodeError>| match ev {
             Ok(ev) => {
                 *event_counts
                     .entry(monitor_common::event_kind::name(ev.kind()))
                     .or_default() += 1;
-                on_event(frame.ts_ns, &ev);
+                sink.event(frame.ts_ns, iface, &ev);
                 if keep_events {
-                    events.push(EventRecord::from(&ev));
+                    events.push(EventRecord::new(&ev, iface));
                 }
             }
             Err(e) => {
@@ -141,36 +167,65 @@ pub struct AnalysisReport {
     pub decode_errors: BTreeMap<&'static str, u64>,
 }
 
-/// Replays `path` through `probe` and an engine built from `cfg`.
+/// What [`analyze`] runs: the engine's settings, the interface name for frames that name
+/// none, and where (if anywhere) to store the result.
+pub struct Analysis {
+    pub engine: EngineConfig,
+    pub iface_name: String,
+    pub writer: Option<Writer>,
+    pub flush: std::time::Duration,
+}
+
+impl Default for Analysis {
+    fn default() -> Self {
+        Analysis {
+            engine: EngineConfig::default(),
+            iface_name: DEFAULT_IFACE_NAME.into(),
+            writer: None,
+            flush: std::time::Duration::from_secs(1),
+        }
+    }
+}
+
+/// Replays `path` through `probe` and the same pipeline `run` uses, on the capture's clock.
 pub fn analyze(
     path: &Path,
     probe: &mut Probe,
-    cfg: crate::engine::EngineConfig,
+    a: Analysis,
     keep_events: bool,
 ) -> Result<AnalysisReport, ReplayError> {
-    use crate::{
-        decode::{observe, ObserveError},
-        engine::Engine,
-    };
-    let mut engine = Engine::new(cfg);
-    let mut decode_errors: BTreeMap<&'static str, u64> = BTreeMap::new();
-    let mut last_ts = 0;
-    let mut last_tick = 0;
-    let capture = replay(path, probe, keep_events, |ts, ev| {
-        last_ts = last_ts.max(ts);
-        match observe(ev) {
-            Ok(obs) => {
-                // Close quiet findings once per capture second, as `run` does per wall second.
-                if ts >= last_tick + crate::model::SECOND {
-                    engine.tick(ts);
-                    last_tick = ts;
-                }
-                engine.observe(&obs, ts);
-            }
-            Err(ObserveError::Dhcp(e)) => *decode_errors.entry(e.kind()).or_default() += 1,
-            Err(ObserveError::Kind(_)) => *decode_errors.entry("unknown_kind").or_default() += 1,
+    struct Sink {
+        engine: Engine,
+        pipeline: Pipeline,
+        last_ts: Nanos,
+    }
+    impl ReplaySink for Sink {
+        fn at(&mut self, ts: Nanos) {
+            self.last_ts = self.last_ts.max(ts);
+            self.pipeline.advance(&mut self.engine, ts);
         }
-    })?;
+        fn event(&mut self, ts: Nanos, iface: Iface, ev: &KernelEvent) {
+            self.pipeline.feed(&mut self.engine, ev, iface, ts, false);
+        }
+    }
+    let journal = a.writer.is_some();
+    let mut engine = Engine::new(a.engine);
+    if journal {
+        engine = engine.with_journal(crate::run::JOURNAL_EVENTS);
+    }
+    let mut sink = Sink {
+        engine,
+        pipeline: Pipeline::new(a.writer, a.flush),
+        last_ts: 0,
+    };
+    let capture = replay(path, probe, keep_events, &a.iface_name, &mut sink)?;
+    let Sink {
+        mut engine,
+        pipeline,
+        last_ts,
+    } = sink;
+    let decode_errors = pipeline.undecodable().clone();
+    pipeline.finish(&mut engine);
     let vendors = crate::state::vendor::vendors();
     let mut findings: Vec<_> = engine.open_findings().into_iter().cloned().collect();
     findings.extend(engine.closed_findings().cloned());

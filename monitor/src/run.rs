@@ -5,27 +5,25 @@
 //! fires. A task that fails clears readiness and ends the process with an error.
 use std::{
     collections::BTreeMap,
-    net::Ipv4Addr,
     path::PathBuf,
     sync::{atomic::Ordering, Arc},
     time::Duration,
 };
 
 use aya::maps::{MapData, RingBuf};
-use monitor_common::{event_kind, Counter, SegmentCounters, Stat, NO_VLAN};
+use monitor_common::{Counter, SegmentCounters, Stat, NO_VLAN};
 use tokio::{io::unix::AsyncFd, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::{
-    capture::{decode, probe::Pending, KernelEvent, Mac, Probe, ProbeError},
+    capture::{decode, probe::Pending, Probe, ProbeError},
     config::{Config, ConfigError},
-    decode::{observe, segment},
-    detect::FindingEvent,
     engine::Engine,
-    export::{api, iface_name, Link, Shared},
+    export::{api, Link, Shared},
     links,
     model::Nanos,
+    pipeline::Pipeline,
     store::{Caps, OpenNote, Store, StoreError, Writer},
 };
 
@@ -34,7 +32,7 @@ pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// History events that may wait for the writer between two flushes (one second by default):
 /// a 65,535-station burst fits; past it events are dropped and counted.
-const JOURNAL_EVENTS: usize = 100_000;
+pub const JOURNAL_EVENTS: usize = 100_000;
 /// How long a failed agent keeps answering /readyz with 503 before it exits.
 const NOT_READY_GRACE: Duration = Duration::from_secs(1);
 /// Least time between two ring-buffer drains.
@@ -138,10 +136,12 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
     };
     let mut probe = Probe::load(&cfg.kernel.probe_config(true))?;
     let mut attached = BTreeMap::new();
+    let ifaces_by_index = crate::links::IfaceNames::default();
     for iface in &ifaces {
         let mode = probe.attach(iface)?;
         let ifindex = links::ifindex(iface).unwrap_or(0);
         info!(iface = %iface, ifindex, mode = mode.name(), "attached XDP program");
+        ifaces_by_index.insert(ifindex, iface);
         attached.insert(
             ifindex,
             Link {
@@ -163,6 +163,7 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
         db,
         writer.as_ref().map(|w| w.stats.clone()),
         cfg.metrics.clone(),
+        ifaces_by_index,
     ));
     *shared.links.write().expect("links lock") = attached;
 
@@ -194,12 +195,9 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
             .name("l2watch-ingest".into())
             .spawn(move || {
                 let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let timers = Timers {
-                        flush,
-                        summary,
-                        drain,
-                    };
-                    ingest(events, pending, &shared, writer, timers, &stop)
+                    let timers = Timers { summary, drain };
+                    let pipeline = Pipeline::new(writer, flush);
+                    ingest(events, pending, &shared, pipeline, timers, &stop)
                 }))
                 .unwrap_or_else(|p| Err(RunError::Task("ingest", panic_text(&p))));
                 let _ = ingest_done.send(r);
@@ -351,6 +349,7 @@ async fn watch_links(shared: Arc<Shared>, ifaces: Vec<String>, shutdown: Cancell
                     let res = shared.probe.lock().expect("probe lock").attach(name);
                     match res {
                         Ok(mode) => {
+                            shared.ifaces.insert(now, name);
                             let mut l = shared.links.write().expect("links lock");
                             l.remove(&idx);
                             l.insert(
@@ -418,8 +417,6 @@ fn spawn_kernel_log(probe: &mut Probe, shutdown: CancellationToken) -> Option<Jo
 /// interval. Nothing here logs per event above debug.
 /// How often the ingest thread does what it does besides reading the ring buffer.
 struct Timers {
-    /// Store flushes.
-    flush: Duration,
     /// Summary lines.
     summary: Duration,
     /// Drains of the kernel's pending maps: what the token bucket held back reaches the
@@ -431,7 +428,7 @@ fn ingest(
     mut ring: RingBuf<MapData>,
     mut pending: Pending,
     shared: &Shared,
-    writer: Option<Writer>,
+    mut pipeline: Pipeline,
     timers: Timers,
     shutdown: &CancellationToken,
 ) -> Result<(), RunError> {
@@ -440,8 +437,6 @@ fn ingest(
     let fd = ring.as_raw_fd();
     let start = Instant::now();
     let mut next_pending = start + timers.drain;
-    let mut next_tick = start + Duration::from_secs(1);
-    let mut next_flush = start + timers.flush;
     let mut next_summary = start + timers.summary;
     let mut summary = Summary::new(shared);
     // A test hook: the supervision test makes the ingest fail on purpose.
@@ -450,13 +445,11 @@ fn ingest(
         .map(|ms| start + Duration::from_millis(ms));
     while !shutdown.is_cancelled() {
         let now = Instant::now();
-        let due = [next_pending, next_tick, next_flush, next_summary]
-            .into_iter()
-            .min()
-            .unwrap_or(now);
-        let wait = due
-            .saturating_duration_since(now)
-            .min(Duration::from_millis(100));
+        // The pipeline's own timers (findings tick, store flush) are at most a second apart.
+        let due = next_pending
+            .min(next_summary)
+            .min(now + Duration::from_millis(100));
+        let wait = due.saturating_duration_since(now);
         let mut pfd = libc::pollfd {
             fd,
             events: libc::POLLIN,
@@ -470,31 +463,19 @@ fn ingest(
                 return Err(RunError::Poll(e));
             }
         }
-        summary.events += drain_ring(&mut ring, shared);
+        summary.events += drain_ring(&mut ring, shared, &mut pipeline);
         // A trickle of events would wake this thread for each one; a short pause after a
         // drain gathers the next ones into one batch (state lags by at most this).
         std::thread::sleep(MIN_DRAIN_GAP);
         let now = Instant::now();
         if now >= next_pending {
-            summary.pending += drain_pending(&mut pending, shared)?;
+            summary.pending += drain_pending(&mut pending, shared, &mut pipeline)?;
             next_pending = now + timers.drain;
         }
-        if now >= next_tick {
-            let closed = shared.engine.lock().expect("engine lock").tick(unix_now());
-            if !closed.is_empty() {
-                let names = shared.names();
-                for f in closed {
-                    log_finding(&f, &names);
-                }
-            }
-            next_tick = now + Duration::from_secs(1);
-        }
-        if now >= next_flush {
-            if let Some(w) = &writer {
-                let mut e = shared.engine.lock().expect("engine lock");
-                w.flush(|| e.take_changes());
-            }
-            next_flush = now + timers.flush;
+        let wall = unix_now();
+        if pipeline.due(wall) {
+            let mut engine = shared.engine.lock().expect("engine lock");
+            pipeline.advance(&mut engine, wall);
         }
         if now >= next_summary {
             summary.log(shared);
@@ -509,13 +490,11 @@ fn ingest(
         }
     }
     // Whatever arrived before shutdown is still reported and stored.
-    drain_ring(&mut ring, shared);
-    drain_pending(&mut pending, shared)?;
+    drain_ring(&mut ring, shared, &mut pipeline);
+    drain_pending(&mut pending, shared, &mut pipeline)?;
     summary.log(shared);
-    if let Some(w) = writer {
-        let last = shared.engine.lock().expect("engine lock").take_changes();
-        w.finish_blocking(last);
-    }
+    let mut engine = shared.engine.lock().expect("engine lock");
+    pipeline.finish(&mut engine);
     Ok(())
 }
 
@@ -586,12 +565,10 @@ fn kernel_stats(shared: &Shared) -> Vec<u64> {
         .unwrap_or_default()
 }
 
-/// Feeds every waiting ring-buffer record to the engine, a batch per lock hold; returns how
-/// many records it read.
-fn drain_ring(ring: &mut RingBuf<MapData>, shared: &Shared) -> u64 {
+/// Feeds every waiting ring-buffer record to the pipeline, a batch per engine lock hold;
+/// returns how many records it read.
+fn drain_ring(ring: &mut RingBuf<MapData>, shared: &Shared, pipeline: &mut Pipeline) -> u64 {
     let mut total = 0;
-    let debug = tracing::enabled!(target: "l2watch::event", tracing::Level::DEBUG);
-    let names = debug.then(|| shared.names());
     loop {
         let clock = Clock::now();
         let mut engine = shared.engine.lock().expect("engine lock");
@@ -602,8 +579,12 @@ fn drain_ring(ring: &mut RingBuf<MapData>, shared: &Shared) -> u64 {
             n += 1;
             match decode(&item) {
                 Ok(ev) => {
-                    last_ktime = Some(ev.header().ktime_ns);
-                    feed(&mut engine, &ev, &clock, shared, names.as_ref(), false);
+                    let h = ev.header();
+                    last_ktime = Some(h.ktime_ns);
+                    let iface = shared.ifaces.resolve(h.ifindex);
+                    if !pipeline.feed(&mut engine, &ev, iface, clock.at(h.ktime_ns), false) {
+                        shared.undecodable.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
                 Err(e) => {
                     let n = shared.undecodable.fetch_add(1, Ordering::Relaxed) + 1;
@@ -624,14 +605,22 @@ fn drain_ring(ring: &mut RingBuf<MapData>, shared: &Shared) -> u64 {
     }
 }
 
-/// Takes what the kernel held back out of its pending maps and feeds it to the engine.
-fn drain_pending(pending: &mut Pending, shared: &Shared) -> Result<u64, RunError> {
-    let debug = tracing::enabled!(target: "l2watch::event", tracing::Level::DEBUG);
-    let names = debug.then(|| shared.names());
+/// Takes what the kernel held back out of its pending maps and feeds it to the pipeline.
+fn drain_pending(
+    pending: &mut Pending,
+    shared: &Shared,
+    pipeline: &mut Pipeline,
+) -> Result<u64, RunError> {
     let clock = Clock::now();
     let mut engine = shared.engine.lock().expect("engine lock");
     let n = pending
-        .drain(|ev| feed(&mut engine, &ev, &clock, shared, names.as_ref(), true))
+        .drain(|ev| {
+            let h = ev.header();
+            let iface = shared.ifaces.resolve(h.ifindex);
+            if !pipeline.feed(&mut engine, &ev, iface, clock.at(h.ktime_ns), true) {
+                shared.undecodable.fetch_add(1, Ordering::Relaxed);
+            }
+        })
         .map_err(RunError::Pending)?;
     Ok(n as u64)
 }
@@ -658,40 +647,6 @@ impl Clock {
     }
 }
 
-/// Feeds one kernel event to the engine; `held_back` for those drained from the pending maps.
-fn feed(
-    engine: &mut Engine,
-    ev: &KernelEvent,
-    clock: &Clock,
-    shared: &Shared,
-    names: Option<&BTreeMap<u32, String>>,
-    held_back: bool,
-) {
-    if let Some(names) = names {
-        log_event(ev, names);
-    }
-    match observe(ev) {
-        Ok(obs) => {
-            let at = clock.at(ev.header().ktime_ns);
-            let opened = if held_back {
-                engine.observe_held_back(&obs, at)
-            } else {
-                engine.observe(&obs, at)
-            };
-            if !opened.is_empty() {
-                let names = shared.names();
-                for f in opened {
-                    log_finding(&f, &names);
-                }
-            }
-        }
-        Err(e) => {
-            shared.undecodable.fetch_add(1, Ordering::Relaxed);
-            warn!(error = %e, "event not understood");
-        }
-    }
-}
-
 /// The clock the kernel stamps events with (bpf_ktime_get_coarse_ns).
 fn monotonic_coarse_ns() -> u64 {
     let mut ts = libc::timespec {
@@ -709,83 +664,8 @@ fn unix_now() -> Nanos {
         .map_or(0, |d| d.as_nanos() as Nanos)
 }
 
-/// One structured line per finding opened or closed: easy to grep and to ship to syslog.
-fn log_finding(ev: &FindingEvent, names: &BTreeMap<u32, String>) {
-    let (state, f) = match ev {
-        FindingEvent::Opened(f) => ("opened", f),
-        FindingEvent::Closed(f) => ("closed", f),
-    };
-    warn!(
-        target: "l2watch::finding",
-        state,
-        kind = f.kind,
-        iface = %iface_name(names, f.seg.ifindex),
-        vlan = %f.vlan,
-        subject = %f.subject,
-        packets = f.packets,
-        evidence = %f.evidence,
-        "finding {state}"
-    );
-}
-
-fn log_event(ev: &KernelEvent, names: &BTreeMap<u32, String>) {
-    match ev {
-        KernelEvent::Arp(a) => {
-            let old = (a.header.kind == event_kind::ARP_CHANGED).then_some(Mac(a.old_mac));
-            debug!(
-                target: "l2watch::event",
-                kind = event_kind::name(a.header.kind),
-                iface = %iface_name(names, a.header.ifindex),
-                vlan = %segment(&a.header).vlan_label(),
-                tags = a.header.depth,
-                ip = %Ipv4Addr::from(a.ip),
-                mac = %Mac(a.mac),
-                old_mac = old.map(|m| m.to_string()),
-                op = a.op,
-                "arp binding"
-            );
-        }
-        KernelEvent::Dhcp(d) => {
-            debug!(
-                target: "l2watch::event",
-                kind = "dhcp",
-                iface = %iface_name(names, d.header.ifindex),
-                vlan = %segment(&d.header).vlan_label(),
-                tags = d.header.depth,
-                msg_type = d.msg_type,
-                src_mac = %Mac(d.eth_src),
-                src_ip = %Ipv4Addr::from(d.src_ip),
-                dst_ip = %Ipv4Addr::from(d.dst_ip),
-                bootp_len = d.bootp_len,
-                "dhcp message"
-            );
-        }
-        KernelEvent::Loop(l) => debug!(
-            target: "l2watch::event",
-            kind = "loop",
-            iface = %iface_name(names, l.header.ifindex),
-            vlan = %segment(&l.header).vlan_label(),
-            src_mac = %Mac(l.eth_src),
-            dst_mac = %Mac(l.eth_dst),
-            count = l.count,
-            "frame repeating"
-        ),
-        KernelEvent::Scan(sc) => debug!(
-            target: "l2watch::event",
-            kind = "scan",
-            iface = %iface_name(names, sc.header.ifindex),
-            vlan = %segment(&sc.header).vlan_label(),
-            mac = %Mac(sc.mac),
-            targets = sc.targets,
-            "arp scan"
-        ),
-    }
-}
-
 /// Logs per-interface totals and any non-zero loss counter.
 fn log_counters(shared: &Shared) {
-    let names = shared.names();
-    let names = &names;
     let snap = match shared.probe.lock().expect("probe lock").snapshot() {
         Ok(s) => s,
         Err(e) => {
@@ -806,7 +686,7 @@ fn log_counters(shared: &Shared) {
     for (ifindex, (c, tagged)) in &per_if {
         debug!(
             target: "l2watch::counters",
-            iface = %iface_name(names, *ifindex),
+            iface = %shared.ifaces.resolve(*ifindex),
             frames = c.get(Counter::Frames),
             tagged = *tagged,
             arp = c.get(Counter::Arp),

@@ -53,8 +53,14 @@ fn replay_agrees_with_tshark_on_the_whole_corpus() {
     for f in files {
         let name = f["file"].as_str().expect("file name");
         let mut probe = load(&ProbeConfig::replay());
-        let report = replay(&corpus_dir().join(name), &mut probe, false, |_, _| {})
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let report = replay(
+            &corpus_dir().join(name),
+            &mut probe,
+            false,
+            "replay",
+            &mut |_, _, _: &_| {},
+        )
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
         if let Some(e) = &report.error {
             failures.push(format!("{name}: {e}"));
         }
@@ -92,7 +98,8 @@ fn dhcp_flood_and_arp_sweep_raise_the_expected_events() {
         &corpus_dir().join("suricata-verify_dhcp-request-flood.pcap"),
         &mut probe,
         false,
-        |_, _| {},
+        "replay",
+        &mut |_, _, _: &_| {},
     )
     .expect("replay");
     assert_eq!(r.event_counts.get("dhcp"), Some(&10_000));
@@ -103,7 +110,8 @@ fn dhcp_flood_and_arp_sweep_raise_the_expected_events() {
         &corpus_dir().join("zeek_nmap-vsn.pcap"),
         &mut probe,
         false,
-        |_, _| {},
+        "replay",
+        &mut |_, _, _: &_| {},
     )
     .expect("replay");
     assert_eq!(r.event_counts.get("arp_new"), Some(&1));

@@ -472,7 +472,10 @@ fn auto_mode_watches_every_up_ethernet_interface_and_reattaches_when_one_comes_b
     assert_eq!(back["iface"], name.as_str());
     assert!(mon.link_details(&name).contains("xdp"), "reattached");
     send_frames(&peer, &pname, &[claim(MAC_A, [10, 7, 3, 3], None)]);
-    agent.wait_for("event after reattach", WAIT, |v| v["ip"] == "10.7.3.3");
+    // Named by its name, not the new index: state before and after lands on one interface.
+    agent.wait_for("event after reattach", WAIT, |v| {
+        v["ip"] == "10.7.3.3" && v["iface"] == name.as_str()
+    });
     assert_eq!(agent.stop(WAIT), Some(0), "{}", agent.log());
 }
 

@@ -188,4 +188,34 @@ fn arping_duplicate_a_swapped_nic_a_storm_and_tagged_frames() {
         v["target"] == "l2watch::event" && v["vlan"] == qinq.as_str() && v["tags"] == 2
     });
     assert_eq!(agent.stop(WAIT), Some(0), "log:\n{}", agent.log());
+
+    // One problem, one finding: what was open at the stop, and every kind ever opened, per
+    // address, from the database.
+    let db = Connection::open(lab.path("l2watch.db")).expect("open db");
+    let about = |ip: &str, open_only: bool| -> Vec<(String, String)> {
+        let sql = format!(
+            "SELECT kind, interface FROM findings WHERE subject = ?1 || ' ' || ?2 {} ORDER BY kind",
+            if open_only { "AND closed IS NULL" } else { "" }
+        );
+        let mut st = db.prepare(&sql).expect("query");
+        st.query_map([lab.mon_if.as_str(), ip], |r| Ok((r.get(0)?, r.get(1)?)))
+            .expect("rows")
+            .map(|r| r.expect("row"))
+            .collect()
+    };
+    let iface = lab.mon_if.clone();
+    assert_eq!(
+        about(scenario::DUPLICATE, true),
+        [("duplicate_ip".to_string(), iface.clone())],
+        "the duplicate is exactly one open finding, on the interface by name"
+    );
+    let mover: Vec<String> = about(scenario::MOVER, false)
+        .into_iter()
+        .map(|r| r.0)
+        .collect();
+    assert_eq!(
+        mover,
+        ["mac_changed", "mac_flip_flop"],
+        "a swapped NIC is a change and a flip back, never a duplicate"
+    );
 }

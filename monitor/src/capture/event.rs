@@ -126,7 +126,7 @@ impl<'de> serde::Deserialize<'de> for Mac {
 /// Where an event was seen, in userspace terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct Place {
-    pub ifindex: u32,
+    pub interface: crate::model::Iface,
     /// Outermost VLAN ID, if tagged.
     pub outer_vlan: Option<u16>,
     /// Innermost VLAN ID, if two or more tags.
@@ -135,10 +135,10 @@ pub struct Place {
 }
 
 impl Place {
-    pub fn from_header(h: &EventHeader) -> Place {
-        let seg = crate::model::Segment::from_vids(h.ifindex, h.outer_vid, h.inner_vid);
+    pub fn from_header(h: &EventHeader, iface: crate::model::Iface) -> Place {
+        let seg = crate::model::Segment::from_vids(iface, h.outer_vid, h.inner_vid);
         Place {
-            ifindex: seg.ifindex,
+            interface: iface,
             outer_vlan: seg.outer_vlan,
             inner_vlan: seg.inner_vlan,
             tag_depth: h.depth,
@@ -148,7 +148,7 @@ impl Place {
 
 impl fmt::Display for Place {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "if{}", self.ifindex)?;
+        f.write_str(self.interface.name())?;
         match (self.outer_vlan, self.inner_vlan) {
             (None, _) => Ok(()),
             (Some(o), None) => write!(f, " vlan {o}"),
@@ -207,12 +207,13 @@ pub enum EventRecord {
     },
 }
 
-impl From<&KernelEvent> for EventRecord {
-    fn from(ev: &KernelEvent) -> Self {
+impl EventRecord {
+    /// The record of `ev`, seen on `iface`.
+    pub fn new(ev: &KernelEvent, iface: crate::model::Iface) -> Self {
         match ev {
             KernelEvent::Arp(a) => EventRecord::Arp {
                 kind: event_kind::name(a.header.kind),
-                place: Place::from_header(&a.header),
+                place: Place::from_header(&a.header, iface),
                 ip: Ipv4Addr::from(a.ip),
                 mac: Mac(a.mac),
                 old_mac: (a.header.kind == event_kind::ARP_CHANGED).then_some(Mac(a.old_mac)),
@@ -222,7 +223,7 @@ impl From<&KernelEvent> for EventRecord {
                 announcement: a.flags & arp_flags::ANNOUNCEMENT != 0,
             },
             KernelEvent::Dhcp(d) => EventRecord::Dhcp {
-                place: Place::from_header(&d.header),
+                place: Place::from_header(&d.header, iface),
                 msg_type: d.msg_type,
                 src_mac: Mac(d.eth_src),
                 src_ip: Ipv4Addr::from(d.src_ip),
@@ -233,7 +234,7 @@ impl From<&KernelEvent> for EventRecord {
                 captured: d.payload_len,
             },
             KernelEvent::Loop(l) => EventRecord::Loop {
-                place: Place::from_header(&l.header),
+                place: Place::from_header(&l.header, iface),
                 src_mac: Mac(l.eth_src),
                 dst_mac: Mac(l.eth_dst),
                 ether_type: l.ether_type,
@@ -242,7 +243,7 @@ impl From<&KernelEvent> for EventRecord {
                 frame_len: l.frame_len,
             },
             KernelEvent::Scan(sc) => EventRecord::Scan {
-                place: Place::from_header(&sc.header),
+                place: Place::from_header(&sc.header, iface),
                 mac: Mac(sc.mac),
                 sender_ip: Ipv4Addr::from(sc.sender_ip),
                 targets: sc.targets,
@@ -327,9 +328,13 @@ mod tests {
             _pad2: 0,
             ktime_ns: 0,
         };
-        assert_eq!(Place::from_header(&h).to_string(), "if3 vlan 200.2001");
+        let eth = crate::model::Iface::named("eth3");
+        assert_eq!(
+            Place::from_header(&h, eth).to_string(),
+            "eth3 vlan 200.2001"
+        );
         h.outer_vid = monitor_common::NO_VLAN;
         h.inner_vid = monitor_common::NO_VLAN;
-        assert_eq!(Place::from_header(&h).to_string(), "if3");
+        assert_eq!(Place::from_header(&h, eth).to_string(), "eth3");
     }
 }

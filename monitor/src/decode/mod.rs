@@ -9,7 +9,7 @@ use monitor_common::{arp_flags, event_kind};
 
 use crate::{
     capture::{KernelEvent, Mac},
-    model::{ArpChange, Observation, Segment},
+    model::{ArpChange, Iface, Observation, Segment},
 };
 
 /// Why an event did not become an observation.
@@ -21,16 +21,16 @@ pub enum ObserveError {
     Kind(u8),
 }
 
-/// The segment an event was seen on.
-pub fn segment(h: &monitor_common::EventHeader) -> Segment {
-    Segment::from_vids(h.ifindex, h.outer_vid, h.inner_vid)
+/// The segment an event was seen on: `iface` is the name behind the header's ifindex.
+pub fn segment(h: &monitor_common::EventHeader, iface: Iface) -> Segment {
+    Segment::from_vids(iface, h.outer_vid, h.inner_vid)
 }
 
-/// Turns a kernel event into an observation.
-pub fn observe(ev: &KernelEvent) -> Result<Observation, ObserveError> {
+/// Turns a kernel event seen on `iface` into an observation.
+pub fn observe(ev: &KernelEvent, iface: Iface) -> Result<Observation, ObserveError> {
     match ev {
         KernelEvent::Arp(a) => Ok(Observation::Arp {
-            seg: segment(&a.header),
+            seg: segment(&a.header, iface),
             change: match a.header.kind {
                 event_kind::ARP_NEW => ArpChange::New,
                 event_kind::ARP_CHANGED => ArpChange::Changed,
@@ -39,6 +39,7 @@ pub fn observe(ev: &KernelEvent) -> Result<Observation, ObserveError> {
             },
             ip: Ipv4Addr::from(a.ip),
             mac: Mac(a.mac),
+            target_ip: Ipv4Addr::from(a.target_ip),
             op: a.op,
             gratuitous: a.flags & arp_flags::GRATUITOUS != 0,
             probe: a.flags & arp_flags::PROBE != 0,
@@ -48,14 +49,14 @@ pub fn observe(ev: &KernelEvent) -> Result<Observation, ObserveError> {
             let payload = &d.payload[..d.payload_len as usize];
             let complete = d.payload_len == d.bootp_len;
             Ok(Observation::Dhcp {
-                seg: segment(&d.header),
+                seg: segment(&d.header, iface),
                 src_mac: Mac(d.eth_src),
                 src_ip: Ipv4Addr::from(d.src_ip),
                 msg: Box::new(decode_dhcp(payload, complete)?),
             })
         }
         KernelEvent::Loop(l) => Ok(Observation::Loop {
-            seg: segment(&l.header),
+            seg: segment(&l.header, iface),
             src_mac: Mac(l.eth_src),
             dst_mac: Mac(l.eth_dst),
             ether_type: l.ether_type,
@@ -63,7 +64,7 @@ pub fn observe(ev: &KernelEvent) -> Result<Observation, ObserveError> {
             window_ms: l.window_ms,
         }),
         KernelEvent::Scan(s) => Ok(Observation::Scan {
-            seg: segment(&s.header),
+            seg: segment(&s.header, iface),
             mac: Mac(s.mac),
             ip: Ipv4Addr::from(s.sender_ip),
             targets: s.targets,

@@ -1,7 +1,7 @@
 //! apipa: a host using 169.254.0.0/16, which means DHCP failed for it.
 use serde_json::json;
 
-use super::{kind, secs, Context, Detector, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal};
 use crate::model::{is_apipa, Nanos, Observation};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -28,7 +28,11 @@ impl Apipa {
 
 impl Detector for Apipa {
     fn name(&self) -> &'static str {
-        kind::APIPA
+        "apipa"
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[kind::APIPA]
     }
 
     fn observe(&mut self, obs: &Observation, _ctx: &Context<'_>, _now: Nanos) -> Vec<Signal> {

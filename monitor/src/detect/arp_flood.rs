@@ -3,7 +3,7 @@
 //! first), and the engine folds the per-binding findings the flood causes into its evidence.
 use serde_json::json;
 
-use super::{kind, lazy_lru, secs, Context, Detector, Signal};
+use super::{kind, lazy_lru, secs, Context, Detector, FindingKind, Signal};
 use crate::{
     model::{Mac, Nanos, Observation, Segment, SECOND},
     state::Change,
@@ -58,7 +58,11 @@ impl ArpFlood {
 
 impl Detector for ArpFlood {
     fn name(&self) -> &'static str {
-        kind::ARP_FLOOD
+        "arp_flood"
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[kind::ARP_FLOOD]
     }
 
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
@@ -143,7 +147,7 @@ mod tests {
         assert_eq!(signals.len(), 1, "one signal on crossing, none per binding");
         let s = &signals[0];
         assert_eq!(s.kind, kind::ARP_FLOOD);
-        assert_eq!(s.subject, "if2/vlan10");
+        assert_eq!(s.subject, "eth2/vlan10");
         assert_eq!(s.evidence["new_bindings_per_sec"], 100);
         assert_eq!(s.evidence["sample_macs"].as_array().unwrap().len(), SAMPLES);
     }

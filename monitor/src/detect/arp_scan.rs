@@ -3,7 +3,7 @@
 //! window; this detector turns it into a finding per scanner.
 use serde_json::json;
 
-use super::{kind, secs, Context, Detector, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal};
 use crate::model::{Mac, Nanos, Observation};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -36,7 +36,11 @@ impl ArpScan {
 
 impl Detector for ArpScan {
     fn name(&self) -> &'static str {
-        kind::ARP_SCAN
+        "arp_scan"
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[kind::ARP_SCAN]
     }
 
     fn observe(&mut self, obs: &Observation, _ctx: &Context<'_>, _now: Nanos) -> Vec<Signal> {
@@ -94,7 +98,7 @@ mod tests {
         let mut h = Harness::new(ArpScan::new(ArpScanConfig::default()));
         let s = h.feed(&scan(m), 1);
         assert_eq!(s.len(), 1);
-        assert_eq!(s[0].subject, "if2/vlan10 00:16:cb:92:6e:21");
+        assert_eq!(s[0].subject, "eth2/vlan10 00:16:cb:92:6e:21");
         assert_eq!(s[0].evidence["distinct_targets_at_least"], 64);
         let mut h = Harness::new(ArpScan::new(ArpScanConfig {
             ignore_macs: vec![m],

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 
 use serde_json::json;
 
-use super::{kind, secs, Context, Detector, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal};
 use crate::{
     model::{Mac, Nanos, Observation, Segment, SECOND},
     state::{Server, ServerKey},
@@ -34,6 +34,28 @@ pub struct DhcpServerConfig {
     pub allow: Vec<Allow>,
 }
 
+impl DhcpServerConfig {
+    /// Whether an allowlist covers `key`'s segment, and if so whether it lists the server.
+    pub fn authorized(&self, key: &ServerKey) -> Option<bool> {
+        let vlan = key.seg.vlan_label();
+        let lists: Vec<_> = self
+            .allow
+            .iter()
+            .filter(|a| a.vlan == "*" || a.vlan == vlan)
+            .collect();
+        if lists.is_empty() {
+            return None;
+        }
+        let id = key.server_id.to_string();
+        let mac = key.mac.to_string();
+        Some(lists.iter().any(|a| {
+            a.servers
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(&id) || s.eq_ignore_ascii_case(&mac))
+        }))
+    }
+}
+
 impl Default for DhcpServerConfig {
     fn default() -> Self {
         DhcpServerConfig {
@@ -55,23 +77,7 @@ impl DhcpServerWatch {
 
     /// Whether an allowlist covers `key`'s segment, and if so whether it lists the server.
     pub fn authorized(&self, key: &ServerKey) -> Option<bool> {
-        let vlan = key.seg.vlan_label();
-        let lists: Vec<_> = self
-            .cfg
-            .allow
-            .iter()
-            .filter(|a| a.vlan == "*" || a.vlan == vlan)
-            .collect();
-        if lists.is_empty() {
-            return None;
-        }
-        let id = key.server_id.to_string();
-        let mac = key.mac.to_string();
-        Some(lists.iter().any(|a| {
-            a.servers
-                .iter()
-                .any(|s| s.eq_ignore_ascii_case(&id) || s.eq_ignore_ascii_case(&mac))
-        }))
+        self.cfg.authorized(key)
     }
 
     fn describe(key: &ServerKey, s: &Server, authorized: Option<bool>) -> serde_json::Value {
@@ -113,7 +119,15 @@ pub fn server_of(obs: &Observation) -> Option<(ServerKey, u8)> {
 
 impl Detector for DhcpServerWatch {
     fn name(&self) -> &'static str {
-        kind::DHCP_ROGUE_SERVER
+        "dhcp_servers"
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[
+            kind::DHCP_SERVER_SEEN,
+            kind::DHCP_ROGUE_SERVER,
+            kind::DHCP_COMPETING_SERVERS,
+        ]
     }
 
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
@@ -126,24 +140,25 @@ impl Detector for DhcpServerWatch {
         let quiet = secs(self.cfg.quiet_secs);
         let auth = self.authorized(&key);
         let subject = format!("{} {} {}", key.seg, key.server_id, key.mac);
-        let mut out = vec![Signal {
-            kind: kind::DHCP_SERVER_SEEN,
-            subject: subject.clone(),
-            seg: key.seg,
-            packets: 1,
-            evidence: Self::describe(&key, server, auth),
-            quiet,
-        }];
-        if auth == Some(false) {
-            out.push(Signal {
-                kind: kind::DHCP_ROGUE_SERVER,
+        // One finding per problem: an allowlisted server is inventory (the server list
+        // shows it), one not on the list is rogue, and only where no allowlist speaks is a
+        // server reported as merely seen.
+        let seen_kind = match auth {
+            Some(true) => None,
+            Some(false) => Some(kind::DHCP_ROGUE_SERVER),
+            None => Some(kind::DHCP_SERVER_SEEN),
+        };
+        let mut out: Vec<Signal> = seen_kind
+            .map(|kind| Signal {
+                kind,
                 subject,
                 seg: key.seg,
                 packets: 1,
                 evidence: Self::describe(&key, server, auth),
                 quiet,
-            });
-        }
+            })
+            .into_iter()
+            .collect();
         let since = now.saturating_sub(secs(self.cfg.window_secs));
         let active = ctx.servers.active_on(key.seg, since);
         let mut ids: Vec<_> = active.iter().map(|(k, _)| k.server_id).collect();
@@ -223,7 +238,11 @@ impl DhcpStorm {
 
 impl Detector for DhcpStorm {
     fn name(&self) -> &'static str {
-        kind::DHCP_STORM
+        "dhcp_storm"
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[kind::DHCP_STORM, kind::DHCP_STARVATION]
     }
 
     fn observe(&mut self, obs: &Observation, _ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
@@ -408,7 +427,10 @@ mod tests {
             ),
             SECOND,
         );
-        assert!(s.iter().all(|s| s.kind != kind::DHCP_ROGUE_SERVER));
+        assert!(
+            s.is_empty(),
+            "an allowlisted server is inventory, not a finding: {s:?}"
+        );
         let s = h.feed(
             &dhcp_reply(
                 S2,
@@ -418,10 +440,13 @@ mod tests {
             ),
             SECOND,
         );
-        let r = s
-            .iter()
-            .find(|s| s.kind == kind::DHCP_ROGUE_SERVER)
-            .expect("rogue");
+        let kinds: Vec<_> = s.iter().map(|s| s.kind).collect();
+        assert_eq!(
+            kinds,
+            [kind::DHCP_ROGUE_SERVER, kind::DHCP_COMPETING_SERVERS],
+            "rogue once, not also seen"
+        );
+        let r = &s[0];
         assert_eq!(r.evidence["authorized"], false);
     }
 

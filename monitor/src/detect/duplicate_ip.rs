@@ -1,11 +1,14 @@
-//! duplicate_ip: two or more MACs actively claim one IP. Evidence is one of: claims that
-//! alternate (A, then B, then A again within the window: both alive, unlike a MAC change where
-//! the old MAC goes quiet); an RFC 5227 probe for an address another MAC holds; a DHCPDECLINE.
+//! duplicate_ip: two MACs alive on one IP at the same time. A change from one MAC to another
+//! (a swapped NIC, a moved VM, a failover) is `mac_changed`, never this: the old MAC goes
+//! quiet. This needs proof that both are alive, one of:
+//! - both answer one ARP request (replies to the same asker) within `answer_window_ms`;
+//! - their claims interleave at least twice (A B A B) within `window_secs`;
+//! - a DHCPDECLINE (the client found the offered address in use).
 use std::net::Ipv4Addr;
 
 use serde_json::json;
 
-use super::{kind, secs, Context, Detector, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal};
 use crate::{
     model::{Mac, Nanos, Observation, Segment},
     state::{Change, DeviceKey},
@@ -14,8 +17,10 @@ use crate::{
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DuplicateIpConfig {
-    /// Claims from two MACs within this many seconds count as both alive.
+    /// Claims interleaving within this many seconds count as both alive.
     pub window_secs: u64,
+    /// Replies from two MACs to one asker within this many milliseconds: both answered.
+    pub answer_window_ms: u64,
     /// A finding closes after this long without new evidence.
     pub quiet_secs: u64,
     /// IPs tracked at once (least recently claimed dropped first).
@@ -26,17 +31,77 @@ impl Default for DuplicateIpConfig {
     fn default() -> Self {
         DuplicateIpConfig {
             window_secs: 60,
+            answer_window_ms: 1_000,
             quiet_secs: 300,
             max_tracked: 100_000,
         }
     }
 }
 
-/// Recent claimants of one IP.
+/// Runs of claims: consecutive claims by one MAC are one run.
+const RUNS: usize = 4;
+
+/// Recent claims on one IP that more than one MAC made.
 #[derive(Debug, Default)]
 struct Claims {
-    /// (MAC, last claim, claims) most recent last; at most 4.
-    macs: Vec<(Mac, Nanos, u64)>,
+    /// Oldest first; at most [`RUNS`].
+    runs: Vec<Run>,
+    /// The last ARP reply: (MAC, asker, when).
+    last_reply: Option<(Mac, Ipv4Addr, Nanos)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    mac: Mac,
+    /// The run's last claim.
+    last: Nanos,
+    claims: u64,
+}
+
+impl Claims {
+    fn push(&mut self, mac: Mac, now: Nanos) {
+        match self.runs.last_mut() {
+            Some(r) if r.mac == mac => {
+                r.last = now;
+                r.claims += 1;
+            }
+            _ => {
+                if self.runs.len() == RUNS {
+                    self.runs.remove(0);
+                }
+                self.runs.push(Run {
+                    mac,
+                    last: now,
+                    claims: 1,
+                });
+            }
+        }
+    }
+
+    /// A B A B: the last four runs alternate between two MACs, all within `window`.
+    fn interleaved(&self, now: Nanos, window: Nanos) -> bool {
+        let [a, b, c, d] = match self.runs.as_slice() {
+            [.., a, b, c, d] => [a, b, c, d],
+            _ => return false,
+        };
+        a.mac == c.mac && b.mac == d.mac && a.mac != b.mac && now.saturating_sub(a.last) <= window
+    }
+
+    fn evidence(&self) -> serde_json::Value {
+        let mut macs: Vec<(Mac, Nanos, u64)> = Vec::new();
+        for r in &self.runs {
+            match macs.iter_mut().find(|m| m.0 == r.mac) {
+                Some(m) => {
+                    m.1 = m.1.max(r.last);
+                    m.2 += r.claims;
+                }
+                None => macs.push((r.mac, r.last, r.claims)),
+            }
+        }
+        macs.iter()
+            .map(|(m, t, n)| json!({ "mac": m, "last_claim": t, "claims": n }))
+            .collect()
+    }
 }
 
 pub struct DuplicateIp {
@@ -71,8 +136,14 @@ impl DuplicateIp {
         }
     }
 
-    fn claim(&mut self, key: DeviceKey, mac: Mac, ctx: &Context<'_>, now: Nanos) -> Option<Signal> {
-        let window = secs(self.cfg.window_secs);
+    fn claim(
+        &mut self,
+        key: DeviceKey,
+        mac: Mac,
+        reply_to: Option<Ipv4Addr>,
+        ctx: &Context<'_>,
+        now: Nanos,
+    ) -> Option<Signal> {
         if !self.claims.contains(&key) {
             // One claimant needs no memory here: the device table has its MAC and last
             // sighting. Tracking starts when a second MAC takes the address, seeded with the
@@ -85,88 +156,63 @@ impl DuplicateIp {
             let (Some((old, seen)), true) = (previous, moved) else {
                 return None;
             };
-            self.claims.put(
-                key,
-                Claims {
-                    macs: vec![(old, seen, 1)],
-                },
-            );
+            let mut c = Claims::default();
+            c.push(old, seen);
+            self.claims.put(key, c);
         }
+        let window = secs(self.cfg.window_secs);
+        let answer_window = self.cfg.answer_window_ms.saturating_mul(1_000_000);
         let c = self.claims.get_mut(&key).expect("present");
-        let prev_own = c
-            .macs
-            .iter()
-            .find(|(m, _, _)| *m == mac)
-            .map(|(_, t, _)| *t);
-        let latest_other = c
-            .macs
-            .iter()
-            .filter(|(m, t, _)| *m != mac && now.saturating_sub(*t) <= window)
-            .map(|(_, t, _)| *t)
-            .max();
-        // Update this MAC's entry (kept most recent last).
-        let count = match c.macs.iter().position(|(m, _, _)| *m == mac) {
-            Some(i) => {
-                let (_, _, n) = c.macs.remove(i);
-                n + 1
+        c.push(mac, now);
+        let mut reason = None;
+        if let Some(asker) = reply_to {
+            if let Some((other, to, at)) = c.last_reply {
+                if other != mac && to == asker && now.saturating_sub(at) <= answer_window {
+                    reason = Some("both answered one request");
+                }
             }
-            None => 1,
-        };
-        if c.macs.len() == 4 {
-            c.macs.remove(0);
+            c.last_reply = Some((mac, asker, now));
         }
-        c.macs.push((mac, now, count));
-        // Both alive: this MAC claimed before another MAC's latest claim, and again now, all
-        // within the window.
-        let alive = matches!((prev_own, latest_other), (Some(own), Some(other))
-            if own <= other && now.saturating_sub(own) <= window);
-        if !alive {
-            return None;
+        if reason.is_none() && c.interleaved(now, window) {
+            reason = Some("interleaved claims");
         }
-        let macs: Vec<_> = c
-            .macs
-            .iter()
-            .filter(|(_, t, _)| now.saturating_sub(*t) <= window)
-            .map(|(m, t, n)| json!({ "mac": m, "last_claim": t, "claims": n }))
-            .collect();
-        let packets = c.macs.iter().map(|(_, _, n)| n).sum();
-        Some(self.signal(key.seg, key.ip, "alternating claims", macs.into(), packets))
+        let reason = reason?;
+        let packets = c.runs.iter().map(|r| r.claims).sum();
+        let evidence = c.evidence();
+        Some(self.signal(key.seg, key.ip, reason, evidence, packets))
     }
 }
 
 impl Detector for DuplicateIp {
     fn name(&self) -> &'static str {
-        kind::DUPLICATE_IP
+        "duplicate_ip"
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[kind::DUPLICATE_IP]
     }
 
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
-        let window = secs(self.cfg.window_secs);
         match obs {
             Observation::Arp {
                 seg,
                 ip,
                 mac,
+                target_ip,
+                op,
                 probe,
+                gratuitous,
                 ..
             } => {
-                let key = DeviceKey { seg: *seg, ip: *ip };
-                if *probe {
-                    // A probe for an address another MAC holds and used recently.
-                    return match ctx.table.get(&key) {
-                        Some(d) if d.mac != *mac && now.saturating_sub(d.last_seen) <= window => {
-                            let macs = json!([
-                                { "mac": d.mac, "role": "holder", "last_seen": d.last_seen },
-                                { "mac": mac, "role": "prober", "last_seen": now },
-                            ]);
-                            vec![self.signal(*seg, *ip, "probe for a held address", macs, 1)]
-                        }
-                        _ => vec![],
-                    };
-                }
-                if ip.is_unspecified() {
+                // A probe claims nothing yet; the prober's later announcement does.
+                if *probe || ip.is_unspecified() {
                     return vec![];
                 }
-                self.claim(key, *mac, ctx, now).into_iter().collect()
+                let key = DeviceKey { seg: *seg, ip: *ip };
+                let reply_to = (*op == 2 && !*gratuitous).then_some(*target_ip);
+                self.claim(key, *mac, reply_to, ctx, now)
+                    .into_iter()
+                    .collect()
             }
             Observation::Dhcp {
                 seg, msg, src_mac, ..
@@ -202,65 +248,117 @@ mod tests {
     const A: Mac = Mac([2, 0, 0, 0, 0, 0xa]);
     const B: Mac = Mac([2, 0, 0, 0, 0, 0xb]);
     const IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 7);
+    const ASKER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+    const MS: Nanos = 1_000_000;
 
     fn harness() -> Harness<DuplicateIp> {
         Harness::new(DuplicateIp::new(DuplicateIpConfig::default()))
     }
 
+    /// An announcement (gratuitous request): a claim that answers nobody.
+    fn announce(mac: Mac) -> Observation {
+        let mut o = arp(mac, IP);
+        if let Observation::Arp {
+            op,
+            gratuitous,
+            target_ip,
+            ..
+        } = &mut o
+        {
+            (*op, *gratuitous, *target_ip) = (1, true, IP);
+        }
+        o
+    }
+
+    /// A reply to `to`.
+    fn reply(mac: Mac, to: Ipv4Addr) -> Observation {
+        let mut o = arp(mac, IP);
+        if let Observation::Arp { op, target_ip, .. } = &mut o {
+            (*op, *target_ip) = (2, to);
+        }
+        o
+    }
+
     #[test]
-    fn alternating_claims_are_a_duplicate() {
+    fn a_swapped_nic_and_its_return_are_not_a_duplicate() {
+        // The lab's NIC swap: each MAC claims twice in a row, the claims never interleave.
         let mut h = harness();
-        assert!(h.feed(&arp(A, IP), SECOND).is_empty());
+        for (t, mac) in [(0, A), (1, A), (2, B), (3, B), (4, A), (5, A)] {
+            assert!(h.feed(&announce(mac), t * SECOND).is_empty(), "t={t}");
+        }
+    }
+
+    #[test]
+    fn claims_that_interleave_twice_are_a_duplicate() {
+        let mut h = harness();
+        assert!(h.feed(&announce(A), SECOND).is_empty());
+        assert!(h.feed(&announce(B), 2 * SECOND).is_empty());
         assert!(
-            h.feed(&arp(B, IP), 2 * SECOND).is_empty(),
-            "one change is not yet a duplicate"
+            h.feed(&announce(A), 3 * SECOND).is_empty(),
+            "A B A is a flip back"
         );
-        let s = h.feed(&arp(A, IP), 3 * SECOND);
+        let s = h.feed(&announce(B), 4 * SECOND);
         assert_eq!(s.len(), 1);
         assert_eq!(s[0].kind, kind::DUPLICATE_IP);
-        assert_eq!(s[0].evidence["macs"].as_array().unwrap().len(), 2);
+        assert_eq!(s[0].evidence["reason"], "interleaved claims");
+        let macs: Vec<_> = s[0].evidence["macs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mac"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(macs, [A.to_string(), B.to_string()]);
         assert_eq!(s[0].subject, format!("{} 10.0.0.7", seg()));
     }
 
     #[test]
-    fn a_mac_change_is_not_a_duplicate() {
+    fn interleaving_must_fit_the_window() {
         let mut h = harness();
-        h.feed(&arp(A, IP), SECOND);
-        for t in 2..10 {
-            assert!(h.feed(&arp(B, IP), t * SECOND).is_empty());
-        }
+        h.feed(&announce(A), 0);
+        h.feed(&announce(B), 20 * SECOND);
+        h.feed(&announce(A), 40 * SECOND);
+        // The first run ended at 0: exactly 60 s before is inside the window.
+        assert_eq!(h.feed(&announce(B), 60 * SECOND).len(), 1);
+        let mut h = harness();
+        h.feed(&announce(A), 0);
+        h.feed(&announce(B), 20 * SECOND);
+        h.feed(&announce(A), 40 * SECOND);
+        assert!(h.feed(&announce(B), 60 * SECOND + 1).is_empty());
     }
 
     #[test]
-    fn window_boundary() {
+    fn both_answering_one_request_is_a_duplicate() {
         let mut h = harness();
-        h.feed(&arp(A, IP), 0);
-        h.feed(&arp(B, IP), 30 * SECOND);
-        // A's previous claim is exactly 60 s old: inside the window.
-        assert_eq!(h.feed(&arp(A, IP), 60 * SECOND).len(), 1);
-        let mut h = harness();
-        h.feed(&arp(A, IP), 0);
-        h.feed(&arp(B, IP), 30 * SECOND);
-        assert!(h.feed(&arp(A, IP), 60 * SECOND + 1).is_empty());
+        h.feed(&announce(A), 0);
+        assert!(h.feed(&reply(B, ASKER), 5 * SECOND).is_empty());
+        let s = h.feed(&reply(A, ASKER), 5 * SECOND + 3 * MS);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].evidence["reason"], "both answered one request");
     }
 
     #[test]
-    fn probe_for_a_held_address() {
+    fn replies_to_different_askers_or_too_far_apart_are_not() {
         let mut h = harness();
-        h.feed(&arp(A, IP), SECOND);
+        h.feed(&announce(A), 0);
+        h.feed(&reply(B, ASKER), 5 * SECOND);
+        assert!(h
+            .feed(&reply(A, Ipv4Addr::new(10, 0, 0, 2)), 5 * SECOND + MS)
+            .is_empty());
+        let mut h = harness();
+        h.feed(&announce(A), 0);
+        h.feed(&reply(B, ASKER), 5 * SECOND);
+        assert!(h.feed(&reply(A, ASKER), 6 * SECOND + 1).is_empty());
+    }
+
+    #[test]
+    fn a_probe_claims_nothing() {
+        let mut h = harness();
+        h.feed(&announce(A), SECOND);
         let mut probe = arp(B, IP);
         if let Observation::Arp { probe: p, .. } = &mut probe {
             *p = true;
         }
-        let s = h.feed(&probe, 2 * SECOND);
-        assert_eq!(s.len(), 1);
-        assert_eq!(s[0].evidence["reason"], "probe for a held address");
-        // A probe for an address nobody holds is normal DAD.
-        let mut other = arp(B, Ipv4Addr::new(10, 0, 0, 8));
-        if let Observation::Arp { probe: p, .. } = &mut other {
-            *p = true;
-        }
-        assert!(h.feed(&other, 3 * SECOND).is_empty());
+        assert!(h.feed(&probe, 2 * SECOND).is_empty());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! window past its threshold; one finding per segment gathers them.
 use serde_json::json;
 
-use super::{kind, secs, Context, Detector, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal};
 use crate::model::{Nanos, Observation};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -32,7 +32,11 @@ impl L2Loop {
 
 impl Detector for L2Loop {
     fn name(&self) -> &'static str {
-        kind::L2_LOOP
+        "l2_loop"
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[kind::L2_LOOP]
     }
 
     fn observe(&mut self, obs: &Observation, _ctx: &Context<'_>, _now: Nanos) -> Vec<Signal> {

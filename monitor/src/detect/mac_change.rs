@@ -2,7 +2,7 @@
 //! to the MAC it had recently (arpwatch's "changed ethernet address" and "flip flop").
 use serde_json::json;
 
-use super::{kind, secs, Context, Detector, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal};
 use crate::{
     model::{Nanos, Observation},
     state::Change,
@@ -33,7 +33,11 @@ impl MacChange {
 
 impl Detector for MacChange {
     fn name(&self) -> &'static str {
-        kind::MAC_CHANGED
+        "mac_change"
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[kind::MAC_CHANGED, kind::MAC_FLIP_FLOP]
     }
 
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, _now: Nanos) -> Vec<Signal> {

@@ -5,7 +5,7 @@
 use serde_json::json;
 use smallvec::SmallVec;
 
-use super::{kind, secs, Context, Detector, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal};
 use crate::model::{Mac, Nanos, Observation, Segment};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -60,7 +60,11 @@ impl MacCollision {
 
 impl Detector for MacCollision {
     fn name(&self) -> &'static str {
-        kind::MAC_COLLISION
+        "mac_collision"
+    }
+
+    fn kinds(&self) -> &'static [FindingKind] {
+        &[kind::MAC_COLLISION]
     }
 
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
@@ -113,7 +117,7 @@ impl Detector for MacCollision {
         segs[1..].sort();
         let list: Vec<_> = segs
             .iter()
-            .map(|(s, t)| json!({ "ifindex": s.ifindex, "vlan": s.vlan_label(), "last_seen": t }))
+            .map(|(s, t)| json!({ "interface": s.iface, "vlan": s.vlan_label(), "last_seen": t }))
             .collect();
         vec![Signal {
             kind: kind::MAC_COLLISION,
@@ -137,7 +141,7 @@ mod tests {
 
     fn seg(vlan: u16) -> Segment {
         Segment {
-            ifindex: 2,
+            iface: crate::model::Iface::named("eth2"),
             outer_vlan: Some(vlan),
             inner_vlan: None,
         }

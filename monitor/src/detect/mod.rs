@@ -9,6 +9,7 @@ pub mod duplicate_ip;
 pub mod l2_loop;
 pub mod mac_change;
 pub mod mac_collision;
+pub mod registry;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -20,52 +21,93 @@ use crate::{
     state::{Change, DeviceTable, DhcpServers},
 };
 
-/// Stable finding kinds: metric labels, JSON, alert rules.
-pub mod kind {
-    pub const DUPLICATE_IP: &str = "duplicate_ip";
-    pub const MAC_CHANGED: &str = "mac_changed";
-    pub const MAC_FLIP_FLOP: &str = "mac_flip_flop";
-    pub const MAC_COLLISION: &str = "mac_collision";
-    pub const DHCP_SERVER_SEEN: &str = "dhcp_server_seen";
-    pub const DHCP_ROGUE_SERVER: &str = "dhcp_rogue_server";
-    pub const DHCP_COMPETING_SERVERS: &str = "dhcp_competing_servers";
-    pub const DHCP_STORM: &str = "dhcp_storm";
-    pub const DHCP_STARVATION: &str = "dhcp_starvation";
-    pub const APIPA: &str = "apipa";
-    pub const ARP_FLOOD: &str = "arp_flood";
-    pub const ARP_SCAN: &str = "arp_scan";
-    pub const L2_LOOP: &str = "l2_loop";
+/// Defines [`FindingKind`] with its stable names and a `kind::CONST` for each.
+macro_rules! finding_kinds {
+    ($($(#[$m:meta])* $variant:ident / $konst:ident = $name:literal,)+) => {
+        /// What a finding is about. Each carries its stable name once: the metric label, the
+        /// JSON value, the alert rules' matcher and the database column all use it.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum FindingKind {
+            $($(#[$m])* $variant,)+
+        }
 
-    /// Findings about one binding or MAC that a flood causes by the thousand: while
-    /// `arp_flood` is open on their segment they are folded into its evidence instead.
-    pub const FOLDED_BY_FLOOD: &[&str] = &[DUPLICATE_IP, MAC_CHANGED, MAC_FLIP_FLOP, MAC_COLLISION];
+        impl FindingKind {
+            /// Every kind, in declaration order.
+            pub const ALL: &'static [FindingKind] = &[$(FindingKind::$variant,)+];
 
-    /// The stable name for `s`, if it is one.
-    pub fn parse(s: &str) -> Option<&'static str> {
-        ALL.iter().copied().find(|k| *k == s)
+            pub const fn name(self) -> &'static str {
+                match self {
+                    $(FindingKind::$variant => $name,)+
+                }
+            }
+        }
+
+        /// The kinds by the constant names detectors use.
+        pub mod kind {
+            use super::FindingKind;
+            $(pub const $konst: FindingKind = FindingKind::$variant;)+
+
+            /// Findings about one binding or MAC that a flood causes by the thousand: while
+            /// `arp_flood` is open on their segment they are folded into its evidence instead.
+            pub const FOLDED_BY_FLOOD: &[FindingKind] =
+                &[DUPLICATE_IP, MAC_CHANGED, MAC_FLIP_FLOP, MAC_COLLISION];
+
+            /// Changes of one address's MAC: while `duplicate_ip` is open for that address,
+            /// they are folded into it (the duplicate explains them).
+            pub const FOLDED_BY_DUPLICATE: &[FindingKind] = &[MAC_CHANGED, MAC_FLIP_FLOP];
+
+            /// The kind called `s`, if it is one.
+            pub fn parse(s: &str) -> Option<FindingKind> {
+                FindingKind::ALL.iter().copied().find(|k| k.name() == s)
+            }
+        }
+    };
+}
+
+finding_kinds! {
+    /// Two MACs alive at once on one IP.
+    DuplicateIp / DUPLICATE_IP = "duplicate_ip",
+    /// An IP moved to another MAC.
+    MacChanged / MAC_CHANGED = "mac_changed",
+    /// An IP moved back to the MAC it had before.
+    MacFlipFlop / MAC_FLIP_FLOP = "mac_flip_flop",
+    /// One MAC on several segments at once.
+    MacCollision / MAC_COLLISION = "mac_collision",
+    /// A DHCP server that is not on the segment's allowlist.
+    DhcpServerSeen / DHCP_SERVER_SEEN = "dhcp_server_seen",
+    DhcpRogueServer / DHCP_ROGUE_SERVER = "dhcp_rogue_server",
+    DhcpCompetingServers / DHCP_COMPETING_SERVERS = "dhcp_competing_servers",
+    DhcpStorm / DHCP_STORM = "dhcp_storm",
+    DhcpStarvation / DHCP_STARVATION = "dhcp_starvation",
+    Apipa / APIPA = "apipa",
+    ArpFlood / ARP_FLOOD = "arp_flood",
+    ArpScan / ARP_SCAN = "arp_scan",
+    L2Loop / L2_LOOP = "l2_loop",
+}
+
+impl std::fmt::Display for FindingKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
+}
 
-    pub const ALL: &[&str] = &[
-        DUPLICATE_IP,
-        MAC_CHANGED,
-        MAC_FLIP_FLOP,
-        MAC_COLLISION,
-        DHCP_SERVER_SEEN,
-        DHCP_ROGUE_SERVER,
-        DHCP_COMPETING_SERVERS,
-        DHCP_STORM,
-        DHCP_STARVATION,
-        APIPA,
-        ARP_FLOOD,
-        ARP_SCAN,
-        L2_LOOP,
-    ];
+/// A kind equals its stable name.
+impl PartialEq<&str> for FindingKind {
+    fn eq(&self, other: &&str) -> bool {
+        self.name() == *other
+    }
+}
+
+impl Serialize for FindingKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 /// What a detector reports: a condition that holds now.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signal {
-    pub kind: &'static str,
+    pub kind: FindingKind,
     /// What the finding is about, unique within the kind (e.g. "if2/vlan10 10.0.0.5").
     pub subject: String,
     pub seg: Segment,
@@ -87,7 +129,7 @@ pub struct Context<'a> {
 /// A finding: a condition with evidence that opened, may still be open, or closed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
-    pub kind: &'static str,
+    pub kind: FindingKind,
     pub subject: String,
     #[serde(flatten)]
     pub seg: Segment,
@@ -112,11 +154,11 @@ pub enum FindingEvent {
 
 /// Open findings, recently closed ones, and counts; bounded.
 pub struct Findings {
-    open: crate::model::FastMap<(&'static str, String), Finding>,
+    open: crate::model::FastMap<(FindingKind, String), Finding>,
     closed: VecDeque<Finding>,
     closed_cap: usize,
     open_cap: usize,
-    opened_total: BTreeMap<&'static str, u64>,
+    opened_total: BTreeMap<FindingKind, u64>,
     dropped: u64,
     folded: u64,
 }
@@ -175,7 +217,7 @@ impl Findings {
     /// Counts a signal into the open finding `into` instead of opening one of its own: the
     /// evidence keeps a count per folded kind and the first few subjects. Returns false when
     /// `into` is not open.
-    pub fn fold(&mut self, into: (&'static str, &str), s: &Signal) -> bool {
+    pub fn fold(&mut self, into: (FindingKind, &str), s: &Signal) -> bool {
         const SAMPLES: usize = 10;
         let Some(f) = self.open.get_mut(&(into.0, into.1.to_string())) else {
             return false;
@@ -184,17 +226,63 @@ impl Findings {
         if !ev.is_object() {
             *ev = Value::Object(Default::default());
         }
-        let n = ev["folded"][s.kind].as_u64().unwrap_or(0);
-        ev["folded"][s.kind] = (n + 1).into();
+        let n = ev["folded"][s.kind.name()].as_u64().unwrap_or(0);
+        ev["folded"][s.kind.name()] = (n + 1).into();
         let samples = &mut ev["folded_samples"];
         if !samples.is_array() {
             *samples = Value::Array(Vec::new());
         }
         if let Some(v) = samples.as_array_mut().filter(|v| v.len() < SAMPLES) {
-            v.push(serde_json::json!({ "kind": s.kind, "subject": s.subject }));
+            v.push(serde_json::json!({ "kind": s.kind.name(), "subject": s.subject }));
         }
         self.folded += 1;
         true
+    }
+
+    /// Closes the open findings of `kinds` about `into`'s subject and folds each into `into`
+    /// (which must be open): one problem, one open finding. The closed ones say where they
+    /// went (`folded_into`). Returns them.
+    pub fn absorb(
+        &mut self,
+        into: (FindingKind, &str),
+        kinds: &[FindingKind],
+        now: Nanos,
+    ) -> Vec<Finding> {
+        let mut out = Vec::new();
+        for k in kinds {
+            let key = (*k, into.1.to_string());
+            let Some(mut f) = self.open.remove(&key) else {
+                continue;
+            };
+            let s = Signal {
+                kind: f.kind,
+                subject: f.subject.clone(),
+                seg: f.seg,
+                packets: f.packets,
+                evidence: f.evidence.clone(),
+                quiet: f.quiet,
+            };
+            if !self.fold(into, &s) {
+                // `into` is not open: put it back as it was.
+                self.open.insert(key, f);
+                continue;
+            }
+            f.closed = Some(now);
+            if f.evidence.is_object() {
+                f.evidence["folded_into"] = into.0.name().into();
+            }
+            if self.closed.len() == self.closed_cap {
+                self.closed.pop_front();
+            }
+            self.closed.push_back(f.clone());
+            out.push(f);
+        }
+        out
+    }
+
+    /// Whether a finding of `kind` about `subject` is open.
+    pub fn is_open(&self, kind: FindingKind, subject: &str) -> bool {
+        self.open.contains_key(&(kind, subject.to_string()))
     }
 
     /// Signals folded into another finding.
@@ -225,7 +313,7 @@ impl Findings {
     }
 
     /// The open finding of `kind` about `subject`.
-    pub fn get(&self, kind: &'static str, subject: &str) -> Option<&Finding> {
+    pub fn get(&self, kind: FindingKind, subject: &str) -> Option<&Finding> {
         self.open.get(&(kind, subject.to_string()))
     }
 
@@ -255,7 +343,7 @@ impl Findings {
         self.closed.iter()
     }
 
-    pub fn opened_total(&self) -> &BTreeMap<&'static str, u64> {
+    pub fn opened_total(&self) -> &BTreeMap<FindingKind, u64> {
         &self.opened_total
     }
 
@@ -265,11 +353,18 @@ impl Findings {
     }
 }
 
-/// A detector.
-pub trait Detector {
-    /// The finding kind it is known by (its first, when it has several).
+/// A detector: one module, one config section, built by the [`registry`].
+pub trait Detector: Send {
+    /// Its name: the config section under `[engine]` and the name in logs.
     fn name(&self) -> &'static str;
+    /// The finding kinds it reports.
+    fn kinds(&self) -> &'static [FindingKind];
+    /// Looks at one observation, after the state stage applied it.
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal>;
+    /// Once per pipeline tick: for conditions that hold because something did *not* happen.
+    fn tick(&mut self, _now: Nanos) -> Vec<Signal> {
+        Vec::new()
+    }
 }
 
 /// An LRU map bounded at `cap` that grows as entries arrive instead of reserving `cap` up
@@ -301,7 +396,7 @@ pub(crate) mod tests_support {
 
     pub fn seg() -> Segment {
         Segment {
-            ifindex: 2,
+            iface: crate::model::Iface::named("eth2"),
             outer_vlan: Some(10),
             inner_vlan: None,
         }
@@ -313,6 +408,7 @@ pub(crate) mod tests_support {
             change: ArpChange::New,
             ip,
             mac,
+            target_ip: Ipv4Addr::new(10, 0, 0, 254),
             op: 2,
             gratuitous: false,
             probe: false,
@@ -409,7 +505,7 @@ mod tests {
             kind: kind::APIPA,
             subject: subject.into(),
             seg: Segment {
-                ifindex: 1,
+                iface: crate::model::Iface::named("eth1"),
                 outer_vlan: None,
                 inner_vlan: None,
             },
@@ -436,7 +532,7 @@ mod tests {
             matches!(&closed[..], [FindingEvent::Closed(x)] if x.packets == 2 && x.closed == Some(15 * SECOND + 1))
         );
         assert!(f.open().is_empty());
-        assert_eq!(f.opened_total()[kind::APIPA], 1);
+        assert_eq!(f.opened_total()[&kind::APIPA], 1);
     }
 
     #[test]

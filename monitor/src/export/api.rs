@@ -16,7 +16,7 @@ use axum::{
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{iface_name, Shared};
+use super::Shared;
 use crate::{
     model::{Mac, Nanos},
     state::vendor::vendors,
@@ -147,7 +147,6 @@ async fn devices(State(s): State<Arc<Shared>>, Query(q): Query<DeviceQuery>) -> 
         .as_deref()
         .map(|v| v.parse::<Mac>().map_err(|e| bad(e.to_string())))
         .transpose()?;
-    let names = s.names();
     let vlan = q.vlan.as_deref();
     let interface = q.interface.as_deref();
     // Filter on the table before rows are built: a query for one IP must not build a million.
@@ -158,14 +157,14 @@ async fn devices(State(s): State<Arc<Shared>>, Query(q): Query<DeviceQuery>) -> 
             ip.is_none_or(|ip| k.ip == ip)
                 && mac.is_none_or(|m| d.mac == m)
                 && vlan.is_none_or(|v| k.seg.vlan_label() == v)
-                && interface.is_none_or(|i| iface_name(&names, k.seg.ifindex) == i)
+                && interface.is_none_or(|i| k.seg.iface.name() == i)
         },
     );
     let out: Vec<Value> = rows
         .into_iter()
         .filter_map(|r| {
             let mut v = serde_json::to_value(&r).ok()?;
-            v["interface"] = json!(iface_name(&names, r.key.seg.ifindex));
+            v["interface"] = json!(r.key.seg.iface);
             Some(v)
         })
         .collect();
@@ -211,12 +210,11 @@ async fn findings(State(s): State<Arc<Shared>>, Query(q): Query<FindingQuery>) -
         v.retain(|f| f.closed.is_none() || f.closed >= Some(since) || f.opened >= since);
         v
     };
-    let names = s.names();
     let out: Vec<Value> = list
         .iter()
         .filter_map(|f| {
             let mut v = serde_json::to_value(f).ok()?;
-            v["interface"] = json!(iface_name(&names, f.seg.ifindex));
+            v["interface"] = json!(f.seg.iface);
             v["state"] = json!(if f.closed.is_some() { "closed" } else { "open" });
             Some(v)
         })
@@ -226,12 +224,11 @@ async fn findings(State(s): State<Arc<Shared>>, Query(q): Query<FindingQuery>) -
 
 async fn servers(State(s): State<Arc<Shared>>) -> ApiResult {
     let rows = s.engine.lock().expect("engine lock").server_rows();
-    let names = s.names();
     let out: Vec<Value> = rows
         .iter()
         .filter_map(|r| {
             let mut v = serde_json::to_value(r).ok()?;
-            v["interface"] = json!(iface_name(&names, r.key.seg.ifindex));
+            v["interface"] = json!(r.key.seg.iface);
             Some(v)
         })
         .collect();
@@ -266,12 +263,11 @@ async fn events(State(s): State<Arc<Shared>>, Query(q): Query<EventQuery>) -> Ap
         return Err(bad(format!("limit={limit}: use 1..={MAX_EVENTS}")));
     }
     let list = read_store(db, move |st| st.events_since(since, limit)).await?;
-    let names = s.names();
     let out: Vec<Value> = list
         .iter()
         .filter_map(|e| {
             let mut v = serde_json::to_value(e).ok()?;
-            v["interface"] = json!(iface_name(&names, e.seg.ifindex));
+            v["interface"] = json!(e.seg.iface);
             v["vlan"] = json!(e.seg.vlan_label());
             Some(v)
         })

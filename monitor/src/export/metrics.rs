@@ -10,8 +10,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use monitor_common::{Counter, SegmentCounters, Stat};
 use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
-use super::{iface_name, Shared};
-use crate::{detect::kind, model::Segment};
+use super::Shared;
+use crate::model::Iface;
+use crate::{detect::FindingKind, model::Segment};
 
 pub const OTHER: &str = "other";
 
@@ -25,28 +26,28 @@ pub enum MetricsError {
 
 /// Chooses, per interface, which VLAN labels are exported as themselves.
 pub struct VlanLabels {
-    keep: HashMap<u32, BTreeSet<String>>,
+    keep: HashMap<Iface, BTreeSet<String>>,
     /// Distinct VLAN values folded into "other", per interface.
-    pub folded: BTreeMap<u32, usize>,
+    pub folded: BTreeMap<Iface, usize>,
 }
 
 impl VlanLabels {
     /// Keeps the `cap` busiest segments of each interface, by frames.
     pub fn busiest(frames: impl IntoIterator<Item = (Segment, u64)>, cap: usize) -> VlanLabels {
-        let mut per_if: HashMap<u32, Vec<(u64, String)>> = HashMap::new();
+        let mut per_if: HashMap<Iface, Vec<(u64, String)>> = HashMap::new();
         for (seg, n) in frames {
             per_if
-                .entry(seg.ifindex)
+                .entry(seg.iface)
                 .or_default()
                 .push((n, seg.vlan_label()));
         }
         let mut keep = HashMap::new();
         let mut folded = BTreeMap::new();
-        for (ifindex, mut v) in per_if {
+        for (iface, mut v) in per_if {
             // Busiest first; ties by label, so the choice is stable between scrapes.
             v.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-            folded.insert(ifindex, v.len().saturating_sub(cap));
-            keep.insert(ifindex, v.into_iter().take(cap).map(|(_, l)| l).collect());
+            folded.insert(iface, v.len().saturating_sub(cap));
+            keep.insert(iface, v.into_iter().take(cap).map(|(_, l)| l).collect());
         }
         VlanLabels { keep, folded }
     }
@@ -54,15 +55,15 @@ impl VlanLabels {
     /// The label for a segment: its VLAN when kept, else "other".
     pub fn label(&self, seg: &Segment) -> String {
         let l = seg.vlan_label();
-        match self.keep.get(&seg.ifindex) {
+        match self.keep.get(&seg.iface) {
             Some(k) if k.contains(&l) => l,
             _ => OTHER.into(),
         }
     }
 }
 
-fn segment_of(k: &monitor_common::SegmentKey) -> Segment {
-    Segment::from_vids(k.ifindex, k.outer_vid, k.inner_vid)
+fn segment_of(k: &monitor_common::SegmentKey, ifaces: &crate::links::IfaceNames) -> Segment {
+    Segment::from_vids(ifaces.resolve(k.ifindex), k.outer_vid, k.inner_vid)
 }
 
 struct Out(Registry);
@@ -134,22 +135,21 @@ const DHCP_TYPES: [(Counter, &str); 10] = [
 pub fn render(shared: &Shared) -> Result<String, MetricsError> {
     let cfg = shared.metrics.read().expect("metrics lock").clone();
     let snap = shared.probe.lock().expect("probe lock").snapshot()?;
-    let names = shared.names();
-    let name = |ifindex: u32| iface_name(&names, ifindex);
+    let name = |iface: Iface| iface.name().to_string();
     let out = Out(Registry::new());
 
     // Kernel counters, per segment, folded to bounded labels.
     let vlans = VlanLabels::busiest(
         snap.segments
             .iter()
-            .map(|(k, c)| (segment_of(k), c.get(Counter::Frames))),
+            .map(|(k, c)| (segment_of(k, &shared.ifaces), c.get(Counter::Frames))),
         cfg.vlan_label_cap,
     );
     let mut per_label: BTreeMap<(String, String), SegmentCounters> = BTreeMap::new();
     for (k, c) in &snap.segments {
-        let seg = segment_of(k);
+        let seg = segment_of(k, &shared.ifaces);
         per_label
-            .entry((name(seg.ifindex), vlans.label(&seg)))
+            .entry((name(seg.iface), vlans.label(&seg)))
             .or_insert(SegmentCounters::ZERO)
             .add(c);
     }
@@ -350,7 +350,7 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
             info_raw.push((k.seg, k.ip, d.mac));
         }
     }
-    let open_raw: Vec<(&'static str, Segment)> =
+    let open_raw: Vec<(FindingKind, Segment)> =
         e.open_findings().iter().map(|f| (f.kind, f.seg)).collect();
     let opened_total = e.findings_opened_total().clone();
     let rows = e.server_rows();
@@ -359,14 +359,14 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
     let mut devices: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (seg, n) in per_seg {
         *devices
-            .entry((name(seg.ifindex), vlans.label(&seg)))
+            .entry((name(seg.iface), vlans.label(&seg)))
             .or_default() += n;
     }
     let info_rows: Vec<_> = info_raw
         .into_iter()
         .map(|(seg, ip, mac)| {
             (
-                (name(seg.ifindex), vlans.label(&seg)),
+                (name(seg.iface), vlans.label(&seg)),
                 ip.to_string(),
                 mac.to_string(),
             )
@@ -395,14 +395,14 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         "Findings open now, by kind, interface and VLAN.",
         &["kind", "interface", "vlan"],
     )?;
-    for k in kind::ALL {
+    for k in FindingKind::ALL {
         // Every kind, so alerts on absent series are not needed.
-        open.with_label_values(&[k, "", ""]).set(0);
+        open.with_label_values(&[k.name(), "", ""]).set(0);
     }
     let mut open_counts: BTreeMap<(&str, String, String), i64> = BTreeMap::new();
     for (kind, seg) in open_raw {
         *open_counts
-            .entry((kind, name(seg.ifindex), vlans.label(&seg)))
+            .entry((kind.name(), name(seg.iface), vlans.label(&seg)))
             .or_default() += 1;
     }
     for ((k, i, v), n) in &open_counts {
@@ -414,9 +414,9 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         "Findings opened since the agent started, by kind.",
         &["kind"],
     )?;
-    for k in kind::ALL {
+    for k in FindingKind::ALL {
         let n = opened_total.get(k).copied().unwrap_or(0);
-        opened.with_label_values(&[k]).inc_by(n);
+        opened.with_label_values(&[k.name()]).inc_by(n);
     }
     let servers = out.gauge(
         "l2watch_dhcp_servers",
@@ -430,7 +430,7 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
     )?;
     let mut per_seg: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (n, r) in rows.iter().enumerate() {
-        let (i, v) = (name(r.key.seg.ifindex), vlans.label(&r.key.seg));
+        let (i, v) = (name(r.key.seg.iface), vlans.label(&r.key.seg));
         *per_seg.entry((i.clone(), v.clone())).or_default() += 1;
         if n < cfg.server_info_cap {
             let auth = match r.authorized {
@@ -608,7 +608,7 @@ mod tests {
 
     fn seg(vlan: Option<u16>) -> Segment {
         Segment {
-            ifindex: 2,
+            iface: crate::model::Iface::named("eth2"),
             outer_vlan: vlan,
             inner_vlan: None,
         }
@@ -623,6 +623,6 @@ mod tests {
         assert_eq!(l.label(&seg(Some(9))), "9");
         assert_eq!(l.label(&seg(Some(8))), OTHER);
         assert_eq!(l.label(&seg(Some(4000))), OTHER, "never seen by the kernel");
-        assert_eq!(l.folded[&2], 8);
+        assert_eq!(l.folded[&crate::model::Iface::named("eth2")], 8);
     }
 }

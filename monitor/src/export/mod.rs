@@ -28,14 +28,6 @@ pub struct Link {
     pub mode: Option<AttachMode>,
 }
 
-/// The interface's name in `names`, or `if<N>` for an index no longer monitored.
-pub fn iface_name(names: &BTreeMap<u32, String>, ifindex: u32) -> String {
-    names
-        .get(&ifindex)
-        .cloned()
-        .unwrap_or_else(|| format!("if{ifindex}"))
-}
-
 /// What the exporters read. The engine task and the link watcher write it.
 pub struct Shared {
     pub engine: Mutex<Engine>,
@@ -53,6 +45,8 @@ pub struct Shared {
     pub lag_ns: AtomicU64,
     pub reloads: AtomicU64,
     pub reload_errors: AtomicU64,
+    /// Names for the ifindexes kernel counters and events carry.
+    pub ifaces: crate::links::IfaceNames,
 }
 
 impl Shared {
@@ -62,6 +56,7 @@ impl Shared {
         db: Option<PathBuf>,
         store_stats: Option<Arc<StoreStats>>,
         metrics: MetricsConfig,
+        ifaces: crate::links::IfaceNames,
     ) -> Shared {
         Shared {
             engine: Mutex::new(engine),
@@ -75,15 +70,7 @@ impl Shared {
             lag_ns: AtomicU64::new(0),
             reloads: AtomicU64::new(0),
             reload_errors: AtomicU64::new(0),
+            ifaces,
         }
-    }
-
-    pub fn names(&self) -> BTreeMap<u32, String> {
-        self.links
-            .read()
-            .expect("links lock")
-            .iter()
-            .map(|(i, l)| (*i, l.name.clone()))
-            .collect()
     }
 }

@@ -370,7 +370,7 @@ mod tests {
     fn key(ip: u8) -> DeviceKey {
         DeviceKey {
             seg: Segment {
-                ifindex: 2,
+                iface: crate::model::Iface::named("eth2"),
                 outer_vlan: Some(10),
                 inner_vlan: None,
             },

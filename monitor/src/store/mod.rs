@@ -243,12 +243,36 @@ impl Store {
             path: path.clone(),
             source,
         };
+        if (from as usize) < schema::MIGRATIONS.len() {
+            self.load_ifnames().map_err(sql)?;
+        }
         for (i, step) in schema::MIGRATIONS.iter().enumerate().skip(from as usize) {
             let tx = self.conn.transaction().map_err(sql)?;
             tx.execute_batch(step).map_err(sql)?;
             tx.pragma_update(None, "user_version", i as u32 + 1)
                 .map_err(sql)?;
             tx.commit().map_err(sql)?;
+        }
+        Ok(())
+    }
+
+    /// The kernel's interface names by index, for the migration from ifindex keys to names.
+    fn load_ifnames(&self) -> rusqlite::Result<()> {
+        self.conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS ifnames (ifindex INTEGER PRIMARY KEY, name TEXT NOT NULL)",
+        )?;
+        let Ok(dir) = std::fs::read_dir("/sys/class/net") else {
+            return Ok(());
+        };
+        for e in dir.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(idx) = crate::links::ifindex(&name) else {
+                continue;
+            };
+            self.conn.execute(
+                "INSERT OR REPLACE INTO temp.ifnames (ifindex, name) VALUES (?1, ?2)",
+                rusqlite::params![idx, name],
+            )?;
         }
         Ok(())
     }
@@ -277,11 +301,11 @@ impl Store {
                 // An upsert updates a known row in place (only the indexes of columns that
                 // changed move); INSERT OR REPLACE would delete and re-insert it.
                 .prepare_cached(
-                    "INSERT INTO devices (ifindex, outer_vlan, inner_vlan, ip, mac,
+                    "INSERT INTO devices (interface, outer_vlan, inner_vlan, ip, mac,
                      first_seen, last_seen, source, hostname, lease_server, lease_secs,
                      lease_expires, prev_mac, prev_until, mac_changes)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
-                     ON CONFLICT (ifindex, outer_vlan, inner_vlan, ip) DO UPDATE SET
+                     ON CONFLICT (interface, outer_vlan, inner_vlan, ip) DO UPDATE SET
                      mac = excluded.mac, first_seen = excluded.first_seen,
                      last_seen = excluded.last_seen, source = excluded.source,
                      hostname = excluded.hostname, lease_server = excluded.lease_server,
@@ -314,7 +338,7 @@ impl Store {
             }
             let mut st = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO dhcp_servers (ifindex, outer_vlan, inner_vlan,
+                    "INSERT OR REPLACE INTO dhcp_servers (interface, outer_vlan, inner_vlan,
                      server_id, mac, first_seen, last_seen, offers, acks, naks, lowest_offered,
                      highest_offered, recent_offers)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
@@ -341,7 +365,7 @@ impl Store {
             }
             let mut st = tx
                 .prepare_cached(
-                    "INSERT OR REPLACE INTO findings (kind, subject, opened, ifindex, outer_vlan,
+                    "INSERT OR REPLACE INTO findings (kind, subject, opened, interface, outer_vlan,
                      inner_vlan, last_seen, closed, packets, quiet_ns, evidence)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 )
@@ -349,7 +373,7 @@ impl Store {
             for f in &c.findings {
                 let (i, o, n) = seg_cols(&f.seg);
                 st.execute(params![
-                    f.kind,
+                    f.kind.name(),
                     f.subject,
                     ns(f.opened),
                     i,
@@ -365,7 +389,7 @@ impl Store {
             }
             let mut st = tx
                 .prepare_cached(
-                    "INSERT INTO events (ts, kind, ifindex, outer_vlan, inner_vlan, ip, mac, detail)
+                    "INSERT INTO events (ts, kind, interface, outer_vlan, inner_vlan, ip, mac, detail)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(sql)?;
@@ -497,8 +521,8 @@ impl Store {
             (
                 // The guard keeps the (unindexed) sort off the common case: under the cap.
                 "DELETE FROM devices WHERE (SELECT count(*) FROM devices) > ?1
-                 AND (ifindex, outer_vlan, inner_vlan, ip) IN
-                 (SELECT ifindex, outer_vlan, inner_vlan, ip FROM devices
+                 AND (interface, outer_vlan, inner_vlan, ip) IN
+                 (SELECT interface, outer_vlan, inner_vlan, ip FROM devices
                   ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
                 &[caps.devices as i64],
             ),
@@ -556,16 +580,16 @@ impl Store {
     }
 }
 
-const DEVICE_COLS: &str = "SELECT ifindex, outer_vlan, inner_vlan, ip, mac, first_seen,
+const DEVICE_COLS: &str = "SELECT interface, outer_vlan, inner_vlan, ip, mac, first_seen,
     last_seen, source, hostname, lease_server, lease_secs, lease_expires, prev_mac, prev_until,
     mac_changes FROM devices";
-const SERVER_COLS: &str = "SELECT ifindex, outer_vlan, inner_vlan, server_id, mac, first_seen,
+const SERVER_COLS: &str = "SELECT interface, outer_vlan, inner_vlan, server_id, mac, first_seen,
     last_seen, offers, acks, naks, lowest_offered, highest_offered, recent_offers
     FROM dhcp_servers";
-const FINDING_COLS: &str = "SELECT kind, subject, opened, ifindex, outer_vlan, inner_vlan,
+const FINDING_COLS: &str = "SELECT kind, subject, opened, interface, outer_vlan, inner_vlan,
     last_seen, closed, packets, quiet_ns, evidence FROM findings";
 const EVENT_COLS: &str =
-    "SELECT ts, kind, ifindex, outer_vlan, inner_vlan, ip, mac, detail FROM events";
+    "SELECT ts, kind, interface, outer_vlan, inner_vlan, ip, mac, detail FROM events";
 
 enum OpenFailure {
     Corrupt(String),
@@ -611,15 +635,15 @@ fn ns(v: u64) -> i64 {
     v.min(i64::MAX as u64) as i64
 }
 
-fn seg_cols(s: &Segment) -> (u32, i64, i64) {
+fn seg_cols(s: &Segment) -> (&'static str, i64, i64) {
     let v = |v: Option<u16>| v.map_or(-1, i64::from);
-    (s.ifindex, v(s.outer_vlan), v(s.inner_vlan))
+    (s.iface.name(), v(s.outer_vlan), v(s.inner_vlan))
 }
 
-fn seg_from(ifindex: u32, outer: i64, inner: i64) -> Segment {
+fn seg_from(iface: &str, outer: i64, inner: i64) -> Segment {
     let v = |v: i64| u16::try_from(v).ok().filter(|v| *v < 4096);
     Segment {
-        ifindex,
+        iface: crate::model::Iface::named(iface),
         outer_vlan: v(outer),
         inner_vlan: v(inner),
     }
@@ -646,7 +670,7 @@ fn u(v: i64) -> u64 {
 type Parsed<T> = rusqlite::Result<Option<T>>;
 
 fn device_row(r: &Row<'_>) -> Parsed<(DeviceKey, Device)> {
-    let seg = seg_from(r.get(0)?, r.get(1)?, r.get(2)?);
+    let seg = seg_from(&r.get::<_, String>(0)?, r.get(1)?, r.get(2)?);
     let (Ok(ip), Ok(mac)) = (
         r.get::<_, String>(3)?.parse::<Ipv4Addr>(),
         r.get::<_, String>(4)?.parse::<Mac>(),
@@ -692,7 +716,7 @@ fn device_row(r: &Row<'_>) -> Parsed<(DeviceKey, Device)> {
 }
 
 fn server_row(r: &Row<'_>) -> Parsed<(ServerKey, Server)> {
-    let seg = seg_from(r.get(0)?, r.get(1)?, r.get(2)?);
+    let seg = seg_from(&r.get::<_, String>(0)?, r.get(1)?, r.get(2)?);
     let (Ok(server_id), Ok(mac)) = (
         r.get::<_, String>(3)?.parse::<Ipv4Addr>(),
         r.get::<_, String>(4)?.parse::<Mac>(),
@@ -730,7 +754,7 @@ fn finding_row(r: &Row<'_>) -> Parsed<Finding> {
     let Some(kind) = kind::parse(&r.get::<_, String>(0)?) else {
         return Ok(None);
     };
-    let seg = seg_from(r.get(3)?, r.get(4)?, r.get(5)?);
+    let seg = seg_from(&r.get::<_, String>(3)?, r.get(4)?, r.get(5)?);
     let Ok(evidence) = serde_json::from_str::<Value>(&r.get::<_, String>(10)?) else {
         return Ok(None);
     };
@@ -750,7 +774,7 @@ fn finding_row(r: &Row<'_>) -> Parsed<Finding> {
 }
 
 fn event_row(r: &Row<'_>) -> Parsed<HistoryEvent> {
-    let seg = seg_from(r.get(2)?, r.get(3)?, r.get(4)?);
+    let seg = seg_from(&r.get::<_, String>(2)?, r.get(3)?, r.get(4)?);
     let (Some(ip), Ok(mac)) = (
         parse::<Ipv4Addr>(r.get(5)?),
         r.get::<_, String>(6)?.parse::<Mac>(),

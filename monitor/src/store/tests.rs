@@ -122,6 +122,73 @@ fn an_older_schema_is_migrated_keeping_its_rows() {
 }
 
 #[test]
+fn ifindex_keys_become_interface_names() {
+    // Schema 3 keyed rows by ifindex. Index 1 is the loopback in every network namespace;
+    // 999999 exists nowhere, so it becomes a name that says so.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("v3.db");
+    {
+        let conn = Connection::open(&path).unwrap();
+        for m in &schema::MIGRATIONS[..3] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 3).unwrap();
+        conn.execute_batch(
+            "INSERT INTO devices (ifindex, outer_vlan, inner_vlan, ip, mac, first_seen,
+                 last_seen, source) VALUES
+                 (1, 10, -1, '10.0.0.9', '02:00:00:00:00:0a', 1, 2, 'arp'),
+                 (999999, -1, -1, '10.0.0.9', '02:00:00:00:00:0b', 1, 2, 'arp');
+             INSERT INTO dhcp_servers (ifindex, outer_vlan, inner_vlan, server_id, mac,
+                 first_seen, last_seen, offers, acks, naks) VALUES
+                 (1, 10, -1, '10.0.0.1', '02:00:00:00:00:01', 1, 2, 3, 0, 0);
+             INSERT INTO findings (kind, subject, opened, ifindex, outer_vlan, inner_vlan,
+                 last_seen, closed, packets, quiet_ns, evidence) VALUES
+                 ('mac_changed', 'if1/vlan10 10.0.0.9', 1, 1, 10, -1, 2, 3, 1, 10, '{}'),
+                 ('apipa', 'if10 169.254.0.1', 1, 1, -1, -1, 2, 3, 1, 10, '{}');
+             INSERT INTO events (ts, kind, ifindex, outer_vlan, inner_vlan, ip, mac) VALUES
+                 (5, 'new', 1, 10, -1, '10.0.0.9', '02:00:00:00:00:0a');",
+        )
+        .unwrap();
+    }
+    let (store, note) = Store::open(&path).unwrap();
+    assert_eq!(
+        note,
+        OpenNote::Migrated {
+            from: 3,
+            to: SCHEMA_VERSION
+        }
+    );
+    let (r, skipped) = store.load(CAPS).unwrap();
+    assert_eq!(skipped, 0);
+    let mut names: Vec<_> = r
+        .devices
+        .iter()
+        .map(|(k, _)| (k.seg.iface.name(), k.seg.outer_vlan))
+        .collect();
+    names.sort();
+    assert_eq!(names, [("ifindex-999999", None), ("lo", Some(10))]);
+    assert_eq!(r.servers.len(), 1);
+    assert_eq!(r.servers[0].0.seg.iface.name(), "lo");
+    let mut subjects: Vec<_> = r
+        .closed_findings
+        .iter()
+        .map(|f| (f.subject.clone(), f.seg.iface.name()))
+        .collect();
+    subjects.sort();
+    assert_eq!(
+        subjects,
+        [
+            // Only a subject that began with this row's own `ifN` is renamed.
+            ("if10 169.254.0.1".to_string(), "lo"),
+            ("lo/vlan10 10.0.0.9".to_string(), "lo"),
+        ]
+    );
+    let ev = store.events_since(0, 10).unwrap();
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].seg.iface.name(), "lo");
+}
+
+#[test]
 fn a_newer_schema_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("future.db");

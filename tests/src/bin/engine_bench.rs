@@ -168,7 +168,7 @@ fn ingest(e: &mut Engine, records: &[Vec<u8>]) -> f64 {
     let t = Instant::now();
     for (i, r) in records.iter().enumerate() {
         let ev = decode(r).expect("decodes");
-        let obs = observe(&ev).expect("observes");
+        let obs = observe(&ev, iface()).expect("observes");
         black_box(e.observe(&obs, SECOND + i as u64 * 1_000));
     }
     records.len() as f64 / t.elapsed().as_secs_f64()
@@ -176,12 +176,12 @@ fn ingest(e: &mut Engine, records: &[Vec<u8>]) -> f64 {
 
 /// The baseline: the same decoding, then one HashMap insert per event.
 fn ingest_baseline(records: &[Vec<u8>]) -> f64 {
-    let mut m: HashMap<(u32, u16, Ipv4Addr), [u8; 6]> = HashMap::new();
+    let mut m: HashMap<(l2watch::model::Iface, u16, Ipv4Addr), [u8; 6]> = HashMap::new();
     let t = Instant::now();
     for r in records {
         let ev = decode(r).expect("decodes");
-        if let Ok(l2watch::model::Observation::Arp { seg, ip, mac, .. }) = observe(&ev) {
-            m.insert((seg.ifindex, seg.outer_vlan.unwrap_or(0), ip), mac.0);
+        if let Ok(l2watch::model::Observation::Arp { seg, ip, mac, .. }) = observe(&ev, iface()) {
+            m.insert((seg.iface, seg.outer_vlan.unwrap_or(0), ip), mac.0);
         } else {
             black_box(&ev);
         }
@@ -216,7 +216,7 @@ fn main() {
         // Observations are built first so only the engine's growth is measured.
         let obs: Vec<_> = records(n)
             .iter()
-            .map(|r| observe(&decode(r).expect("decodes")).expect("observes"))
+            .map(|r| observe(&decode(r).expect("decodes"), iface()).expect("observes"))
             .collect();
         let heap0 = LIVE.load(Relaxed);
         let mut e = engine(n as usize);
@@ -292,7 +292,10 @@ fn main() {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut e = engine(100_000).with_journal(200_000);
     for (i, r) in arp_records(100_000, event_kind::ARP_NEW).iter().enumerate() {
-        e.observe(&observe(&decode(r).unwrap()).unwrap(), SECOND + i as u64);
+        e.observe(
+            &observe(&decode(r).unwrap(), iface()).unwrap(),
+            SECOND + i as u64,
+        );
     }
     let all = e.take_changes();
     let rows = all.devices.len() + all.events.len();
@@ -329,4 +332,9 @@ fn main() {
         "| {rows} (devices + events) | {batched:.0} | {per_row:.0} | {:.0}x |",
         batched / per_row
     );
+}
+
+/// The interface every benchmark event is seen on.
+fn iface() -> l2watch::model::Iface {
+    l2watch::model::Iface::named("bench0")
 }
