@@ -27,6 +27,120 @@ pub const BOOTP_FIXED_LEN: usize = 236;
 /// always first; the bound keeps the verifier's work small.
 pub const DHCP_MAX_OPTIONS_SCANNED: usize = 32;
 
+/// Wire constants of the protocols the program parses: one home for kernel and agent.
+pub mod proto {
+    pub const ETH_P_IP: u16 = 0x0800;
+    pub const ETH_P_ARP: u16 = 0x0806;
+    pub const ETH_P_8021Q: u16 = 0x8100;
+    pub const ETH_P_8021AD: u16 = 0x88a8;
+    /// Pre-standard QinQ outer tag, still sent by some switches.
+    pub const ETH_P_QINQ_LEGACY: u16 = 0x9100;
+    pub const IPPROTO_UDP: u8 = 17;
+    /// DHCP server and client ports.
+    pub const BOOTPS: u16 = 67;
+    pub const BOOTPC: u16 = 68;
+    /// The DHCP magic cookie after the fixed BOOTP header (RFC 2131 section 3).
+    pub const DHCP_MAGIC: [u8; 4] = [0x63, 0x82, 0x53, 0x63];
+    /// DHCP option codes the kernel or the agent read.
+    pub const DHCP_OPT_PAD: u8 = 0;
+    pub const DHCP_OPT_MSG_TYPE: u8 = 53;
+    pub const DHCP_OPT_END: u8 = 255;
+    /// ARP opcodes.
+    pub const ARP_REQUEST: u16 = 1;
+    pub const ARP_REPLY: u16 = 2;
+}
+
+/// DHCP message types (option 53), one vocabulary for kernel counters, pending-map policy,
+/// event details, metric labels and JSON.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DhcpMsgType {
+    Discover = 1,
+    Offer = 2,
+    Request = 3,
+    Decline = 4,
+    Ack = 5,
+    Nak = 6,
+    Release = 7,
+    Inform = 8,
+}
+
+impl DhcpMsgType {
+    pub const ALL: &'static [DhcpMsgType] = &[
+        DhcpMsgType::Discover,
+        DhcpMsgType::Offer,
+        DhcpMsgType::Request,
+        DhcpMsgType::Decline,
+        DhcpMsgType::Ack,
+        DhcpMsgType::Nak,
+        DhcpMsgType::Release,
+        DhcpMsgType::Inform,
+    ];
+
+    pub const fn from_code(code: u8) -> Option<DhcpMsgType> {
+        Some(match code {
+            1 => DhcpMsgType::Discover,
+            2 => DhcpMsgType::Offer,
+            3 => DhcpMsgType::Request,
+            4 => DhcpMsgType::Decline,
+            5 => DhcpMsgType::Ack,
+            6 => DhcpMsgType::Nak,
+            7 => DhcpMsgType::Release,
+            8 => DhcpMsgType::Inform,
+            _ => return None,
+        })
+    }
+
+    /// The stable name: metric label, JSON, history kind (`dhcp_<name>`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            DhcpMsgType::Discover => "discover",
+            DhcpMsgType::Offer => "offer",
+            DhcpMsgType::Request => "request",
+            DhcpMsgType::Decline => "decline",
+            DhcpMsgType::Ack => "ack",
+            DhcpMsgType::Nak => "nak",
+            DhcpMsgType::Release => "release",
+            DhcpMsgType::Inform => "inform",
+        }
+    }
+
+    /// Its per-segment counter.
+    pub const fn counter(self) -> Counter {
+        match self {
+            DhcpMsgType::Discover => Counter::DhcpDiscover,
+            DhcpMsgType::Offer => Counter::DhcpOffer,
+            DhcpMsgType::Request => Counter::DhcpRequest,
+            DhcpMsgType::Decline => Counter::DhcpDecline,
+            DhcpMsgType::Ack => Counter::DhcpAck,
+            DhcpMsgType::Nak => Counter::DhcpNak,
+            DhcpMsgType::Release => Counter::DhcpRelease,
+            DhcpMsgType::Inform => Counter::DhcpInform,
+        }
+    }
+
+    /// Types whose loss would lose state (a lease, a server, a conflict): when the token
+    /// bucket or the ring buffer holds them back they wait in `PENDING_DHCP` instead.
+    pub const fn is_stateful(self) -> bool {
+        matches!(
+            self,
+            DhcpMsgType::Offer
+                | DhcpMsgType::Decline
+                | DhcpMsgType::Ack
+                | DhcpMsgType::Nak
+                | DhcpMsgType::Release
+        )
+    }
+
+    /// A server's answer.
+    pub const fn is_server_reply(self) -> bool {
+        matches!(
+            self,
+            DhcpMsgType::Offer | DhcpMsgType::Ack | DhcpMsgType::Nak
+        )
+    }
+}
+
 /// Names of the maps in the object file, used by the loader.
 pub mod map_names {
     /// Hash: [`super::SegmentKey`] -> slot (u32) in `SEGMENT_COUNTERS`, added by the kernel.
@@ -78,10 +192,12 @@ pub mod map_sizes {
     pub const ARP_SCANS: u32 = 8192;
 }
 
-/// DHCP message types whose loss would lose state (a lease, a server, a conflict): when the
-/// token bucket or the ring buffer holds them back they wait in `PENDING_DHCP` instead.
+/// Whether a raw option-53 value is a [`DhcpMsgType::is_stateful`] type.
 pub const fn dhcp_type_is_stateful(msg_type: u8) -> bool {
-    matches!(msg_type, 2 | 4..=7)
+    match DhcpMsgType::from_code(msg_type) {
+        Some(t) => t.is_stateful(),
+        None => false,
+    }
 }
 
 /// Bytes of a group-addressed frame hashed for loop detection (from the Ethernet header on).
@@ -96,9 +212,24 @@ pub const XDP_PASS: u32 = 2;
 /// Name of the XDP program in the object file.
 pub const PROGRAM_NAME: &str = "l2watch";
 
-/// Defines a `#[repr(u32)]` enum of named indices with `ALL`, `COUNT` and `name()`.
+/// A metric family the agent exports kernel values under. Which value goes where is said once,
+/// by each [`Counter`] and [`Stat`] (`export()`); `/metrics` iterates them, so a new one
+/// cannot be left out.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Family {
+    pub name: &'static str,
+    pub help: &'static str,
+    /// The label that tells the family's values apart ("" for a family of one value).
+    pub label: &'static str,
+    /// Counters: labelled by VLAN as well as interface.
+    pub per_vlan: bool,
+}
+
+/// Defines a `#[repr(u32)]` enum of named indices with `ALL`, `COUNT`, `name()` and
+/// `export()`: each value's metric family and label value, or None for values the agent
+/// derives or keeps to itself.
 macro_rules! named_indices {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $label:literal,)+ }) => {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $label:literal => $export:expr,)+ }) => {
         $(#[$meta])*
         #[repr(u32)]
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -123,8 +254,158 @@ macro_rules! named_indices {
             pub const fn index(self) -> usize {
                 self as usize
             }
+
+            /// The metric family and label value this is exported under, if it is.
+            pub const fn export(self) -> Option<(&'static Family, &'static str)> {
+                match self {
+                    $($name::$variant => $export,)+
+                }
+            }
         }
     };
+}
+
+const fn exp(f: &'static Family, label: &'static str) -> Option<(&'static Family, &'static str)> {
+    Some((f, label))
+}
+
+/// The metric families of [`Counter`]s (per interface, and VLAN where `per_vlan`) and of
+/// [`Stat`]s (global), in exposition order.
+pub mod families {
+    use super::Family;
+
+    pub const FRAMES: Family = Family {
+        name: "l2watch_frames_total",
+        help: "Frames seen by the XDP program, by interface and number of VLAN tags.",
+        label: "depth",
+        per_vlan: false,
+    };
+    pub const MALFORMED: Family = Family {
+        name: "l2watch_frames_malformed_total",
+        help:
+            "Frames cut short inside a header their own type fields promise (counted, passed on).",
+        label: "",
+        per_vlan: true,
+    };
+    pub const ARP: Family = Family {
+        name: "l2watch_arp_packets_total",
+        help: "ARP packets by interface, VLAN and operation.",
+        label: "op",
+        per_vlan: true,
+    };
+    pub const ARP_SPECIAL: Family = Family {
+        name: "l2watch_arp_special_packets_total",
+        help: "ARP packets that are gratuitous, RFC 5227 probes or announcements.",
+        label: "kind",
+        per_vlan: true,
+    };
+    pub const DHCP: Family = Family {
+        name: "l2watch_dhcp_messages_total",
+        help: "DHCPv4 messages by interface, VLAN and message type (option 53; none = BOOTP).",
+        label: "type",
+        per_vlan: true,
+    };
+    pub const BROADCAST: Family = Family {
+        name: "l2watch_broadcast_frames_total",
+        help: "Frames to a broadcast or multicast destination.",
+        label: "",
+        per_vlan: true,
+    };
+    pub const LOOP_FRAMES: Family = Family {
+        name: "l2watch_loop_frames_total",
+        help: "Copies of one broadcast/multicast frame beyond kernel.loop_repeats within one \
+               loop window: frames going round a switching loop.",
+        label: "",
+        per_vlan: true,
+    };
+    pub const ARP_BINDINGS_NEW: Family = Family {
+        name: "l2watch_arp_bindings_new_total",
+        help: "IP-to-MAC bindings the kernel saw new or changed (before any rate limit).",
+        label: "",
+        per_vlan: true,
+    };
+    pub const ARP_SCANS: Family = Family {
+        name: "l2watch_arp_scans_total",
+        help: "ARP senders that asked for kernel.scan_targets distinct addresses in one window.",
+        label: "",
+        per_vlan: true,
+    };
+    /// Every counter family.
+    pub const COUNTERS: &[&Family] = &[
+        &FRAMES,
+        &MALFORMED,
+        &ARP,
+        &ARP_SPECIAL,
+        &DHCP,
+        &BROADCAST,
+        &LOOP_FRAMES,
+        &ARP_BINDINGS_NEW,
+        &ARP_SCANS,
+    ];
+
+    pub const KERNEL_EVENTS: Family = Family {
+        name: "l2watch_kernel_events_total",
+        help: "Events the kernel pushed to the ring buffer.",
+        label: "kind",
+        per_vlan: false,
+    };
+    pub const DEFERRED: Family = Family {
+        name: "l2watch_kernel_events_deferred_total",
+        help: "Events the token bucket or a full ring buffer held back into the kernel's \
+               pending maps; the agent drains them, so they arrive late, not never.",
+        label: "kind",
+        per_vlan: false,
+    };
+    pub const PENDING_FULL: Family = Family {
+        name: "l2watch_kernel_pending_full_total",
+        help: "Held-back events lost because the pending map was full (an ARP binding is \
+               retried by its next frame).",
+        label: "kind",
+        per_vlan: false,
+    };
+    pub const SUPPRESSED: Family = Family {
+        name: "l2watch_kernel_events_suppressed_total",
+        help: "ARP repeats of a known binding within the refresh interval (by design, not a loss).",
+        label: "",
+        per_vlan: false,
+    };
+    pub const RATE_LIMITED: Family = Family {
+        name: "l2watch_kernel_events_rate_limited_total",
+        help: "Events the per-CPU token bucket held back: ARP and state-bearing DHCP are \
+               deferred (see l2watch_kernel_events_deferred_total), a storm's DISCOVERs and \
+               REQUESTs dropped.",
+        label: "kind",
+        per_vlan: false,
+    };
+    pub const RINGBUF_DROPS: Family = Family {
+        name: "l2watch_ringbuf_drops_total",
+        help: "Events lost because the ring buffer was full (the agent fell behind).",
+        label: "kind",
+        per_vlan: false,
+    };
+    pub const MAP_FULL: Family = Family {
+        name: "l2watch_kernel_map_full_total",
+        help: "Inserts refused because a kernel map was full.",
+        label: "map",
+        per_vlan: false,
+    };
+    pub const KERNEL_ERRORS: Family = Family {
+        name: "l2watch_kernel_errors_total",
+        help: "Other kernel-side conditions, by reason.",
+        label: "reason",
+        per_vlan: false,
+    };
+    /// Every stat family.
+    pub const STATS: &[&Family] = &[
+        &KERNEL_EVENTS,
+        &DEFERRED,
+        &PENDING_FULL,
+        &SUPPRESSED,
+        &RATE_LIMITED,
+        &RINGBUF_DROPS,
+        &MAP_FULL,
+        &KERNEL_ERRORS,
+    ];
 }
 
 named_indices! {
@@ -133,73 +414,75 @@ named_indices! {
     /// mirroring the tshark display filters in `shared/corpus/pcap/README.md`.
     Counter {
         /// Every frame seen.
-        Frames = "frames",
+        Frames = "frames" => None,
         /// Frames with no VLAN tag.
-        Depth0 = "depth_0",
+        Depth0 = "depth_0" => exp(&families::FRAMES, "0"),
         /// Frames with one VLAN tag.
-        Depth1 = "depth_1",
+        Depth1 = "depth_1" => exp(&families::FRAMES, "1"),
         /// Frames with two VLAN tags.
-        Depth2 = "depth_2",
+        Depth2 = "depth_2" => exp(&families::FRAMES, "2"),
         /// Frames with three VLAN tags.
-        Depth3 = "depth_3",
+        Depth3 = "depth_3" => exp(&families::FRAMES, "3"),
         /// Frames with four or more VLAN tags; not classified further than this.
-        DepthMore = "depth_more",
+        DepthMore = "depth_more" => exp(&families::FRAMES, "4+"),
         /// EtherType 0x0806 after the tags (tshark `arp`).
-        Arp = "arp",
+        Arp = "arp" => None,
         /// ARP opcode 1.
-        ArpRequest = "arp_request",
+        ArpRequest = "arp_request" => exp(&families::ARP, "request"),
         /// ARP opcode 2.
-        ArpReply = "arp_reply",
+        ArpReply = "arp_reply" => exp(&families::ARP, "reply"),
         /// ARP with any other opcode.
-        ArpOtherOpcode = "arp_other_opcode",
+        ArpOtherOpcode = "arp_other_opcode" => exp(&families::ARP, "other"),
         /// Sender IP equals target IP (tshark `arp.isgratuitous`).
-        ArpGratuitous = "arp_gratuitous",
+        ArpGratuitous = "arp_gratuitous" => exp(&families::ARP_SPECIAL, "gratuitous"),
         /// RFC 5227 probe: request, sender IP 0.0.0.0, target MAC zero (tshark `arp.isprobe`).
-        ArpProbe = "arp_probe",
+        ArpProbe = "arp_probe" => exp(&families::ARP_SPECIAL, "probe"),
         /// RFC 5227 announcement: request, sender IP == target IP, target MAC zero.
-        ArpAnnouncement = "arp_announcement",
+        ArpAnnouncement = "arp_announcement" => exp(&families::ARP_SPECIAL, "announcement"),
         /// IPv4, not a non-first fragment, UDP with port 67 or 68 on either side (tshark `dhcp`).
-        Dhcp = "dhcp",
+        Dhcp = "dhcp" => None,
         /// Option 53 = 1.
-        DhcpDiscover = "dhcp_discover",
+        DhcpDiscover = "dhcp_discover" => exp(&families::DHCP, "discover"),
         /// Option 53 = 2.
-        DhcpOffer = "dhcp_offer",
+        DhcpOffer = "dhcp_offer" => exp(&families::DHCP, "offer"),
         /// Option 53 = 3.
-        DhcpRequest = "dhcp_request",
+        DhcpRequest = "dhcp_request" => exp(&families::DHCP, "request"),
         /// Option 53 = 4.
-        DhcpDecline = "dhcp_decline",
+        DhcpDecline = "dhcp_decline" => exp(&families::DHCP, "decline"),
         /// Option 53 = 5.
-        DhcpAck = "dhcp_ack",
+        DhcpAck = "dhcp_ack" => exp(&families::DHCP, "ack"),
         /// Option 53 = 6.
-        DhcpNak = "dhcp_nak",
+        DhcpNak = "dhcp_nak" => exp(&families::DHCP, "nak"),
         /// Option 53 = 7.
-        DhcpRelease = "dhcp_release",
+        DhcpRelease = "dhcp_release" => exp(&families::DHCP, "release"),
         /// Option 53 = 8.
-        DhcpInform = "dhcp_inform",
+        DhcpInform = "dhcp_inform" => exp(&families::DHCP, "inform"),
         /// Option 53 with a value above 8 (lease query and friends).
-        DhcpOtherMsgtype = "dhcp_other_msgtype",
+        DhcpOtherMsgtype = "dhcp_other_msgtype" => exp(&families::DHCP, "other"),
         /// No option 53 found: plain BOOTP, or a message the bounded scan could not read.
-        DhcpNoMsgtype = "dhcp_no_msgtype_bootp",
+        DhcpNoMsgtype = "dhcp_no_msgtype_bootp" => exp(&families::DHCP, "none"),
         /// IPv4 frames (any protocol).
-        Ipv4 = "ipv4",
+        Ipv4 = "ipv4" => None,
         /// Frames that are neither ARP nor DHCPv4.
-        Other = "other",
+        Other = "other" => None,
         /// Frames to a group (broadcast or multicast) destination MAC.
-        Broadcast = "broadcast",
+        Broadcast = "broadcast" => exp(&families::BROADCAST, ""),
         /// Group-addressed frames seen more than `loop_repeats` times within one loop window:
         /// copies going round a switching loop.
-        LoopRepeats = "loop_repeats",
+        LoopRepeats = "loop_repeats" => exp(&families::LOOP_FRAMES, ""),
         /// ARP bindings the kernel found new or changed (sent, deferred or lost alike).
-        ArpBindingsNew = "arp_bindings_new",
+        ArpBindingsNew = "arp_bindings_new" => exp(&families::ARP_BINDINGS_NEW, ""),
         /// ARP senders that asked for at least `scan_targets` distinct addresses in one window.
-        ArpScans = "arp_scans",
+        ArpScans = "arp_scans" => exp(&families::ARP_SCANS, ""),
         /// A header the frame's own type fields promise is cut short (see `classify` docs).
-        Malformed = "malformed",
+        Malformed = "malformed" => exp(&families::MALFORMED, ""),
     }
 }
 
 impl Counter {
     /// Counter for a DHCP message type from option 53.
+    /// Spelled out rather than through [`DhcpMsgType::counter`]: that form compiles to an
+    /// index the verifier cannot bound (the agent's tests check the two agree).
     pub const fn for_dhcp_type(msg_type: u8) -> Counter {
         match msg_type {
             1 => Counter::DhcpDiscover,
@@ -230,45 +513,45 @@ named_indices! {
     /// Global self-monitoring counters: every way an event or a count can be lost.
     Stat {
         /// ARP binding events pushed to the ring buffer.
-        ArpEventsSent = "arp_events_sent",
+        ArpEventsSent = "arp_events_sent" => exp(&families::KERNEL_EVENTS, "arp"),
         /// DHCP events pushed to the ring buffer.
-        DhcpEventsSent = "dhcp_events_sent",
+        DhcpEventsSent = "dhcp_events_sent" => exp(&families::KERNEL_EVENTS, "dhcp"),
         /// ARP frames whose binding was already reported within the refresh interval.
-        ArpSuppressed = "arp_suppressed",
+        ArpSuppressed = "arp_suppressed" => exp(&families::SUPPRESSED, ""),
         /// ARP events dropped by the token bucket.
-        ArpRateLimited = "arp_rate_limited",
+        ArpRateLimited = "arp_rate_limited" => exp(&families::RATE_LIMITED, "arp"),
         /// DHCP events dropped by the token bucket.
-        DhcpRateLimited = "dhcp_rate_limited",
+        DhcpRateLimited = "dhcp_rate_limited" => exp(&families::RATE_LIMITED, "dhcp"),
         /// ARP events lost because the ring buffer was full.
-        ArpRingbufFull = "arp_ringbuf_full",
+        ArpRingbufFull = "arp_ringbuf_full" => exp(&families::RINGBUF_DROPS, "arp"),
         /// DHCP events lost because the ring buffer was full.
-        DhcpRingbufFull = "dhcp_ringbuf_full",
+        DhcpRingbufFull = "dhcp_ringbuf_full" => exp(&families::RINGBUF_DROPS, "dhcp"),
         /// Frames whose segment got no slot because all are taken (counted in overflow).
-        SegmentMapFull = "segment_map_full",
+        SegmentMapFull = "segment_map_full" => exp(&families::MAP_FULL, "segments"),
         /// Slots lost because two CPUs saw a new segment at the same instant (stays tiny).
-        SegmentSlotRaced = "segment_slot_raced",
+        SegmentSlotRaced = "segment_slot_raced" => exp(&families::KERNEL_ERRORS, "segment_slot_raced"),
         /// Binding updates the LRU map refused.
-        BindingMapFull = "binding_map_full",
+        BindingMapFull = "binding_map_full" => exp(&families::MAP_FULL, "bindings"),
         /// DHCP payload copies that failed (should stay zero).
-        DhcpCopyFailed = "dhcp_copy_failed",
+        DhcpCopyFailed = "dhcp_copy_failed" => exp(&families::KERNEL_ERRORS, "dhcp_copy_failed"),
         /// ARP frames that are not Ethernet/IPv4 ARP (other hardware or protocol sizes).
-        ArpNotEthernetIpv4 = "arp_not_ethernet_ipv4",
+        ArpNotEthernetIpv4 = "arp_not_ethernet_ipv4" => exp(&families::KERNEL_ERRORS, "arp_not_ethernet_ipv4"),
         /// ARP events held back (token bucket empty or ring buffer full) into `PENDING_ARP`;
         /// the agent drains them, so they are late, not lost.
-        ArpDeferred = "arp_deferred",
+        ArpDeferred = "arp_deferred" => exp(&families::DEFERRED, "arp"),
         /// DHCP events held back into `PENDING_DHCP` likewise.
-        DhcpDeferred = "dhcp_deferred",
+        DhcpDeferred = "dhcp_deferred" => exp(&families::DEFERRED, "dhcp"),
         /// ARP events lost: held back while `PENDING_ARP` was full. The binding is not
         /// remembered, so its next frame tries again.
-        ArpPendingFull = "arp_pending_full",
+        ArpPendingFull = "arp_pending_full" => exp(&families::PENDING_FULL, "arp"),
         /// State-bearing DHCP events lost: held back while `PENDING_DHCP` was full.
-        DhcpPendingFull = "dhcp_pending_full",
+        DhcpPendingFull = "dhcp_pending_full" => exp(&families::PENDING_FULL, "dhcp"),
         /// Loop (repeated frame) events sent.
-        LoopEventsSent = "loop_events_sent",
+        LoopEventsSent = "loop_events_sent" => exp(&families::KERNEL_EVENTS, "loop"),
         /// ARP scan events sent.
-        ScanEventsSent = "scan_events_sent",
+        ScanEventsSent = "scan_events_sent" => exp(&families::KERNEL_EVENTS, "scan"),
         /// Loop or scan events lost to a full ring buffer (the counters still count).
-        SignalRingbufFull = "signal_ringbuf_full",
+        SignalRingbufFull = "signal_ringbuf_full" => exp(&families::KERNEL_ERRORS, "signal_ringbuf_full"),
     }
 }
 
@@ -414,30 +697,79 @@ pub struct BucketState {
 }
 
 /// Ring-buffer event kinds: the first byte of every event.
-pub mod event_kind {
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventKind {
     /// First sighting of an (interface, VLANs, IP) -> MAC binding.
-    pub const ARP_NEW: u8 = 1;
+    ArpNew = 1,
     /// A known IP now comes from another MAC; `old_mac` holds the previous one.
-    pub const ARP_CHANGED: u8 = 2;
+    ArpChanged = 2,
     /// The same binding again after the refresh interval.
-    pub const ARP_REFRESH: u8 = 3;
+    ArpRefresh = 3,
     /// A DHCP message (every one, subject to the token bucket).
-    pub const DHCP: u8 = 4;
-    /// One group-addressed frame repeated past the loop threshold ([`super::LoopEvent`]).
-    pub const LOOP: u8 = 5;
-    /// One ARP sender asked for many distinct targets ([`super::ScanEvent`]).
-    pub const SCAN: u8 = 6;
+    Dhcp = 4,
+    /// One group-addressed frame repeated past the loop threshold ([`LoopEvent`]).
+    Loop = 5,
+    /// One ARP sender asked for many distinct targets ([`ScanEvent`]).
+    Scan = 6,
+}
+
+impl EventKind {
+    pub const ALL: &'static [EventKind] = &[
+        EventKind::ArpNew,
+        EventKind::ArpChanged,
+        EventKind::ArpRefresh,
+        EventKind::Dhcp,
+        EventKind::Loop,
+        EventKind::Scan,
+    ];
+
+    /// The wire code ([`EventHeader::kind`]).
+    pub const fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub const fn from_code(code: u8) -> Option<EventKind> {
+        Some(match code {
+            1 => EventKind::ArpNew,
+            2 => EventKind::ArpChanged,
+            3 => EventKind::ArpRefresh,
+            4 => EventKind::Dhcp,
+            5 => EventKind::Loop,
+            6 => EventKind::Scan,
+            _ => return None,
+        })
+    }
 
     /// Stable name for logs, JSON and metric labels.
+    pub const fn name(self) -> &'static str {
+        match self {
+            EventKind::ArpNew => "arp_new",
+            EventKind::ArpChanged => "arp_changed",
+            EventKind::ArpRefresh => "arp_refresh",
+            EventKind::Dhcp => "dhcp",
+            EventKind::Loop => "loop",
+            EventKind::Scan => "scan",
+        }
+    }
+}
+
+/// The wire codes of [`EventKind`], for `match` on a record's first byte.
+pub mod event_kind {
+    use super::EventKind;
+
+    pub const ARP_NEW: u8 = EventKind::ArpNew.code();
+    pub const ARP_CHANGED: u8 = EventKind::ArpChanged.code();
+    pub const ARP_REFRESH: u8 = EventKind::ArpRefresh.code();
+    pub const DHCP: u8 = EventKind::Dhcp.code();
+    pub const LOOP: u8 = EventKind::Loop.code();
+    pub const SCAN: u8 = EventKind::Scan.code();
+
+    /// The name of a wire code, "unknown" for one no kind has.
     pub const fn name(kind: u8) -> &'static str {
-        match kind {
-            ARP_NEW => "arp_new",
-            ARP_CHANGED => "arp_changed",
-            ARP_REFRESH => "arp_refresh",
-            DHCP => "dhcp",
-            LOOP => "loop",
-            SCAN => "scan",
-            _ => "unknown",
+        match EventKind::from_code(kind) {
+            Some(k) => k.name(),
+            None => "unknown",
         }
     }
 }
@@ -679,6 +1011,9 @@ mod pod {
     unsafe impl aya::Pod for FrameSeen {}
     unsafe impl aya::Pod for ScanKey {}
     unsafe impl aya::Pod for ScanState {}
+    unsafe impl aya::Pod for EventHeader {}
     unsafe impl aya::Pod for ArpEvent {}
     unsafe impl aya::Pod for DhcpEvent {}
+    unsafe impl aya::Pod for LoopEvent {}
+    unsafe impl aya::Pod for ScanEvent {}
 }

@@ -3,6 +3,8 @@
 //! same timestamps always give the same table and findings, live or replayed.
 use std::{collections::BTreeMap, net::Ipv4Addr};
 
+use monitor_common::DhcpMsgType;
+
 use serde::Serialize;
 
 use crate::{
@@ -122,13 +124,13 @@ fn update_state_from(
                 up.server = Some(key);
             }
             let client = msg.chaddr.unwrap_or(*src_mac);
-            match msg.msg_type {
-                Some(1 | 3) => {
+            match msg.kind() {
+                Some(DhcpMsgType::Discover | DhcpMsgType::Request) => {
                     if let Some(name) = msg.host_name() {
                         table.note_client_name(*seg, client, name);
                     }
                 }
-                Some(5) if !msg.yiaddr.is_unspecified() => {
+                Some(DhcpMsgType::Ack) if !msg.yiaddr.is_unspecified() => {
                     let lease = msg.lease_time.map(|secs| Lease {
                         server: msg.server_id.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
                         lease_secs: secs,
@@ -141,7 +143,7 @@ fn update_state_from(
                     up.change = Some(table.apply_ack(key, client, msg.host_name(), lease, now));
                     up.device = Some(key);
                 }
-                Some(7) if !msg.ciaddr.is_unspecified() => {
+                Some(DhcpMsgType::Release) if !msg.ciaddr.is_unspecified() => {
                     let key = DeviceKey {
                         seg: *seg,
                         ip: msg.ciaddr,

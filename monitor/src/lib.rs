@@ -20,3 +20,4 @@ pub mod replay;
 pub mod run;
 pub mod state;
 pub mod store;
+pub mod supervise;

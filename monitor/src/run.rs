@@ -12,7 +12,7 @@ use std::{
 
 use aya::maps::{MapData, RingBuf};
 use monitor_common::{Counter, SegmentCounters, Stat, NO_VLAN};
-use tokio::{io::unix::AsyncFd, task::JoinHandle};
+use tokio::io::unix::AsyncFd;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -25,6 +25,7 @@ use crate::{
     model::Nanos,
     pipeline::Pipeline,
     store::{Caps, OpenNote, Store, StoreError, Writer},
+    supervise::Supervisor,
 };
 
 /// Re-reads the configuration (file plus flags) for SIGHUP.
@@ -33,6 +34,8 @@ pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 /// History events that may wait for the writer between two flushes (one second by default):
 /// a 65,535-station burst fits; past it events are dropped and counted.
 pub const JOURNAL_EVENTS: usize = 100_000;
+/// How long the tasks get to stop after shutdown (the last store batch is written in it).
+const STOP_GRACE: Duration = Duration::from_secs(30);
 /// How long a failed agent keeps answering /readyz with 503 before it exits.
 const NOT_READY_GRACE: Duration = Duration::from_secs(1);
 /// Least time between two ring-buffer drains.
@@ -150,7 +153,7 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
             },
         );
     }
-    let logger = spawn_kernel_log(&mut probe, shutdown.clone());
+    let logger = kernel_log(&mut probe, shutdown.clone());
     let events = probe
         .take_events()
         .ok_or(ProbeError::Missing("ring buffer"))?;
@@ -174,60 +177,50 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
             source,
         })?;
     info!(listen = %cfg.listen, "serving /metrics, /api/v1, /healthz and /readyz");
-    let server = {
+
+    // Every task in one supervised set: one that ends before shutdown stops the agent.
+    let mut tasks = Supervisor::new(shutdown.clone());
+    {
         let app = api::router(shared.clone());
         let stop = shutdown.clone();
-        tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
+        tasks.spawn("http", async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
                 .await
-            {
-                warn!(error = %e, "HTTP server failed");
-            }
-        })
-    };
-    let (ingest_done, mut ingest_failed) = tokio::sync::oneshot::channel();
-    let ingest = {
-        let (shared, stop) = (shared.clone(), shutdown.clone());
-        let (flush, summary) = (cfg.flush_interval(), cfg.stats_interval());
-        let drain = cfg.pending_drain();
-        std::thread::Builder::new()
-            .name("l2watch-ingest".into())
-            .spawn(move || {
-                let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let timers = Timers { summary, drain };
-                    let pipeline = Pipeline::new(writer, flush);
-                    ingest(events, pending, &shared, pipeline, timers, &stop)
-                }))
-                .unwrap_or_else(|p| Err(RunError::Task("ingest", panic_text(&p))));
-                let _ = ingest_done.send(r);
-            })
-            .expect("spawn the ingest thread")
-    };
-    let watcher = tokio::spawn(watch_links(
-        shared.clone(),
-        ifaces.clone(),
-        shutdown.clone(),
-    ));
+                .map_err(|e| format!("HTTP server: {e}"))
+        });
+    }
+    {
+        let shared = shared.clone();
+        let timers = Timers {
+            summary: cfg.stats_interval(),
+            drain: cfg.pending_drain(),
+        };
+        let flush = cfg.flush_interval();
+        tasks.spawn_thread("ingest", move |stop| {
+            let pipeline = Pipeline::new(writer, flush);
+            ingest(events, pending, &shared, pipeline, timers, stop).map_err(|e| e.to_string())
+        });
+    }
+    tasks.spawn(
+        "links",
+        watch_links(shared.clone(), ifaces.clone(), shutdown.clone()),
+    );
+    if let Some(l) = logger {
+        tasks.spawn("kernel-log", l);
+    }
     shared.ready.store(true, Ordering::Relaxed);
     info!(interfaces = ifaces.len(), "ready");
 
     let mut current = cfg;
-    // The supervisor: a task that ends before shutdown is a failure of the whole agent, so
-    // systemd or Kubernetes restarts it instead of it serving stale data.
     let mut failure = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            r = &mut ingest_failed => {
-                let e = match r {
-                    Ok(Err(e)) => e,
-                    Ok(Ok(())) => RunError::Task("ingest", "ended before shutdown".into()),
-                    Err(_) => RunError::Task("ingest", "vanished".into()),
-                };
+            f = tasks.failed() => {
                 shared.ready.store(false, Ordering::Relaxed);
-                tracing::error!(error = %e, "ingest failed: not ready; stopping");
-                failure = Some(e);
+                tracing::error!(task = f.task, error = %f.reason, "task failed: not ready; stopping");
+                failure = Some(RunError::Task(f.task, f.reason));
                 // Answer /readyz with 503 for a moment, so probes see why, then stop.
                 tokio::time::sleep(NOT_READY_GRACE).await;
                 shutdown.cancel();
@@ -237,19 +230,9 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
         }
     }
     shared.ready.store(false, Ordering::Relaxed);
-    let ingest_result = tokio::task::spawn_blocking(move || ingest.join()).await;
-    if failure.is_none() {
-        if let Ok(Err(e)) = ingest_failed.try_recv() {
-            warn!(error = %e, "ingest failed while stopping");
-        }
-    }
-    if !matches!(ingest_result, Ok(Ok(()))) {
-        warn!("ingest thread did not stop cleanly");
-    }
-    let _ = watcher.await;
-    let _ = server.await;
-    if let Some(l) = logger {
-        let _ = l.await;
+    let stuck = tasks.drain(STOP_GRACE).await;
+    if stuck > 0 {
+        warn!(tasks = stuck, "tasks did not stop in time");
     }
     drop(shared);
     if let Some(e) = failure {
@@ -257,13 +240,6 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
     }
     info!(interfaces = ifaces.len(), "detached; bye");
     Ok(())
-}
-
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panicked".into())
 }
 
 /// SIGHUP: re-reads the configuration and applies what can change without a restart.
@@ -301,12 +277,16 @@ fn apply_reload(shared: &Shared, reload: &Reload, current: &mut Config) {
 
 /// Follows the monitored interfaces: logs when one goes down or comes up, and reattaches
 /// when one that disappeared comes back (under a new ifindex, as a re-created device does).
-async fn watch_links(shared: Arc<Shared>, ifaces: Vec<String>, shutdown: CancellationToken) {
+async fn watch_links(
+    shared: Arc<Shared>,
+    ifaces: Vec<String>,
+    shutdown: CancellationToken,
+) -> crate::supervise::TaskResult {
     let mut up: BTreeMap<String, bool> = ifaces.iter().map(|n| (n.clone(), true)).collect();
     let mut tick = tokio::time::interval(LINK_POLL);
     loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return,
+            _ = shutdown.cancelled() => return Ok(()),
             _ = tick.tick() => {}
         }
         for name in &ifaces {
@@ -374,8 +354,12 @@ async fn watch_links(shared: Arc<Shared>, ifaces: Vec<String>, shutdown: Cancell
     }
 }
 
-/// Forwards aya-log records from the kernel program to tracing.
-fn spawn_kernel_log(probe: &mut Probe, shutdown: CancellationToken) -> Option<JoinHandle<()>> {
+/// Forwards aya-log records from the kernel program to tracing; None when the program has
+/// no log buffer to read.
+fn kernel_log(
+    probe: &mut Probe,
+    shutdown: CancellationToken,
+) -> Option<impl std::future::Future<Output = crate::supervise::TaskResult>> {
     let logger = match aya_log::EbpfLogger::init(probe.ebpf_mut()) {
         Ok(l) => l,
         Err(e) => {
@@ -392,23 +376,20 @@ fn spawn_kernel_log(probe: &mut Probe, shutdown: CancellationToken) -> Option<Jo
                 return None;
             }
         };
-    Some(tokio::spawn(async move {
+    Some(async move {
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => break,
+                _ = shutdown.cancelled() => return Ok(()),
                 guard = fd.readable_mut() => match guard {
                     Ok(mut g) => {
                         g.get_inner_mut().flush();
                         g.clear_ready();
                     }
-                    Err(e) => {
-                        warn!(error = %e, "kernel log poll failed");
-                        break;
-                    }
+                    Err(e) => return Err(format!("kernel log poll: {e}")),
                 },
             }
         }
-    }))
+    })
 }
 
 /// The ingest loop, on its own thread: waits for the ring buffer (or the next timer), feeds

@@ -68,7 +68,10 @@ fn lab_up_outlives_the_command_runs_steps_and_lab_down_leaves_nothing() {
     assert!(!ok && out.contains("dhcp-storm"), "lists the steps: {out}");
     let (ok, out) = xtask(&["lab", "step", "--dir", dir_s, "rogue-dhcp", "duplicate-ip"]);
     assert!(ok, "{out}");
-    assert!(out.contains("both announced 10.77.0.50"), "{out}");
+    assert!(
+        out.contains("both answered srv's arping for 10.77.0.50"),
+        "{out}"
+    );
     let (ok, out) = xtask(&["lab", "status", "--dir", dir_s]);
     assert!(
         ok && out.contains("running: dnsmasq-srv, dnsmasq-rogue"),

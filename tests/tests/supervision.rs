@@ -1,7 +1,7 @@
-//! The agent's tasks are supervised: when the ingest thread fails (forced here through the
-//! test hook `L2WATCH_TEST_FAIL_INGEST_AFTER_MS`), `/readyz` turns 503, the reason is logged,
-//! and the process exits non-zero so that systemd or Kubernetes restarts it, instead of
-//! serving stale data.
+//! The agent's tasks are supervised as one set: when the ring-buffer reader (the ingest
+//! thread) or another task fails (forced here through test hooks), `/readyz` turns 503, the
+//! task and reason are logged, and the process exits non-zero so that systemd or Kubernetes
+//! restarts it, instead of serving stale data.
 use std::{
     io::{BufRead, BufReader},
     process::Stdio,
@@ -19,16 +19,33 @@ fn a_failed_ingest_clears_readiness_and_exits_non_zero() {
     if !require_privileged("a_failed_ingest_clears_readiness_and_exits_non_zero") {
         return;
     }
+    fails_and_exits(
+        "ingest",
+        ("L2WATCH_TEST_FAIL_INGEST_AFTER_MS", "1500"),
+        19761,
+    );
+}
+
+#[test]
+fn a_failed_link_watcher_clears_readiness_and_exits_non_zero() {
+    if !require_privileged("a_failed_link_watcher_clears_readiness_and_exits_non_zero") {
+        return;
+    }
+    fails_and_exits("links", ("L2WATCH_TEST_FAIL_TASK", "links:1500"), 19762);
+}
+
+/// Starts the agent with the hook `env`, sees it ready, then not ready, then exit 1 with a
+/// line naming `task` and the hook.
+fn fails_and_exits(task: &str, env: (&str, &str), port: u16) {
     let mon = Netns::new("sup");
     let peer = Netns::new("supp");
     let (mon_if, _) = veth_pair(&mon, &peer);
-    let port = 19761;
     let mut child = mon
         .command(l2watch_bin().to_str().unwrap())
         .args(["--log-format", "json", "run", "--no-db", "--iface", &mon_if])
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
-        .env("L2WATCH_TEST_FAIL_INGEST_AFTER_MS", "1500")
+        .env(env.0, env.1)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -70,8 +87,9 @@ fn a_failed_ingest_clears_readiness_and_exits_non_zero() {
     let failed = log
         .iter()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .find(|v| v["message"] == "ingest failed: not ready; stopping")
+        .find(|v| v["message"] == "task failed: not ready; stopping")
         .unwrap_or_else(|| panic!("no failure line in:\n{}", log.join("\n")));
+    assert_eq!(failed["task"], task, "{failed}");
     assert!(
         failed["error"].as_str().unwrap().contains("test hook"),
         "{failed}"

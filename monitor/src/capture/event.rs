@@ -52,7 +52,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
     }
 }
 
-fn read_struct<T: Copy>(kind: u8, bytes: &[u8]) -> Result<T, DecodeError> {
+fn read_struct<T: aya::Pod>(kind: u8, bytes: &[u8]) -> Result<T, DecodeError> {
     let expected = std::mem::size_of::<T>();
     if bytes.len() < expected {
         return Err(DecodeError::Length {
@@ -61,7 +61,7 @@ fn read_struct<T: Copy>(kind: u8, bytes: &[u8]) -> Result<T, DecodeError> {
             expected,
         });
     }
-    // SAFETY: length checked; T is a repr(C) plain-data struct valid for any bit pattern.
+    // SAFETY: length checked; T is Pod (repr(C), valid for any bit pattern), read unaligned.
     Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr() as *const T) })
 }
 

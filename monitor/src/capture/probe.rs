@@ -270,6 +270,19 @@ impl AttachMode {
     }
 }
 
+/// The maps the loader sizes from the configuration, with their sizes.
+fn sized_maps(cfg: &ProbeConfig) -> [(&'static str, u32); 7] {
+    [
+        (map_names::SEGMENT_SLOTS, cfg.max_segments),
+        (map_names::SLOT_OWNERS, cfg.max_segments),
+        (map_names::SEGMENT_COUNTERS, cfg.max_segments),
+        (map_names::BINDINGS, cfg.max_bindings),
+        (map_names::EVENTS, cfg.ringbuf_bytes),
+        (map_names::PENDING_ARP, cfg.max_pending_arp),
+        (map_names::PENDING_DHCP, cfg.max_pending_dhcp),
+    ]
+}
+
 /// A loaded instance of the XDP program and its maps.
 pub struct Probe {
     ebpf: Ebpf,
@@ -292,16 +305,18 @@ pub struct Snapshot {
 impl Probe {
     /// Loads the program, sizes its maps and writes its configuration.
     pub fn load(cfg: &ProbeConfig) -> Result<Probe, ProbeError> {
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries(map_names::SEGMENT_SLOTS, cfg.max_segments)
-            .map_max_entries(map_names::SLOT_OWNERS, cfg.max_segments)
-            .map_max_entries(map_names::SEGMENT_COUNTERS, cfg.max_segments)
-            .map_max_entries(map_names::BINDINGS, cfg.max_bindings)
-            .map_max_entries(map_names::EVENTS, cfg.ringbuf_bytes)
-            .map_max_entries(map_names::PENDING_ARP, cfg.max_pending_arp)
-            .map_max_entries(map_names::PENDING_DHCP, cfg.max_pending_dhcp)
-            .load(OBJECT)
-            .map_err(ProbeError::Load)?;
+        let mut loader = EbpfLoader::new();
+        for (name, size) in sized_maps(cfg) {
+            loader.map_max_entries(name, size);
+        }
+        let mut ebpf = loader.load(OBJECT).map_err(ProbeError::Load)?;
+        // aya ignores a size for a map the object does not have: a renamed map would keep
+        // its compiled-in size silently.
+        for (name, _) in sized_maps(cfg) {
+            if ebpf.map(name).is_none() {
+                return Err(ProbeError::Missing(name));
+            }
+        }
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .ok_or(ProbeError::Missing("program"))?

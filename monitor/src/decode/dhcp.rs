@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::capture::Mac;
 
 const FIXED_LEN: usize = 236;
-const COOKIE: [u8; 4] = [0x63, 0x82, 0x53, 0x63];
+use monitor_common::{proto::DHCP_MAGIC as COOKIE, DhcpMsgType};
 const SNAME: std::ops::Range<usize> = 44..108;
 const FILE: std::ops::Range<usize> = 108..236;
 
@@ -91,25 +91,23 @@ impl DhcpMessage {
         self.hostname.as_deref().or(self.client_fqdn.as_deref())
     }
 
+    /// The message type, when option 53 holds one l2watch knows.
+    pub fn kind(&self) -> Option<DhcpMsgType> {
+        self.msg_type.and_then(DhcpMsgType::from_code)
+    }
+
     /// A server's reply (OFFER, ACK, NAK).
     pub fn is_server_reply(&self) -> bool {
-        matches!(self.msg_type, Some(2 | 5 | 6))
+        self.kind().is_some_and(DhcpMsgType::is_server_reply)
     }
 }
 
-/// Name of a DHCP message type.
+/// Name of a DHCP message type: [`DhcpMsgType::name`], "bootp" without option 53, "other"
+/// for a type l2watch does not know.
 pub fn msg_type_name(t: Option<u8>) -> &'static str {
     match t {
         None => "bootp",
-        Some(1) => "discover",
-        Some(2) => "offer",
-        Some(3) => "request",
-        Some(4) => "decline",
-        Some(5) => "ack",
-        Some(6) => "nak",
-        Some(7) => "release",
-        Some(8) => "inform",
-        Some(_) => "other",
+        Some(code) => DhcpMsgType::from_code(code).map_or("other", DhcpMsgType::name),
     }
 }
 

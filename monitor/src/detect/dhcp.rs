@@ -5,6 +5,7 @@
 //! client MACs in a short time).
 use std::collections::VecDeque;
 
+use monitor_common::DhcpMsgType;
 use serde_json::json;
 
 use super::{kind, secs, Context, Detector, FindingKind, Signal};
@@ -252,7 +253,10 @@ impl Detector for DhcpStorm {
         else {
             return vec![];
         };
-        if !matches!(msg.msg_type, Some(1 | 3)) {
+        if !matches!(
+            msg.kind(),
+            Some(DhcpMsgType::Discover | DhcpMsgType::Request)
+        ) {
             return vec![];
         }
         let cfg = &self.cfg;
@@ -285,7 +289,7 @@ impl Detector for DhcpStorm {
                 quiet: secs(cfg.quiet_secs),
             });
         }
-        if msg.msg_type == Some(1) {
+        if msg.kind() == Some(DhcpMsgType::Discover) {
             let window = secs(cfg.starvation_window_secs);
             st.clients.insert(msg.chaddr.unwrap_or(*src_mac), now);
             // Prune only once the threshold is reached; keep at most twice the threshold.

@@ -6,6 +6,7 @@
 //! - a DHCPDECLINE (the client found the offered address in use).
 use std::net::Ipv4Addr;
 
+use monitor_common::DhcpMsgType;
 use serde_json::json;
 
 use super::{kind, secs, Context, Detector, FindingKind, Signal};
@@ -216,7 +217,7 @@ impl Detector for DuplicateIp {
             }
             Observation::Dhcp {
                 seg, msg, src_mac, ..
-            } if msg.msg_type == Some(4) => {
+            } if msg.kind() == Some(DhcpMsgType::Decline) => {
                 // DHCPDECLINE: the client found its offered address in use.
                 let Some(ip) = msg.requested_ip else {
                     return vec![];

@@ -2,6 +2,7 @@
 //! are. Routers that use one MAC on every VLAN of a trunk are legitimate: list them in
 //! `ignore_macs`.
 
+use monitor_common::DhcpMsgType;
 use serde_json::json;
 use smallvec::SmallVec;
 
@@ -80,7 +81,7 @@ impl Detector for MacCollision {
         let recent = |t: Nanos| now.saturating_sub(t) <= window;
         if let Observation::Dhcp { msg, .. } = obs {
             // Once the ACK puts the client in the table, the table speaks for it here.
-            if let (Some(5), Some(client)) = (msg.msg_type, msg.chaddr) {
+            if let (Some(DhcpMsgType::Ack), Some(client)) = (msg.kind(), msg.chaddr) {
                 self.forget(client, seg);
             }
             let in_table = ctx.table.by_mac(&mac).iter().any(|k| k.seg == seg);

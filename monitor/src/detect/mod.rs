@@ -426,7 +426,8 @@ pub(crate) mod tests_support {
         bytes[1] = 1;
         bytes[2] = 6;
         bytes[28..34].copy_from_slice(&chaddr.0);
-        bytes.extend_from_slice(&[0x63, 0x82, 0x53, 0x63, 53, 1, msg_type, 255]);
+        bytes.extend_from_slice(&monitor_common::proto::DHCP_MAGIC);
+        bytes.extend_from_slice(&[53, 1, msg_type, 255]);
         crate::decode::decode_dhcp(&bytes, true).expect("valid")
     }
 

@@ -13,6 +13,7 @@ use prometheus::{Encoder, GaugeVec, IntCounterVec, IntGaugeVec, Opts, Registry, 
 use super::Shared;
 use crate::model::Iface;
 use crate::{detect::FindingKind, model::Segment};
+use monitor_common::families;
 
 pub const OTHER: &str = "other";
 
@@ -66,9 +67,34 @@ fn segment_of(k: &monitor_common::SegmentKey, ifaces: &crate::links::IfaceNames)
     Segment::from_vids(ifaces.resolve(k.ifindex), k.outer_vid, k.inner_vid)
 }
 
-struct Out(Registry);
+/// A metric family the exporter registers: its name, type and help.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FamilyInfo {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub help: String,
+    pub labels: Vec<String>,
+}
+
+/// The registry of one scrape, and every family registered in it (with or without samples:
+/// the text format leaves a labelled family without samples out).
+struct Out(Registry, std::cell::RefCell<Vec<FamilyInfo>>);
 
 impl Out {
+    fn new() -> Out {
+        Out(Registry::new(), Default::default())
+    }
+
+    fn note(&self, name: &str, kind: &'static str, help: &str, labels: &[&str]) {
+        self.1.borrow_mut().push(FamilyInfo {
+            name: name.into(),
+            kind,
+            help: help.into(),
+            labels: labels.iter().map(|l| l.to_string()).collect(),
+        });
+    }
+
     fn counter(
         &self,
         name: &str,
@@ -77,12 +103,14 @@ impl Out {
     ) -> Result<IntCounterVec, MetricsError> {
         let c = IntCounterVec::new(Opts::new(name, help), labels)?;
         self.0.register(Box::new(c.clone()))?;
+        self.note(name, "counter", help, labels);
         Ok(c)
     }
 
     fn gauge(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec, MetricsError> {
         let g = IntGaugeVec::new(Opts::new(name, help), labels)?;
         self.0.register(Box::new(g.clone()))?;
+        self.note(name, "gauge", help, labels);
         Ok(g)
     }
 
@@ -94,136 +122,108 @@ impl Out {
     ) -> Result<GaugeVec, MetricsError> {
         let g = GaugeVec::new(Opts::new(name, help), labels)?;
         self.0.register(Box::new(g.clone()))?;
+        self.note(name, "gauge", help, labels);
         Ok(g)
     }
 }
 
-const DEPTHS: [(Counter, &str); 5] = [
-    (Counter::Depth0, "0"),
-    (Counter::Depth1, "1"),
-    (Counter::Depth2, "2"),
-    (Counter::Depth3, "3"),
-    (Counter::DepthMore, "4+"),
-];
-
-const ARP_OPS: [(Counter, &str); 3] = [
-    (Counter::ArpRequest, "request"),
-    (Counter::ArpReply, "reply"),
-    (Counter::ArpOtherOpcode, "other"),
-];
-
-const ARP_KINDS: [(Counter, &str); 3] = [
-    (Counter::ArpGratuitous, "gratuitous"),
-    (Counter::ArpProbe, "probe"),
-    (Counter::ArpAnnouncement, "announcement"),
-];
-
-const DHCP_TYPES: [(Counter, &str); 10] = [
-    (Counter::DhcpDiscover, "discover"),
-    (Counter::DhcpOffer, "offer"),
-    (Counter::DhcpRequest, "request"),
-    (Counter::DhcpDecline, "decline"),
-    (Counter::DhcpAck, "ack"),
-    (Counter::DhcpNak, "nak"),
-    (Counter::DhcpRelease, "release"),
-    (Counter::DhcpInform, "inform"),
-    (Counter::DhcpOtherMsgtype, "other"),
-    (Counter::DhcpNoMsgtype, "none"),
-];
-
-/// The text exposition of every metric, now.
+/// The text exposition of every metric, now. Each subsystem is its own collector: one that
+/// fails is logged and reported as `l2watch_collector_up{collector} 0`, and the others are
+/// still exported.
 pub fn render(shared: &Shared) -> Result<String, MetricsError> {
-    let cfg = shared.metrics.read().expect("metrics lock").clone();
-    let snap = shared.probe.lock().expect("probe lock").snapshot()?;
-    let name = |iface: Iface| iface.name().to_string();
-    let out = Out(Registry::new());
+    let out = collect(shared)?;
+    let mut buf = Vec::new();
+    TextEncoder::new().encode(&out.0.gather(), &mut buf)?;
+    Ok(String::from_utf8(buf).expect("the text format is UTF-8"))
+}
 
-    // Kernel counters, per segment, folded to bounded labels.
+/// Every metric family the exporter registers, as it does for a scrape, whether or not it
+/// has samples now: the list documentation, alert rules and dashboards are checked against.
+pub fn catalog(shared: &Shared) -> Result<Vec<FamilyInfo>, MetricsError> {
+    let mut v = collect(shared)?.1.into_inner();
+    v.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(v)
+}
+
+fn collect(shared: &Shared) -> Result<Out, MetricsError> {
+    let cfg = shared.metrics.read().expect("metrics lock").clone();
+    let out = Out::new();
+    let snap = shared.probe.lock().expect("probe lock").snapshot();
+    // The engine's series use the same VLAN labels as the kernel's.
     let vlans = VlanLabels::busiest(
-        snap.segments
-            .iter()
-            .map(|(k, c)| (segment_of(k, &shared.ifaces), c.get(Counter::Frames))),
+        snap.iter().flat_map(|s| {
+            s.segments
+                .iter()
+                .map(|(k, c)| (segment_of(k, &shared.ifaces), c.get(Counter::Frames)))
+        }),
         cfg.vlan_label_cap,
     );
+    let results = [
+        (
+            "kernel",
+            snap.map_err(MetricsError::from)
+                .and_then(|snap| kernel(&out, shared, &snap, &vlans)),
+        ),
+        ("engine", engine(&out, shared, &vlans, &cfg)),
+        ("store", store(&out, shared)),
+        ("agent", agent(&out, shared)),
+    ];
+    let up = out.gauge(
+        "l2watch_collector_up",
+        "1 when the collector read its subsystem for this scrape, 0 when it failed (logged).",
+        &["collector"],
+    )?;
+    for (name, r) in results {
+        if let Err(e) = &r {
+            tracing::warn!(collector = name, error = %e, "metrics collector failed");
+        }
+        up.with_label_values(&[name]).set(i64::from(r.is_ok()));
+    }
+    Ok(out)
+}
+
+/// Kernel counters per segment and the kernel's self-monitoring stats. Which value goes to
+/// which family is said once, in `monitor_common` (`Counter::export`, `Stat::export`).
+fn kernel(
+    out: &Out,
+    shared: &Shared,
+    snap: &crate::capture::Snapshot,
+    vlans: &VlanLabels,
+) -> Result<(), MetricsError> {
     let mut per_label: BTreeMap<(String, String), SegmentCounters> = BTreeMap::new();
     for (k, c) in &snap.segments {
         let seg = segment_of(k, &shared.ifaces);
         per_label
-            .entry((name(seg.iface), vlans.label(&seg)))
+            .entry((seg.iface.name().to_string(), vlans.label(&seg)))
             .or_insert(SegmentCounters::ZERO)
             .add(c);
     }
-    let frames = out.counter(
-        "l2watch_frames_total",
-        "Frames seen by the XDP program, by interface and number of VLAN tags.",
-        &["interface", "depth"],
-    )?;
-    let malformed = out.counter(
-        "l2watch_frames_malformed_total",
-        "Frames cut short inside a header their own type fields promise (counted, passed on).",
-        &["interface", "vlan"],
-    )?;
-    let arp = out.counter(
-        "l2watch_arp_packets_total",
-        "ARP packets by interface, VLAN and operation.",
-        &["interface", "vlan", "op"],
-    )?;
-    let arp_kind = out.counter(
-        "l2watch_arp_special_packets_total",
-        "ARP packets that are gratuitous, RFC 5227 probes or announcements.",
-        &["interface", "vlan", "kind"],
-    )?;
-    let dhcp = out.counter(
-        "l2watch_dhcp_messages_total",
-        "DHCPv4 messages by interface, VLAN and message type (option 53; none = BOOTP).",
-        &["interface", "vlan", "type"],
-    )?;
-    let per_segment = [
-        (
-            "l2watch_broadcast_frames_total",
-            "Frames to a broadcast or multicast destination.",
-            Counter::Broadcast,
-        ),
-        (
-            "l2watch_loop_frames_total",
-            "Copies of one broadcast/multicast frame beyond kernel.loop_repeats within one \
-             loop window: frames going round a switching loop.",
-            Counter::LoopRepeats,
-        ),
-        (
-            "l2watch_arp_bindings_new_total",
-            "IP-to-MAC bindings the kernel saw new or changed (before any rate limit).",
-            Counter::ArpBindingsNew,
-        ),
-        (
-            "l2watch_arp_scans_total",
-            "ARP senders that asked for kernel.scan_targets distinct addresses in one window.",
-            Counter::ArpScans,
-        ),
-    ];
-    for (metric, help, ctr) in per_segment {
-        let m = out.counter(metric, help, &["interface", "vlan"])?;
-        for ((iface, vlan), c) in &per_label {
-            m.with_label_values(&[iface, vlan]).inc_by(c.get(ctr));
+    let mut families = BTreeMap::new();
+    for f in families::COUNTERS {
+        let mut labels = vec!["interface"];
+        if f.per_vlan {
+            labels.push("vlan");
         }
+        if !f.label.is_empty() {
+            labels.push(f.label);
+        }
+        families.insert(f.name, out.counter(f.name, f.help, &labels)?);
     }
     for ((iface, vlan), c) in &per_label {
-        for (ctr, depth) in DEPTHS {
-            frames.with_label_values(&[iface, depth]).inc_by(c.get(ctr));
-        }
-        malformed
-            .with_label_values(&[iface, vlan])
-            .inc_by(c.get(Counter::Malformed));
-        for (ctr, op) in ARP_OPS {
-            arp.with_label_values(&[iface, vlan, op]).inc_by(c.get(ctr));
-        }
-        for (ctr, k) in ARP_KINDS {
-            arp_kind
-                .with_label_values(&[iface, vlan, k])
-                .inc_by(c.get(ctr));
-        }
-        for (ctr, t) in DHCP_TYPES {
-            dhcp.with_label_values(&[iface, vlan, t]).inc_by(c.get(ctr));
+        for ctr in Counter::ALL {
+            let Some((f, value)) = ctr.export() else {
+                continue;
+            };
+            let mut labels = vec![iface.as_str()];
+            if f.per_vlan {
+                labels.push(vlan);
+            }
+            if !f.label.is_empty() {
+                labels.push(value);
+            }
+            families[f.name]
+                .with_label_values(&labels)
+                .inc_by(c.get(*ctr));
         }
     }
     let overflow = out.counter(
@@ -232,7 +232,7 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         &["depth"],
     )?;
     for (i, c) in snap.overflow.iter().enumerate() {
-        let depth = DEPTHS.get(i).map_or("4+", |d| d.1);
+        let depth = Counter::for_depth(i).export().map_or("4+", |e| e.1);
         overflow
             .with_label_values(&[depth])
             .inc_by(c.get(Counter::Frames));
@@ -242,104 +242,34 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         "Distinct VLANs of an interface summed under vlan=\"other\" (over metrics.vlan_label_cap).",
         &["interface"],
     )?;
-    for (ifindex, n) in &vlans.folded {
-        folded.with_label_values(&[&name(*ifindex)]).set(*n as i64);
+    for (iface, n) in &vlans.folded {
+        folded.with_label_values(&[iface.name()]).set(*n as i64);
     }
-
-    // Kernel self-monitoring.
-    let stat = |s: Stat| snap.stats.get(s as usize).copied().unwrap_or(0);
-    let sent = out.counter(
-        "l2watch_kernel_events_total",
-        "Events the kernel pushed to the ring buffer.",
-        &["kind"],
-    )?;
-    sent.with_label_values(&["arp"])
-        .inc_by(stat(Stat::ArpEventsSent));
-    sent.with_label_values(&["dhcp"])
-        .inc_by(stat(Stat::DhcpEventsSent));
-    sent.with_label_values(&["loop"])
-        .inc_by(stat(Stat::LoopEventsSent));
-    sent.with_label_values(&["scan"])
-        .inc_by(stat(Stat::ScanEventsSent));
-    let deferred = out.counter(
-        "l2watch_kernel_events_deferred_total",
-        "Events the token bucket or a full ring buffer held back into the kernel's pending \
-         maps; the agent drains them, so they arrive late, not never.",
-        &["kind"],
-    )?;
-    deferred
-        .with_label_values(&["arp"])
-        .inc_by(stat(Stat::ArpDeferred));
-    deferred
-        .with_label_values(&["dhcp"])
-        .inc_by(stat(Stat::DhcpDeferred));
-    let pending_full = out.counter(
-        "l2watch_kernel_pending_full_total",
-        "Held-back events lost because the pending map was full (an ARP binding is retried \
-         by its next frame).",
-        &["kind"],
-    )?;
-    pending_full
-        .with_label_values(&["arp"])
-        .inc_by(stat(Stat::ArpPendingFull));
-    pending_full
-        .with_label_values(&["dhcp"])
-        .inc_by(stat(Stat::DhcpPendingFull));
-    out.counter(
-        "l2watch_kernel_events_suppressed_total",
-        "ARP repeats of a known binding within the refresh interval (by design, not a loss).",
-        &[],
-    )?
-    .with_label_values::<&str>(&[])
-    .inc_by(stat(Stat::ArpSuppressed));
-    let limited = out.counter(
-        "l2watch_kernel_events_rate_limited_total",
-        "Events the per-CPU token bucket held back: ARP and state-bearing DHCP are deferred \
-         (see l2watch_kernel_events_deferred_total), a storm's DISCOVERs and REQUESTs dropped.",
-        &["kind"],
-    )?;
-    limited
-        .with_label_values(&["arp"])
-        .inc_by(stat(Stat::ArpRateLimited));
-    limited
-        .with_label_values(&["dhcp"])
-        .inc_by(stat(Stat::DhcpRateLimited));
-    let drops = out.counter(
-        "l2watch_ringbuf_drops_total",
-        "Events lost because the ring buffer was full (the agent fell behind).",
-        &["kind"],
-    )?;
-    drops
-        .with_label_values(&["arp"])
-        .inc_by(stat(Stat::ArpRingbufFull));
-    drops
-        .with_label_values(&["dhcp"])
-        .inc_by(stat(Stat::DhcpRingbufFull));
-    let full = out.counter(
-        "l2watch_kernel_map_full_total",
-        "Inserts refused because a kernel map was full.",
-        &["map"],
-    )?;
-    full.with_label_values(&["segments"])
-        .inc_by(stat(Stat::SegmentMapFull));
-    full.with_label_values(&["bindings"])
-        .inc_by(stat(Stat::BindingMapFull));
-    let kerr = out.counter(
-        "l2watch_kernel_errors_total",
-        "Other kernel-side conditions, by reason.",
-        &["reason"],
-    )?;
-    for (s, r) in [
-        (Stat::SegmentSlotRaced, "segment_slot_raced"),
-        (Stat::DhcpCopyFailed, "dhcp_copy_failed"),
-        (Stat::ArpNotEthernetIpv4, "arp_not_ethernet_ipv4"),
-        (Stat::SignalRingbufFull, "signal_ringbuf_full"),
-    ] {
-        kerr.with_label_values(&[r]).inc_by(stat(s));
+    let mut stat_families = BTreeMap::new();
+    for f in families::STATS {
+        let labels: &[&str] = if f.label.is_empty() { &[] } else { &[f.label] };
+        stat_families.insert(f.name, out.counter(f.name, f.help, labels)?);
     }
+    for s in Stat::ALL {
+        let Some((f, value)) = s.export() else {
+            continue;
+        };
+        let labels: &[&str] = if f.label.is_empty() { &[] } else { &[value] };
+        let v = snap.stats.get(s.index()).copied().unwrap_or(0);
+        stat_families[f.name].with_label_values(labels).inc_by(v);
+    }
+    Ok(())
+}
 
-    // The engine.
-    // The engine. Under its lock only a count per segment and copies of small rows are made
+/// The device table, findings, DHCP servers and the engine's counters.
+fn engine(
+    out: &Out,
+    shared: &Shared,
+    vlans: &VlanLabels,
+    cfg: &crate::config::MetricsConfig,
+) -> Result<(), MetricsError> {
+    let name = |iface: Iface| iface.name().to_string();
+    // Under its lock only a count per segment and copies of small rows are made
     // (the table can hold a million devices); labels are built after it is released.
     let e = shared.engine.lock().expect("engine lock");
     let mut per_seg: HashMap<Segment, i64> = HashMap::new();
@@ -477,7 +407,8 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         ),
         (
             "l2watch_findings_folded_total",
-            "Per-binding findings folded into an open arp_flood instead of opening their own.",
+            "Findings folded into another that explains them (an open arp_flood, or the \
+             duplicate_ip of their address) instead of opening their own.",
             st.findings_folded,
         ),
         (
@@ -530,24 +461,11 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
             .with_label_values::<&str>(&[])
             .inc_by(v);
     }
+    Ok(())
+}
 
-    // The agent itself.
-    let attach = out.gauge(
-        "l2watch_attach_mode",
-        "1 for the XDP mode each interface is attached in (native or generic); detached = down or gone.",
-        &["interface", "mode"],
-    )?;
-    for l in shared.links.read().expect("links lock").values() {
-        let mode = l.mode.map_or("detached", |m| m.name());
-        attach.with_label_values(&[&l.name, mode]).set(1);
-    }
-    out.float_gauge(
-        "l2watch_ringbuf_lag_seconds",
-        "Age of the last ring-buffer record when the agent read it.",
-        &[],
-    )?
-    .with_label_values::<&str>(&[])
-    .set(shared.lag_ns.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9);
+/// The store writer's counters (when there is a database).
+fn store(out: &Out, shared: &Shared) -> Result<(), MetricsError> {
     if let Some(s) = &shared.store_stats {
         use std::sync::atomic::Ordering::Relaxed;
         for (n, help, v) in [
@@ -589,6 +507,27 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
         .with_label_values::<&str>(&[])
         .set(s.last_commit_us.load(Relaxed) as f64 / 1e6);
     }
+    Ok(())
+}
+
+/// The agent itself: attachments, ring-buffer lag, build.
+fn agent(out: &Out, shared: &Shared) -> Result<(), MetricsError> {
+    let attach = out.gauge(
+        "l2watch_attach_mode",
+        "1 for the XDP mode each interface is attached in (native or generic); detached = down or gone.",
+        &["interface", "mode"],
+    )?;
+    for l in shared.links.read().expect("links lock").values() {
+        let mode = l.mode.map_or("detached", |m| m.name());
+        attach.with_label_values(&[&l.name, mode]).set(1);
+    }
+    out.float_gauge(
+        "l2watch_ringbuf_lag_seconds",
+        "Age of the last ring-buffer record when the agent read it.",
+        &[],
+    )?
+    .with_label_values::<&str>(&[])
+    .set(shared.lag_ns.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9);
     out.gauge(
         "l2watch_build_info",
         "Always 1; the labels say which l2watch this is.",
@@ -596,10 +535,7 @@ pub fn render(shared: &Shared) -> Result<String, MetricsError> {
     )?
     .with_label_values(&[env!("CARGO_PKG_VERSION")])
     .set(1);
-
-    let mut buf = Vec::new();
-    TextEncoder::new().encode(&out.0.gather(), &mut buf)?;
-    Ok(String::from_utf8(buf).expect("the text format is UTF-8"))
+    Ok(())
 }
 
 #[cfg(test)]
@@ -611,6 +547,46 @@ mod tests {
             iface: crate::model::Iface::named("eth2"),
             outer_vlan: vlan,
             inner_vlan: None,
+        }
+    }
+
+    #[test]
+    fn every_kernel_value_is_exported_once_under_a_listed_family() {
+        use monitor_common::{DhcpMsgType, Family};
+        let check = |exports: Vec<(&'static Family, &'static str)>, listed: &[&Family]| {
+            let mut seen = BTreeSet::new();
+            for (f, v) in exports {
+                assert!(listed.contains(&f), "{} is not listed", f.name);
+                assert_eq!(f.label.is_empty(), v.is_empty(), "{}: {v:?}", f.name);
+                assert!(seen.insert((f.name, v)), "{} {v} twice", f.name);
+            }
+            for f in listed {
+                assert!(
+                    seen.iter().any(|(n, _)| *n == f.name),
+                    "{} is empty",
+                    f.name
+                );
+            }
+        };
+        check(
+            Counter::ALL.iter().filter_map(|c| c.export()).collect(),
+            families::COUNTERS,
+        );
+        // Every stat is exported: they are how loss is seen.
+        assert!(Stat::ALL.iter().all(|s| s.export().is_some()));
+        check(
+            Stat::ALL.iter().filter_map(|s| s.export()).collect(),
+            families::STATS,
+        );
+        // The kernel's spelled-out DHCP counter agrees with the message types.
+        for code in 0..=255u8 {
+            let want =
+                DhcpMsgType::from_code(code).map_or(Counter::DhcpOtherMsgtype, |t| t.counter());
+            assert_eq!(Counter::for_dhcp_type(code), want, "{code}");
+        }
+        for t in DhcpMsgType::ALL {
+            assert_eq!(Some(*t), DhcpMsgType::from_code(*t as u8));
+            assert_eq!(t.counter().export().map(|e| e.1), Some(t.name()));
         }
     }
 

@@ -2,6 +2,7 @@
 //! 54, else the IP source) and MAC, counts, and the range of addresses it handed out. Bounded.
 use std::{net::Ipv4Addr, num::NonZeroUsize};
 
+use monitor_common::DhcpMsgType;
 use serde::Serialize;
 
 use crate::model::{Mac, Nanos, Segment};
@@ -86,10 +87,10 @@ impl DhcpServers {
         }
         let s = self.servers.get_mut(&key).expect("just inserted");
         s.last_seen = s.last_seen.max(now);
-        match msg_type {
-            2 => s.offers += 1,
-            5 => s.acks += 1,
-            6 => s.naks += 1,
+        match DhcpMsgType::from_code(msg_type) {
+            Some(DhcpMsgType::Offer) => s.offers += 1,
+            Some(DhcpMsgType::Ack) => s.acks += 1,
+            Some(DhcpMsgType::Nak) => s.naks += 1,
             _ => {}
         }
         if let Some(ip) = offered.filter(|ip| !ip.is_unspecified()) {

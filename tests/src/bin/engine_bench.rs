@@ -100,7 +100,8 @@ fn bootp(op: u8, msg_type: u8, xid: u32, chaddr: [u8; 6], yiaddr: [u8; 4], opts:
     p[4..8].copy_from_slice(&xid.to_be_bytes());
     p[16..20].copy_from_slice(&yiaddr);
     p[28..34].copy_from_slice(&chaddr);
-    p.extend_from_slice(&[0x63, 0x82, 0x53, 0x63, 53, 1, msg_type]);
+    p.extend_from_slice(&monitor_common::proto::DHCP_MAGIC);
+    p.extend_from_slice(&[53, 1, msg_type]);
     p.extend_from_slice(opts);
     p.push(255);
     p
