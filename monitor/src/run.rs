@@ -253,7 +253,7 @@ fn apply_reload(shared: &Shared, reload: &Reload, current: &mut Config) {
         }
     };
     let (new, restart) = current.reloadable(new);
-    shared
+    let rebuilt = shared
         .engine
         .lock()
         .expect("engine lock")
@@ -264,10 +264,13 @@ fn apply_reload(shared: &Shared, reload: &Reload, current: &mut Config) {
         warn!(error = %e, "kernel settings not applied");
     }
     shared.reloads.fetch_add(1, Ordering::Relaxed);
+    // Detectors whose settings did not change keep their windows.
+    let rebuilt = rebuilt.join(",");
     if restart.is_empty() {
-        info!("configuration reloaded");
+        info!(detectors_restarted = %rebuilt, "configuration reloaded");
     } else {
         warn!(
+            detectors_restarted = %rebuilt,
             needs_restart = %restart.join(","),
             "configuration reloaded; these settings take effect on restart"
         );

@@ -5,6 +5,7 @@ pub mod fixtures;
 pub mod grafana;
 pub mod http;
 pub mod probe;
+pub mod prom;
 pub mod storm;
 
 // The lab (namespaces, frames, real software) is its own crate so xtask can use it too.
@@ -31,6 +32,22 @@ pub fn require_privileged(test: &str) -> bool {
         "SKIPPED {test}: {why}; run as root, or set L2WATCH_REQUIRE_PRIVILEGED=1 to fail"
     );
     false
+}
+
+/// The first line of every privileged test: the test returns (after saying why on stderr)
+/// when it may not run here, and fails instead under `L2WATCH_REQUIRE_PRIVILEGED=1`. The
+/// test's own name is used; nothing to keep in sync.
+#[macro_export]
+macro_rules! privileged {
+    () => {{
+        fn here() {}
+        let name = ::std::any::type_name_of_val(&here);
+        let name = name.strip_suffix("::here").unwrap_or(name);
+        let name = name.rsplit("::").next().unwrap_or(name);
+        if !$crate::require_privileged(name) {
+            return;
+        }
+    }};
 }
 
 /// The workspace root.

@@ -4,7 +4,7 @@
 use std::{path::Path, process::Command};
 
 use l2watch::{capture::ProbeConfig, replay::replay};
-use l2watch_tests::{corpus_dir, l2watch_bin, probe::load, require_privileged};
+use l2watch_tests::{corpus_dir, l2watch_bin, privileged, probe::load};
 use serde_json::Value;
 
 /// The keys issue #2 names; the same meaning as in ground_truth.json.
@@ -43,9 +43,7 @@ fn ground_truth() -> Value {
 
 #[test]
 fn replay_agrees_with_tshark_on_the_whole_corpus() {
-    if !require_privileged("replay_agrees_with_tshark_on_the_whole_corpus") {
-        return;
-    }
+    privileged!();
     let gt = ground_truth();
     let files = gt["files"].as_array().expect("files");
     assert!(files.len() >= 30, "corpus has {} files", files.len());
@@ -89,9 +87,7 @@ fn replay_agrees_with_tshark_on_the_whole_corpus() {
 
 #[test]
 fn dhcp_flood_and_arp_sweep_raise_the_expected_events() {
-    if !require_privileged("dhcp_flood_and_arp_sweep_raise_the_expected_events") {
-        return;
-    }
+    privileged!();
     // 10000 DISCOVERs: every one is an event when rate limits are off (replay).
     let mut probe = load(&ProbeConfig::replay());
     let r = replay(
@@ -127,9 +123,7 @@ fn l2watch(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn replay_json_has_the_tshark_keys() {
-    if !require_privileged("replay_json_has_the_tshark_keys") {
-        return;
-    }
+    privileged!();
     let file = corpus_dir().join("zeek_icmp_dot1q.pcap");
     let out = l2watch(&["replay", "--json", file.to_str().unwrap()]);
     assert!(
@@ -155,9 +149,7 @@ fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
 
 #[test]
 fn truncated_capture_reports_offset_and_partial_counts() {
-    if !require_privileged("truncated_capture_reports_offset_and_partial_counts") {
-        return;
-    }
+    privileged!();
     let src = std::fs::read(corpus_dir().join("ipfixprobe_arp.pcap")).expect("read");
     // 24-byte header, then 16-byte record headers + 42..60-byte frames: cut mid-file.
     let cut = &src[..src.len() - 30];
@@ -182,9 +174,7 @@ fn truncated_capture_reports_offset_and_partial_counts() {
 
 #[test]
 fn corrupt_record_reports_its_offset() {
-    if !require_privileged("corrupt_record_reports_its_offset") {
-        return;
-    }
+    privileged!();
     let mut bytes =
         std::fs::read(corpus_dir().join("chrissanders_arp_resolution.pcapng")).expect("read");
     // Break the block-length trailer of the last block.
@@ -199,9 +189,7 @@ fn corrupt_record_reports_its_offset() {
 
 #[test]
 fn non_ethernet_and_non_capture_files_exit_2() {
-    if !require_privileged("non_ethernet_and_non_capture_files_exit_2") {
-        return;
-    }
+    privileged!();
     let mut sll = Vec::new();
     sll.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
     sll.extend_from_slice(&[2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0]);

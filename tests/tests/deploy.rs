@@ -14,8 +14,9 @@ use l2watch::{
 };
 use l2watch_tests::{
     grafana::{dashboard_exprs, grafana_expand},
+    privileged,
     probe::load,
-    require_privileged, workspace_root,
+    workspace_root,
 };
 
 /// Every metric family the exporter registers, asked of the exporter: a loaded program, an
@@ -96,9 +97,7 @@ fn rules_are_valid_and_every_alert_is_tested() {
 
 #[test]
 fn rules_use_only_metrics_the_agent_exports() {
-    if !require_privileged("rules_use_only_metrics_the_agent_exports") {
-        return;
-    }
+    privileged!();
     let root = workspace_root();
     let exported = exported();
     let rules = std::fs::read_to_string(root.join("deploy/prometheus/l2watch.rules.yml")).unwrap();
@@ -113,11 +112,7 @@ fn rules_use_only_metrics_the_agent_exports() {
 
 #[test]
 fn dashboard_covers_the_issue_and_every_panel_parses_with_exported_metrics() {
-    if !require_privileged(
-        "dashboard_covers_the_issue_and_every_panel_parses_with_exported_metrics",
-    ) {
-        return;
-    }
+    privileged!();
     let root = workspace_root();
     let path = root.join("deploy/grafana/l2watch-dashboard.json");
     let dash: serde_json::Value =
@@ -184,9 +179,7 @@ fn dashboard_covers_the_issue_and_every_panel_parses_with_exported_metrics() {
 
 #[test]
 fn federation_example_is_valid_and_every_fleet_alert_is_tested() {
-    if !require_privileged("federation_example_is_valid_and_every_fleet_alert_is_tested") {
-        return;
-    }
+    privileged!();
     let root = workspace_root();
     let dir = root.join("deploy/prometheus/federation");
     for config in ["site.prometheus.yml", "global.prometheus.yml"] {

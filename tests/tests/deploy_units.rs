@@ -12,7 +12,7 @@ use std::{
 
 use l2watch_tests::{
     http::get,
-    l2watch_bin, require_privileged,
+    l2watch_bin, privileged,
     scenario::{self, Step},
     workspace_root,
 };
@@ -151,9 +151,7 @@ fn wait_log(lab: &mut l2watch_tests::lab::Lab, name: &str, needle: &str) -> Resu
 
 #[test]
 fn agent_works_with_only_the_units_capabilities_and_not_without_cap_bpf() {
-    if !require_privileged("agent_works_with_only_the_units_capabilities_and_not_without_cap_bpf") {
-        return;
-    }
+    privileged!();
     let caps = unit_caps();
     let mut lab = scenario::standard();
     start_confined(&mut lab, "agent", &caps);

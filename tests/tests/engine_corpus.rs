@@ -10,7 +10,7 @@ use l2watch::{
     capture::ProbeConfig,
     replay::{analyze, Analysis, AnalysisReport},
 };
-use l2watch_tests::{corpus_dir, probe::load, require_privileged};
+use l2watch_tests::{corpus_dir, privileged, probe::load};
 use serde_json::Value;
 
 fn ground_truth() -> Vec<Value> {
@@ -48,9 +48,7 @@ fn strings(v: &Value) -> BTreeSet<String> {
 
 #[test]
 fn pipeline_agrees_with_tshark_on_servers_devices_and_duplicates() {
-    if !require_privileged("pipeline_agrees_with_tshark_on_servers_devices_and_duplicates") {
-        return;
-    }
+    privileged!();
     let mut failures = Vec::new();
     for f in ground_truth() {
         let name = f["file"].as_str().unwrap();
@@ -136,9 +134,7 @@ fn pipeline_agrees_with_tshark_on_servers_devices_and_duplicates() {
 
 #[test]
 fn leases_hostnames_and_dhcp_findings_from_real_captures() {
-    if !require_privileged("leases_hostnames_and_dhcp_findings_from_real_captures") {
-        return;
-    }
+    privileged!();
     // The Wireshark DORA sample: 192.168.0.10 leased for 3600 s by 192.168.0.1.
     let r = run("arkime_wireshark-dhcp.pcap");
     let d = r
@@ -186,11 +182,7 @@ fn fuzzed_files() -> BTreeSet<String> {
 
 #[test]
 fn the_nmap_sweep_is_an_arp_scan_and_clean_captures_raise_no_storm_findings() {
-    if !require_privileged(
-        "the_nmap_sweep_is_an_arp_scan_and_clean_captures_raise_no_storm_findings",
-    ) {
-        return;
-    }
+    privileged!();
     let fuzzed = fuzzed_files();
     let mut failures = Vec::new();
     for f in ground_truth() {

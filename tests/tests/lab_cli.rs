@@ -5,9 +5,9 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use l2watch_tests::{
-    l2watch_bin,
+    l2watch_bin, privileged,
     proc::{start_time, Proc},
-    require_privileged, xtask_bin,
+    xtask_bin,
 };
 use serde_json::Value;
 
@@ -30,9 +30,7 @@ fn netns_exists(name: &str) -> bool {
 
 #[test]
 fn lab_up_outlives_the_command_runs_steps_and_lab_down_leaves_nothing() {
-    if !require_privileged("lab_up_outlives_the_command_runs_steps_and_lab_down_leaves_nothing") {
-        return;
-    }
+    privileged!();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("lab");
     let dir_s = dir.to_str().unwrap();
@@ -90,9 +88,7 @@ fn lab_up_outlives_the_command_runs_steps_and_lab_down_leaves_nothing() {
 
 #[test]
 fn demo_shows_findings_and_ctrl_c_removes_every_namespace() {
-    if !require_privileged("demo_shows_findings_and_ctrl_c_removes_every_namespace") {
-        return;
-    }
+    privileged!();
     let mut demo = Command::new(xtask_bin());
     demo.args(["demo", "--plain", "--refresh", "1", "--agent"])
         .arg(l2watch_bin());

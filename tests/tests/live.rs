@@ -8,7 +8,7 @@ use l2watch_tests::{
     fixtures::{MAC_A, MAC_B},
     frames::{arp, dhcp, Bootp, Ip, BROADCAST, L2, TPID_8021AD, TPID_8021Q},
     netns::{send_frames, veth_pair, Netns},
-    require_privileged,
+    privileged,
 };
 use serde_json::Value;
 
@@ -20,9 +20,7 @@ fn is_event(v: &Value, kind: &str, field: &str, value: &str) -> bool {
 
 #[test]
 fn live_attach_reports_events_counters_and_detaches() {
-    if !require_privileged("live_attach_reports_events_counters_and_detaches") {
-        return;
-    }
+    privileged!();
     let mon = Netns::new("mon");
     let peer = Netns::new("peer");
     let (mon_if, peer_if) = veth_pair(&mon, &peer);
@@ -121,9 +119,11 @@ fn live_attach_reports_events_counters_and_detaches() {
     });
     agent.wait_for("suppression stats", WAIT, |v| {
         v["target"] == "l2watch::counters"
-            && v["stats"]
-                .as_str()
-                .is_some_and(|s| s.contains("arp_suppressed=5") && s.contains("dhcp_events_sent=2"))
+            && v["stats"].as_str().is_some_and(|s| {
+                let p = l2watch_tests::prom::pairs(s);
+                let has = |k: &str, v: &str| p.iter().any(|(pk, pv)| pk == k && pv == v);
+                has("arp_suppressed", "5") && has("dhcp_events_sent", "2")
+            })
     });
     let arp_new = agent
         .seen
@@ -152,9 +152,7 @@ fn live_attach_reports_events_counters_and_detaches() {
 
 #[test]
 fn unknown_interface_is_a_clear_error() {
-    if !require_privileged("unknown_interface_is_a_clear_error") {
-        return;
-    }
+    privileged!();
     let ns = Netns::new("err");
     let out = ns
         .command(l2watch_tests::l2watch_bin().to_str().unwrap())

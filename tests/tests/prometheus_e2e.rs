@@ -12,7 +12,7 @@ use l2watch_tests::{
     http::{encode, try_get},
     l2watch_bin,
     lab::Lab,
-    require_privileged,
+    privileged,
     scenario::{self, Step},
     workspace_root,
 };
@@ -97,15 +97,35 @@ impl Prom<'_> {
         r.first()?["value"][1].as_str()?.parse().ok()
     }
 
-    /// Waits until the rules have been evaluated twice over a scrape taken after now, so an
-    /// expression true on the current state has become at least pending.
+    /// Waits until every rule group has been evaluated for 3 s (three evaluations) over a
+    /// scrape taken after now, so an expression true on the current state has become at least
+    /// pending, by Prometheus's own evaluation times rather than a sleep.
     fn settle(&self) {
         let t0 = self.scalar("vector(time())").expect("time()");
+        let mut scraped = 0.0;
         self.wait("a scrape after now", Duration::from_secs(30), |p| {
-            p.scalar("timestamp(l2watch_build_info)")
-                .is_some_and(|t| t > t0 + 1.0)
+            p.scalar("timestamp(l2watch_build_info)").is_some_and(|t| {
+                scraped = t;
+                t > t0 + 1.0
+            })
         });
-        std::thread::sleep(Duration::from_secs(3));
+        self.wait("3 s of rule evaluations", Duration::from_secs(30), |p| {
+            p.last_evaluations()
+                .is_some_and(|ts| !ts.is_empty() && ts.iter().all(|t| *t >= scraped + 3.0))
+        });
+    }
+
+    /// When each rule group was last evaluated (Unix seconds).
+    fn last_evaluations(&self) -> Option<Vec<f64>> {
+        let data = self.api("/api/v1/rules").ok()?;
+        data["groups"]
+            .as_array()?
+            .iter()
+            .map(|g| {
+                let t = humantime::parse_rfc3339(g["lastEvaluation"].as_str()?).ok()?;
+                Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64())
+            })
+            .collect()
     }
 }
 
@@ -118,11 +138,7 @@ fn firing(p: &Prom, name: &str) -> Option<Value> {
 
 #[test]
 fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
-    if !require_privileged(
-        "prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean",
-    ) {
-        return;
-    }
+    privileged!();
     let mut lab = scenario::standard();
     let dir = lab.dir().to_path_buf();
     std::fs::write(dir.join("rules.yml"), rules_for_test()).unwrap();

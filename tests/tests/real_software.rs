@@ -8,7 +8,7 @@ use std::time::Duration;
 use l2watch_tests::{
     agent::Agent,
     lab::Lab,
-    require_privileged,
+    privileged,
     scenario::{self, mac_of, Step},
 };
 use rusqlite::Connection;
@@ -61,9 +61,7 @@ fn dhcp_event(v: &Value, msg_type: u8, mac: &str) -> bool {
 
 #[test]
 fn competing_dnsmasq_servers_and_a_dhclient_lease_life() {
-    if !require_privileged("competing_dnsmasq_servers_and_a_dhclient_lease_life") {
-        return;
-    }
+    privileged!();
     let mut lab = scenario::standard();
     let mut agent = start_agent(&lab);
     step(&mut lab, Step::DhcpServer);
@@ -89,8 +87,7 @@ fn competing_dnsmasq_servers_and_a_dhclient_lease_life() {
         );
         agent.wait_for("DHCPRELEASE", WAIT, |v| dhcp_event(v, 7, mac));
     }
-    // The last batch needs one flush interval; then stop cleanly and read the database.
-    std::thread::sleep(Duration::from_millis(600));
+    // A clean stop writes the last batch; then read the database.
     assert_eq!(agent.stop(WAIT), Some(0), "log:\n{}", agent.log());
 
     let conn = Connection::open(lab.path("l2watch.db")).expect("open the agent's database");
@@ -148,9 +145,7 @@ fn competing_dnsmasq_servers_and_a_dhclient_lease_life() {
 
 #[test]
 fn arping_duplicate_a_swapped_nic_a_storm_and_tagged_frames() {
-    if !require_privileged("arping_duplicate_a_swapped_nic_a_storm_and_tagged_frames") {
-        return;
-    }
+    privileged!();
     let mut lab = scenario::standard();
     let mut agent = start_agent(&lab);
 

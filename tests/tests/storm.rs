@@ -9,7 +9,7 @@ use l2watch_tests::{
     frames::{arp, BROADCAST, L2},
     http,
     netns::send_frames,
-    require_privileged,
+    privileged,
     storm::{station, StormLab},
 };
 use serde_json::Value;
@@ -26,11 +26,9 @@ fn json(lab: &StormLab, port: u16, path: &str) -> Value {
     serde_json::from_str(&body).expect("JSON")
 }
 
+/// Every sample of `name` summed, by exact name.
 fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    l2watch_tests::prom::sum(text, name, &[])
 }
 
 /// Waits until `pred` holds for the agent's metrics; panics with the last scrape.
@@ -70,9 +68,7 @@ fn start(lab: &StormLab, port: u16, db: &std::path::Path) -> Agent {
 
 #[test]
 fn a_65535_station_burst_is_learnt_whole_with_defaults() {
-    if !require_privileged("a_65535_station_burst_is_learnt_whole_with_defaults") {
-        return;
-    }
+    privileged!();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = StormLab::new();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -121,9 +117,7 @@ fn a_65535_station_burst_is_learnt_whole_with_defaults() {
 
 #[test]
 fn a_unique_mac_flood_is_one_bounded_finding_and_real_stations_stay() {
-    if !require_privileged("a_unique_mac_flood_is_one_bounded_finding_and_real_stations_stay") {
-        return;
-    }
+    privileged!();
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let lab = StormLab::new();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -146,11 +140,7 @@ fn a_unique_mac_flood_is_one_bounded_finding_and_real_stations_stay() {
     // A million unique MACs (their IPs repeat every 131,072, so bindings also move).
     lab.offer(1 << 20, 1_000_000, 1_000_000, None, None);
     let text = wait_metrics(&lab, port, "the flood finding", |t| {
-        t.lines().any(|l| {
-            l.starts_with("l2watch_findings_open{")
-                && l.contains("kind=\"arp_flood\"")
-                && l.ends_with(" 1")
-        })
+        l2watch_tests::prom::sum(t, "l2watch_findings_open", &[("kind", "arp_flood")]) == 1.0
     });
     // Bounded: the table at its capacity with evictions counted, the process small.
     let devices = metric(&text, "l2watch_devices");

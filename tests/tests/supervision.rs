@@ -11,14 +11,12 @@ use std::{
 use l2watch_tests::{
     http, l2watch_bin,
     netns::{veth_pair, Netns},
-    require_privileged,
+    privileged,
 };
 
 #[test]
 fn a_failed_ingest_clears_readiness_and_exits_non_zero() {
-    if !require_privileged("a_failed_ingest_clears_readiness_and_exits_non_zero") {
-        return;
-    }
+    privileged!();
     fails_and_exits(
         "ingest",
         ("L2WATCH_TEST_FAIL_INGEST_AFTER_MS", "1500"),
@@ -28,9 +26,7 @@ fn a_failed_ingest_clears_readiness_and_exits_non_zero() {
 
 #[test]
 fn a_failed_link_watcher_clears_readiness_and_exits_non_zero() {
-    if !require_privileged("a_failed_link_watcher_clears_readiness_and_exits_non_zero") {
-        return;
-    }
+    privileged!();
     fails_and_exits("links", ("L2WATCH_TEST_FAIL_TASK", "links:1500"), 19762);
 }
 

@@ -4,16 +4,13 @@
 //! shorter than an Ethernet header never reach XDP (BPF_PROG_TEST_RUN refuses them too).
 use l2watch::capture::{KernelEvent, ProbeConfig, ProbeError};
 use l2watch_tests::{
-    fixtures,
+    fixtures, privileged,
     probe::{load, run},
-    require_privileged,
 };
 
 #[test]
 fn every_fixture_cut_at_every_offset() {
-    if !require_privileged("every_fixture_cut_at_every_offset") {
-        return;
-    }
+    privileged!();
     let mut failures = Vec::new();
     let mut cuts = 0usize;
     // One program for all cuts keeps this fast; bindings are made irrelevant by refresh 0.

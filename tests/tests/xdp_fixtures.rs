@@ -8,16 +8,14 @@ use l2watch::capture::ProbeConfig;
 use l2watch_tests::{
     fixtures::{self, Expect, IP_A, MAC_A, MAC_B},
     frames::{arp, BROADCAST, L2, TPID_8021Q},
+    privileged,
     probe::{load, run},
-    require_privileged,
 };
 use monitor_common::{event_kind, Counter, Stat};
 
 #[test]
 fn every_fixture_counts_and_reports_exactly() {
-    if !require_privileged("every_fixture_counts_and_reports_exactly") {
-        return;
-    }
+    privileged!();
     let all = fixtures::all();
     assert!(all.len() >= 55, "fixture table shrank to {}", all.len());
     let mut failures = Vec::new();
@@ -90,9 +88,7 @@ fn arp_from(mac: [u8; 6]) -> Vec<u8> {
 
 #[test]
 fn repeats_are_suppressed_and_a_changed_mac_is_reported() {
-    if !require_privileged("repeats_are_suppressed_and_a_changed_mac_is_reported") {
-        return;
-    }
+    privileged!();
     let mut probe = load(&ProbeConfig::replay());
     let a = arp_from(MAC_A);
     let b = arp_from(MAC_B);
@@ -124,9 +120,7 @@ fn repeats_are_suppressed_and_a_changed_mac_is_reported() {
 
 #[test]
 fn same_ip_on_another_vlan_is_another_binding() {
-    if !require_privileged("same_ip_on_another_vlan_is_another_binding") {
-        return;
-    }
+    privileged!();
     let mut probe = load(&ProbeConfig::replay());
     let untagged = arp_from(MAC_A);
     let tagged = arp(
@@ -154,9 +148,7 @@ fn same_ip_on_another_vlan_is_another_binding() {
 
 #[test]
 fn refresh_interval_zero_reports_every_frame() {
-    if !require_privileged("refresh_interval_zero_reports_every_frame") {
-        return;
-    }
+    privileged!();
     let mut probe = load(&ProbeConfig {
         refresh: Duration::ZERO,
         ..ProbeConfig::replay()
@@ -174,9 +166,7 @@ fn refresh_interval_zero_reports_every_frame() {
 
 #[test]
 fn token_bucket_defers_state_and_drops_only_storm_discovers() {
-    if !require_privileged("token_bucket_defers_state_and_drops_only_storm_discovers") {
-        return;
-    }
+    privileged!();
     // Tiny bursts and a rate far too slow to refill during the test.
     let mut probe = load(&ProbeConfig {
         rate_limit: true,
@@ -261,9 +251,7 @@ fn arp_station(i: u8, b: u8) -> Vec<u8> {
 
 #[test]
 fn a_full_pending_map_loses_nothing_it_cannot_retry() {
-    if !require_privileged("a_full_pending_map_loses_nothing_it_cannot_retry") {
-        return;
-    }
+    privileged!();
     let mut probe = load(&ProbeConfig {
         rate_limit: true,
         arp_burst: 1,
@@ -306,9 +294,7 @@ fn a_full_pending_map_loses_nothing_it_cannot_retry() {
 
 #[test]
 fn a_frame_going_round_is_counted_past_the_threshold_with_one_event() {
-    if !require_privileged("a_frame_going_round_is_counted_past_the_threshold_with_one_event") {
-        return;
-    }
+    privileged!();
     let mut probe = load(&ProbeConfig {
         loop_repeats: 200,
         loop_window: Duration::from_secs(60),
@@ -347,9 +333,7 @@ fn a_frame_going_round_is_counted_past_the_threshold_with_one_event() {
 
 #[test]
 fn an_arp_sender_asking_for_many_targets_is_one_scan() {
-    if !require_privileged("an_arp_sender_asking_for_many_targets_is_one_scan") {
-        return;
-    }
+    privileged!();
     let mut probe = load(&ProbeConfig::replay());
     let ask = |target: u8| {
         arp(
@@ -383,9 +367,7 @@ fn an_arp_sender_asking_for_many_targets_is_one_scan() {
 
 #[test]
 fn events_off_still_counts() {
-    if !require_privileged("events_off_still_counts") {
-        return;
-    }
+    privileged!();
     let mut probe = load(&ProbeConfig {
         arp_events: false,
         dhcp_events: false,
@@ -404,9 +386,7 @@ fn events_off_still_counts() {
 
 #[test]
 fn segment_map_overflow_is_counted_and_totals_stay_exact() {
-    if !require_privileged("segment_map_overflow_is_counted_and_totals_stay_exact") {
-        return;
-    }
+    privileged!();
     let mut probe = load(&ProbeConfig {
         max_segments: 4,
         ..ProbeConfig::replay()
