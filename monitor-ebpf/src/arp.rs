@@ -188,7 +188,7 @@ fn binding(
         }
         return;
     }
-    note_run(run.as_deref_mut(), &key, mac, now);
+    note_run(run, &key, mac, now);
     bump_stat(Stat::ArpEventsSent);
     if kind == EventKind::ArpChanged {
         debug!(

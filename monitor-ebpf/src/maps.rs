@@ -122,8 +122,11 @@ pub fn config() -> Option<&'static Config> {
     CONFIG.get(0)
 }
 
-/// This CPU's value in a one-entry per-CPU scratch map.
+/// This CPU's value in a one-entry per-CPU scratch map. A `&mut` from a shared map is sound
+/// here for the reason aya's own `get_ptr_mut(&self)` is: the value belongs to this CPU, and
+/// the program runs to completion on it; callers take it once per frame.
 #[inline(always)]
+#[allow(clippy::mut_from_ref)]
 pub fn per_cpu<T>(map: &'static PerCpuArray<T>) -> Option<&'static mut T> {
     let p = map.get_ptr_mut(0)?;
     // SAFETY: a per-CPU map value: only this CPU touches it while the program runs, and the

@@ -20,7 +20,7 @@ use crate::{
         mac_change::MacChangeConfig,
         mac_collision::MacCollisionConfig,
         registry::Detectors,
-        Context, Finding, FindingEvent, FindingKind, Findings,
+        Context, Finding, FindingEvent, FindingKind, Findings, Subject,
     },
     model::{FastMap, FastSet, Mac, Nanos, Observation, Segment, SECOND},
     state::{
@@ -394,7 +394,7 @@ impl Changes {
 struct Journal {
     devices: FastSet<DeviceKey>,
     servers: FastSet<ServerKey>,
-    findings: FastSet<(FindingKind, String)>,
+    findings: FastSet<(FindingKind, Subject)>,
     closed: Vec<Finding>,
     events: Vec<HistoryEvent>,
     max_events: usize,
@@ -434,7 +434,7 @@ pub struct Engine {
     stats: EngineStats,
     journal: Option<Journal>,
     /// Segments with an open `arp_flood`, with the finding's subject.
-    flooding: FastMap<Segment, String>,
+    flooding: FastMap<Segment, Subject>,
 }
 
 impl Engine {
@@ -486,8 +486,8 @@ impl Engine {
         }
     }
 
-    fn flood_opened(&mut self, seg: Segment, subject: &str) {
-        self.flooding.insert(seg, subject.to_string());
+    fn flood_opened(&mut self, seg: Segment, subject: &Subject) {
+        self.flooding.insert(seg, subject.clone());
         self.table.set_flooding(seg, true);
     }
 
@@ -790,7 +790,7 @@ mod tests {
     fn open_kinds(e: &Engine) -> Vec<(&'static str, String)> {
         e.open_findings()
             .iter()
-            .map(|f| (f.kind.name(), f.subject.clone()))
+            .map(|f| (f.kind.name(), f.subject.to_string()))
             .collect()
     }
 

@@ -117,7 +117,7 @@ fn pipeline_agrees_with_tshark_on_servers_devices_and_duplicates() {
         // Names, not numbers: every finding and row names its interface.
         for x in &r.findings {
             let text = format!("{} {}", x.subject, x.seg);
-            if x.subject.split([' ', '/']).any(is_ifindex_name)
+            if x.subject.to_string().split([' ', '/']).any(is_ifindex_name)
                 || is_ifindex_name(x.seg.iface.name())
             {
                 failures.push(format!("{name}: finding says ifN: {text}"));

@@ -1,7 +1,6 @@
 //! apipa: a host using 169.254.0.0/16, which means DHCP failed for it.
-use serde_json::json;
 
-use super::{kind, secs, Context, Detector, FindingKind, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal, Subject};
 use crate::model::{is_apipa, Nanos, Observation};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -14,6 +13,15 @@ impl Default for ApipaConfig {
     fn default() -> Self {
         ApipaConfig { quiet_secs: 600 }
     }
+}
+
+/// A host that gave itself a link-local address.
+#[derive(serde::Serialize)]
+struct ApipaEvidence {
+    ip: std::net::Ipv4Addr,
+    mac: crate::model::Mac,
+    /// Still probing for it (RFC 5227), not yet using it.
+    probe: bool,
 }
 
 pub struct Apipa {
@@ -45,10 +53,14 @@ impl Detector for Apipa {
                 ..
             } if is_apipa(*ip) => vec![Signal {
                 kind: kind::APIPA,
-                subject: format!("{seg} {mac}"),
+                subject: Subject::Mac(*seg, *mac),
                 seg: *seg,
                 packets: 1,
-                evidence: json!({ "ip": ip, "mac": mac, "probe": probe }),
+                evidence: super::evidence(&ApipaEvidence {
+                    ip: *ip,
+                    mac: *mac,
+                    probe: *probe,
+                }),
                 quiet: secs(self.cfg.quiet_secs),
             }],
             _ => vec![],

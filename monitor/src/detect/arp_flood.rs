@@ -1,9 +1,8 @@
 //! arp_flood: many new bindings per second on one segment, as a random-MAC flood makes. While
 //! it is open the device table puts the segment's new rows in its probation tier (evicted
 //! first), and the engine folds the per-binding findings the flood causes into its evidence.
-use serde_json::json;
 
-use super::{kind, lazy_lru, secs, Context, Detector, FindingKind, Signal};
+use super::{kind, lazy_lru, secs, Context, Detector, FindingKind, Signal, Subject};
 use crate::{
     model::{Mac, Nanos, Observation, Segment, SECOND},
     state::Change,
@@ -40,6 +39,18 @@ struct Window {
     total: u64,
     peak: u64,
     sample: Vec<Mac>,
+}
+
+/// A flood of new bindings on one segment.
+#[derive(serde::Serialize)]
+struct FloodEvidence<'a> {
+    new_bindings_per_sec: u64,
+    peak_per_sec: u64,
+    /// Since the flood began.
+    new_bindings: u64,
+    threshold_per_sec: u64,
+    sample_macs: &'a [crate::model::Mac],
+    table_devices: usize,
 }
 
 pub struct ArpFlood {
@@ -99,16 +110,16 @@ impl Detector for ArpFlood {
         }
         vec![Signal {
             kind: kind::ARP_FLOOD,
-            subject: seg.to_string(),
+            subject: Subject::Segment(*seg),
             seg: *seg,
             packets: w.count,
-            evidence: json!({
-                "new_bindings_per_sec": w.count,
-                "peak_per_sec": w.peak,
-                "new_bindings": w.total,
-                "threshold_per_sec": self.cfg.new_per_sec,
-                "sample_macs": w.sample,
-                "table_devices": ctx.table.len(),
+            evidence: super::evidence(&FloodEvidence {
+                new_bindings_per_sec: w.count,
+                peak_per_sec: w.peak,
+                new_bindings: w.total,
+                threshold_per_sec: self.cfg.new_per_sec,
+                sample_macs: &w.sample,
+                table_devices: ctx.table.len(),
             }),
             quiet: secs(self.cfg.quiet_secs),
         }]
@@ -147,7 +158,7 @@ mod tests {
         assert_eq!(signals.len(), 1, "one signal on crossing, none per binding");
         let s = &signals[0];
         assert_eq!(s.kind, kind::ARP_FLOOD);
-        assert_eq!(s.subject, "eth2/vlan10");
+        assert_eq!(s.subject.to_string(), "eth2/vlan10");
         assert_eq!(s.evidence["new_bindings_per_sec"], 100);
         assert_eq!(s.evidence["sample_macs"].as_array().unwrap().len(), SAMPLES);
     }

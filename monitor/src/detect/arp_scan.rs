@@ -1,9 +1,8 @@
 //! arp_scan: one MAC asking for many distinct addresses, as nmap's host discovery does. The
 //! kernel counts distinct targets per sender in a hashed bitmap and sends one scan event per
 //! window; this detector turns it into a finding per scanner.
-use serde_json::json;
 
-use super::{kind, secs, Context, Detector, FindingKind, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal, Subject};
 use crate::model::{Mac, Nanos, Observation};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -22,6 +21,17 @@ impl Default for ArpScanConfig {
             quiet_secs: 300,
         }
     }
+}
+
+/// One sender asking for many addresses in one window.
+#[derive(serde::Serialize)]
+struct ScanEvidence {
+    mac: crate::model::Mac,
+    sender_ip: std::net::Ipv4Addr,
+    /// The kernel's hashed bitmap estimates from below.
+    distinct_targets_at_least: u32,
+    requests: u32,
+    window_secs: f64,
 }
 
 pub struct ArpScan {
@@ -60,15 +70,15 @@ impl Detector for ArpScan {
         }
         vec![Signal {
             kind: kind::ARP_SCAN,
-            subject: format!("{seg} {mac}"),
+            subject: Subject::Mac(*seg, *mac),
             seg: *seg,
             packets: *requests as u64,
-            evidence: json!({
-                "mac": mac,
-                "sender_ip": ip,
-                "distinct_targets_at_least": targets,
-                "requests": requests,
-                "window_secs": *window_ms as f64 / 1000.0,
+            evidence: super::evidence(&ScanEvidence {
+                mac: *mac,
+                sender_ip: *ip,
+                distinct_targets_at_least: *targets,
+                requests: *requests,
+                window_secs: *window_ms as f64 / 1000.0,
             }),
             quiet: secs(self.cfg.quiet_secs),
         }]
@@ -98,7 +108,7 @@ mod tests {
         let mut h = Harness::new(ArpScan::new(ArpScanConfig::default()));
         let s = h.feed(&scan(m), 1);
         assert_eq!(s.len(), 1);
-        assert_eq!(s[0].subject, "eth2/vlan10 00:16:cb:92:6e:21");
+        assert_eq!(s[0].subject.to_string(), "eth2/vlan10 00:16:cb:92:6e:21");
         assert_eq!(s[0].evidence["distinct_targets_at_least"], 64);
         let mut h = Harness::new(ArpScan::new(ArpScanConfig {
             ignore_macs: vec![m],

@@ -6,9 +6,8 @@
 use std::collections::VecDeque;
 
 use monitor_common::DhcpMsgType;
-use serde_json::json;
 
-use super::{kind, secs, Context, Detector, FindingKind, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal, Subject};
 use crate::{
     model::{Mac, Nanos, Observation, Segment, SECOND},
     state::{Server, ServerKey},
@@ -67,6 +66,43 @@ impl Default for DhcpServerConfig {
     }
 }
 
+/// A DHCP server as a finding shows it.
+#[derive(serde::Serialize)]
+struct ServerEvidence<'a> {
+    server_id: std::net::Ipv4Addr,
+    mac: Mac,
+    offers: u64,
+    acks: u64,
+    naks: u64,
+    lowest_offered: Option<std::net::Ipv4Addr>,
+    highest_offered: Option<std::net::Ipv4Addr>,
+    recent_offers: &'a [std::net::Ipv4Addr],
+    /// The allowlist's verdict; None where no allowlist covers the segment.
+    authorized: Option<bool>,
+    first_seen: Nanos,
+    last_seen: Nanos,
+}
+
+#[derive(serde::Serialize)]
+struct CompetingEvidence<'a> {
+    servers: Vec<ServerEvidence<'a>>,
+    ranges_overlap: bool,
+}
+
+#[derive(serde::Serialize)]
+struct StormEvidence {
+    messages_in_window: u64,
+    window_secs: u64,
+    threshold_per_sec: u64,
+}
+
+#[derive(serde::Serialize)]
+struct StarvationEvidence {
+    distinct_clients: usize,
+    window_secs: u64,
+    threshold: usize,
+}
+
 pub struct DhcpServerWatch {
     cfg: DhcpServerConfig,
 }
@@ -81,20 +117,24 @@ impl DhcpServerWatch {
         self.cfg.authorized(key)
     }
 
-    fn describe(key: &ServerKey, s: &Server, authorized: Option<bool>) -> serde_json::Value {
-        json!({
-            "server_id": key.server_id,
-            "mac": key.mac,
-            "offers": s.offers,
-            "acks": s.acks,
-            "naks": s.naks,
-            "lowest_offered": s.lowest_offered,
-            "highest_offered": s.highest_offered,
-            "recent_offers": s.recent_offers,
-            "authorized": authorized,
-            "first_seen": s.first_seen,
-            "last_seen": s.last_seen,
-        })
+    fn describe<'a>(
+        key: &ServerKey,
+        s: &'a Server,
+        authorized: Option<bool>,
+    ) -> ServerEvidence<'a> {
+        ServerEvidence {
+            server_id: key.server_id,
+            mac: key.mac,
+            offers: s.offers,
+            acks: s.acks,
+            naks: s.naks,
+            lowest_offered: s.lowest_offered,
+            highest_offered: s.highest_offered,
+            recent_offers: &s.recent_offers,
+            authorized,
+            first_seen: s.first_seen,
+            last_seen: s.last_seen,
+        }
     }
 }
 
@@ -140,7 +180,7 @@ impl Detector for DhcpServerWatch {
         };
         let quiet = secs(self.cfg.quiet_secs);
         let auth = self.authorized(&key);
-        let subject = format!("{} {} {}", key.seg, key.server_id, key.mac);
+        let subject = Subject::Server(key.seg, key.server_id, key.mac);
         // One finding per problem: an allowlisted server is inventory (the server list
         // shows it), one not on the list is rogue, and only where no allowlist speaks is a
         // server reported as merely seen.
@@ -155,7 +195,7 @@ impl Detector for DhcpServerWatch {
                 subject,
                 seg: key.seg,
                 packets: 1,
-                evidence: Self::describe(&key, server, auth),
+                evidence: super::evidence(&Self::describe(&key, server, auth)),
                 quiet,
             })
             .into_iter()
@@ -176,10 +216,13 @@ impl Detector for DhcpServerWatch {
                 .collect();
             out.push(Signal {
                 kind: kind::DHCP_COMPETING_SERVERS,
-                subject: key.seg.to_string(),
+                subject: Subject::Segment(key.seg),
                 seg: key.seg,
                 packets: 1,
-                evidence: json!({ "servers": servers, "ranges_overlap": overlap }),
+                evidence: super::evidence(&CompetingEvidence {
+                    servers,
+                    ranges_overlap: overlap,
+                }),
                 quiet,
             });
         }
@@ -278,13 +321,13 @@ impl Detector for DhcpStorm {
         if in_window > cfg.storm_rate_per_sec * cfg.storm_window_secs {
             out.push(Signal {
                 kind: kind::DHCP_STORM,
-                subject: seg.to_string(),
+                subject: Subject::Segment(*seg),
                 seg: *seg,
                 packets: 1,
-                evidence: json!({
-                    "messages_in_window": in_window,
-                    "window_secs": cfg.storm_window_secs,
-                    "threshold_per_sec": cfg.storm_rate_per_sec,
+                evidence: super::evidence(&StormEvidence {
+                    messages_in_window: in_window,
+                    window_secs: cfg.storm_window_secs,
+                    threshold_per_sec: cfg.storm_rate_per_sec,
                 }),
                 quiet: secs(cfg.quiet_secs),
             });
@@ -305,13 +348,13 @@ impl Detector for DhcpStorm {
             if st.clients.len() >= cfg.starvation_clients {
                 out.push(Signal {
                     kind: kind::DHCP_STARVATION,
-                    subject: seg.to_string(),
+                    subject: Subject::Segment(*seg),
                     seg: *seg,
                     packets: 1,
-                    evidence: json!({
-                        "distinct_clients": st.clients.len(),
-                        "window_secs": cfg.starvation_window_secs,
-                        "threshold": cfg.starvation_clients,
+                    evidence: super::evidence(&StarvationEvidence {
+                        distinct_clients: st.clients.len(),
+                        window_secs: cfg.starvation_window_secs,
+                        threshold: cfg.starvation_clients,
                     }),
                     quiet: secs(cfg.quiet_secs),
                 });

@@ -7,9 +7,8 @@
 use std::net::Ipv4Addr;
 
 use monitor_common::DhcpMsgType;
-use serde_json::json;
 
-use super::{kind, secs, Context, Detector, FindingKind, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal, Subject};
 use crate::{
     model::{Mac, Nanos, Observation, Segment},
     state::{Change, DeviceKey},
@@ -88,7 +87,7 @@ impl Claims {
         a.mac == c.mac && b.mac == d.mac && a.mac != b.mac && now.saturating_sub(a.last) <= window
     }
 
-    fn evidence(&self) -> serde_json::Value {
+    fn claimants(&self) -> Vec<Claimant> {
         let mut macs: Vec<(Mac, Nanos, u64)> = Vec::new();
         for r in &self.runs {
             match macs.iter_mut().find(|m| m.0 == r.mac) {
@@ -99,10 +98,50 @@ impl Claims {
                 None => macs.push((r.mac, r.last, r.claims)),
             }
         }
-        macs.iter()
-            .map(|(m, t, n)| json!({ "mac": m, "last_claim": t, "claims": n }))
+        macs.into_iter()
+            .map(|(mac, t, n)| Claimant {
+                mac,
+                claims: Some(n),
+                last_claim: Some(t),
+                role: None,
+                last_seen: None,
+            })
             .collect()
     }
+}
+
+/// Why two MACs are known to be alive on one address at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum Reason {
+    #[serde(rename = "both answered one request")]
+    BothAnswered,
+    #[serde(rename = "interleaved claims")]
+    Interleaved,
+    #[serde(rename = "dhcp decline")]
+    DhcpDecline,
+}
+
+/// One MAC claiming the address.
+#[derive(Debug, Clone, serde::Serialize)]
+struct Claimant {
+    mac: Mac,
+    /// Interleaved or answering claims: how many and the last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    claims: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_claim: Option<Nanos>,
+    /// A DHCPDECLINE: "decliner", or "holder" for the table's MAC of the address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    role: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_seen: Option<Nanos>,
+}
+
+#[derive(serde::Serialize)]
+struct DuplicateEvidence {
+    ip: Ipv4Addr,
+    reason: Reason,
+    macs: Vec<Claimant>,
 }
 
 pub struct DuplicateIp {
@@ -123,16 +162,16 @@ impl DuplicateIp {
         &self,
         seg: Segment,
         ip: Ipv4Addr,
-        reason: &str,
-        macs: serde_json::Value,
+        reason: Reason,
+        macs: Vec<Claimant>,
         packets: u64,
     ) -> Signal {
         Signal {
             kind: kind::DUPLICATE_IP,
-            subject: format!("{seg} {ip}"),
+            subject: Subject::Address(seg, ip),
             seg,
             packets,
-            evidence: json!({ "ip": ip, "reason": reason, "macs": macs }),
+            evidence: super::evidence(&DuplicateEvidence { ip, reason, macs }),
             quiet: secs(self.cfg.quiet_secs),
         }
     }
@@ -169,18 +208,18 @@ impl DuplicateIp {
         if let Some(asker) = reply_to {
             if let Some((other, to, at)) = c.last_reply {
                 if other != mac && to == asker && now.saturating_sub(at) <= answer_window {
-                    reason = Some("both answered one request");
+                    reason = Some(Reason::BothAnswered);
                 }
             }
             c.last_reply = Some((mac, asker, now));
         }
         if reason.is_none() && c.interleaved(now, window) {
-            reason = Some("interleaved claims");
+            reason = Some(Reason::Interleaved);
         }
         let reason = reason?;
         let packets = c.runs.iter().map(|r| r.claims).sum();
-        let evidence = c.evidence();
-        Some(self.signal(key.seg, key.ip, reason, evidence, packets))
+        let macs = c.claimants();
+        Some(self.signal(key.seg, key.ip, reason, macs, packets))
     }
 }
 
@@ -223,15 +262,21 @@ impl Detector for DuplicateIp {
                     return vec![];
                 };
                 let decliner = msg.chaddr.unwrap_or(*src_mac);
+                let seen = |mac, role, last_seen| Claimant {
+                    mac,
+                    claims: None,
+                    last_claim: None,
+                    role: Some(role),
+                    last_seen: Some(last_seen),
+                };
                 let holder = ctx
                     .table
                     .get(&DeviceKey { seg: *seg, ip })
                     .filter(|d| d.mac != decliner)
-                    .map(|d| json!({ "mac": d.mac, "role": "holder", "last_seen": d.last_seen }));
-                let mut macs =
-                    vec![json!({ "mac": decliner, "role": "decliner", "last_seen": now })];
+                    .map(|d| seen(d.mac, "holder", d.last_seen));
+                let mut macs = vec![seen(decliner, "decliner", now)];
                 macs.extend(holder);
-                vec![self.signal(*seg, ip, "dhcp decline", macs.into(), 1)]
+                vec![self.signal(*seg, ip, Reason::DhcpDecline, macs, 1)]
             }
             _ => vec![],
         }
@@ -309,7 +354,7 @@ mod tests {
             .map(|m| m["mac"].as_str().unwrap().to_string())
             .collect();
         assert_eq!(macs, [A.to_string(), B.to_string()]);
-        assert_eq!(s[0].subject, format!("{} 10.0.0.7", seg()));
+        assert_eq!(s[0].subject.to_string(), format!("{} 10.0.0.7", seg()));
     }
 
     #[test]

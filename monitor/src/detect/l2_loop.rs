@@ -2,9 +2,8 @@
 //! signature of a switching loop (or a broadcast storm from one sender). The kernel hashes the
 //! first bytes of every broadcast and multicast frame and sends one loop event per frame and
 //! window past its threshold; one finding per segment gathers them.
-use serde_json::json;
 
-use super::{kind, secs, Context, Detector, FindingKind, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal, Subject};
 use crate::model::{Nanos, Observation};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -18,6 +17,16 @@ impl Default for LoopConfig {
     fn default() -> Self {
         LoopConfig { quiet_secs: 60 }
     }
+}
+
+/// One group-addressed frame coming round again and again.
+#[derive(serde::Serialize)]
+struct LoopEvidence {
+    src_mac: crate::model::Mac,
+    dst_mac: crate::model::Mac,
+    ether_type: String,
+    copies_in_window: u32,
+    window_secs: f64,
 }
 
 pub struct L2Loop {
@@ -53,15 +62,15 @@ impl Detector for L2Loop {
         };
         vec![Signal {
             kind: kind::L2_LOOP,
-            subject: seg.to_string(),
+            subject: Subject::Segment(*seg),
             seg: *seg,
             packets: *count as u64,
-            evidence: json!({
-                "src_mac": src_mac,
-                "dst_mac": dst_mac,
-                "ether_type": format!("{ether_type:#06x}"),
-                "copies_in_window": count,
-                "window_secs": *window_ms as f64 / 1000.0,
+            evidence: super::evidence(&LoopEvidence {
+                src_mac: *src_mac,
+                dst_mac: *dst_mac,
+                ether_type: format!("{ether_type:#06x}"),
+                copies_in_window: *count,
+                window_secs: *window_ms as f64 / 1000.0,
             }),
             quiet: secs(self.cfg.quiet_secs),
         }]

@@ -1,8 +1,7 @@
 //! mac_changed and mac_flip_flop: the device table saw an IP move to another MAC, or move back
 //! to the MAC it had recently (arpwatch's "changed ethernet address" and "flip flop").
-use serde_json::json;
 
-use super::{kind, secs, Context, Detector, FindingKind, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal, Subject};
 use crate::{
     model::{Nanos, Observation},
     state::Change,
@@ -19,6 +18,16 @@ impl Default for MacChangeConfig {
     fn default() -> Self {
         MacChangeConfig { quiet_secs: 600 }
     }
+}
+
+/// An address that moved from one MAC to another.
+#[derive(serde::Serialize)]
+struct ChangeEvidence {
+    ip: std::net::Ipv4Addr,
+    old_mac: crate::model::Mac,
+    new_mac: crate::model::Mac,
+    /// MAC changes of this address the device table has counted.
+    changes: u32,
 }
 
 pub struct MacChange {
@@ -59,10 +68,15 @@ impl Detector for MacChange {
             .map_or(0, |d| d.mac_changes);
         vec![Signal {
             kind,
-            subject: format!("{seg} {ip}"),
+            subject: Subject::Address(seg, ip),
             seg,
             packets: 1,
-            evidence: json!({ "ip": ip, "old_mac": old, "new_mac": mac, "changes": changes }),
+            evidence: super::evidence(&ChangeEvidence {
+                ip,
+                old_mac: old,
+                new_mac: mac,
+                changes,
+            }),
             quiet: secs(self.cfg.quiet_secs),
         }]
     }

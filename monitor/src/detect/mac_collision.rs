@@ -3,10 +3,9 @@
 //! `ignore_macs`.
 
 use monitor_common::DhcpMsgType;
-use serde_json::json;
 use smallvec::SmallVec;
 
-use super::{kind, secs, Context, Detector, FindingKind, Signal};
+use super::{kind, secs, Context, Detector, FindingKind, Signal, Subject};
 use crate::model::{Mac, Nanos, Observation, Segment};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
@@ -29,6 +28,20 @@ impl Default for MacCollisionConfig {
             max_tracked: 100_000,
         }
     }
+}
+
+/// Where a colliding MAC was seen.
+#[derive(serde::Serialize)]
+struct SeenOn {
+    interface: crate::model::Iface,
+    vlan: String,
+    last_seen: Nanos,
+}
+
+#[derive(serde::Serialize)]
+struct CollisionEvidence {
+    mac: Mac,
+    segments: Vec<SeenOn>,
 }
 
 pub struct MacCollision {
@@ -116,16 +129,20 @@ impl Detector for MacCollision {
             return vec![];
         }
         segs[1..].sort();
-        let list: Vec<_> = segs
+        let segments: Vec<_> = segs
             .iter()
-            .map(|(s, t)| json!({ "interface": s.iface, "vlan": s.vlan_label(), "last_seen": t }))
+            .map(|(s, t)| SeenOn {
+                interface: s.iface,
+                vlan: s.vlan_label(),
+                last_seen: *t,
+            })
             .collect();
         vec![Signal {
             kind: kind::MAC_COLLISION,
-            subject: mac.to_string(),
+            subject: Subject::Station(mac),
             seg,
             packets: 1,
-            evidence: json!({ "mac": mac, "segments": list }),
+            evidence: super::evidence(&CollisionEvidence { mac, segments }),
             quiet: secs(self.cfg.quiet_secs),
         }]
     }

@@ -10,6 +10,9 @@ pub mod l2_loop;
 pub mod mac_change;
 pub mod mac_collision;
 pub mod registry;
+pub mod subject;
+
+pub use subject::Subject;
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -108,8 +111,8 @@ impl Serialize for FindingKind {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Signal {
     pub kind: FindingKind,
-    /// What the finding is about, unique within the kind (e.g. "if2/vlan10 10.0.0.5").
-    pub subject: String,
+    /// What the finding is about, unique within the kind.
+    pub subject: Subject,
     pub seg: Segment,
     /// Packets behind this signal.
     pub packets: u64,
@@ -130,7 +133,7 @@ pub struct Context<'a> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Finding {
     pub kind: FindingKind,
-    pub subject: String,
+    pub subject: Subject,
     #[serde(flatten)]
     pub seg: Segment,
     pub vlan: String,
@@ -154,7 +157,7 @@ pub enum FindingEvent {
 
 /// Open findings, recently closed ones, and counts; bounded.
 pub struct Findings {
-    open: crate::model::FastMap<(FindingKind, String), Finding>,
+    open: crate::model::FastMap<(FindingKind, Subject), Finding>,
     closed: VecDeque<Finding>,
     closed_cap: usize,
     open_cap: usize,
@@ -217,9 +220,9 @@ impl Findings {
     /// Counts a signal into the open finding `into` instead of opening one of its own: the
     /// evidence keeps a count per folded kind and the first few subjects. Returns false when
     /// `into` is not open.
-    pub fn fold(&mut self, into: (FindingKind, &str), s: &Signal) -> bool {
+    pub fn fold(&mut self, into: (FindingKind, &Subject), s: &Signal) -> bool {
         const SAMPLES: usize = 10;
-        let Some(f) = self.open.get_mut(&(into.0, into.1.to_string())) else {
+        let Some(f) = self.open.get_mut(&(into.0, into.1.clone())) else {
             return false;
         };
         let ev = &mut f.evidence;
@@ -233,7 +236,7 @@ impl Findings {
             *samples = Value::Array(Vec::new());
         }
         if let Some(v) = samples.as_array_mut().filter(|v| v.len() < SAMPLES) {
-            v.push(serde_json::json!({ "kind": s.kind.name(), "subject": s.subject }));
+            v.push(serde_json::json!({ "kind": s.kind.name(), "subject": s.subject.to_string() }));
         }
         self.folded += 1;
         true
@@ -244,13 +247,13 @@ impl Findings {
     /// went (`folded_into`). Returns them.
     pub fn absorb(
         &mut self,
-        into: (FindingKind, &str),
+        into: (FindingKind, &Subject),
         kinds: &[FindingKind],
         now: Nanos,
     ) -> Vec<Finding> {
         let mut out = Vec::new();
         for k in kinds {
-            let key = (*k, into.1.to_string());
+            let key = (*k, into.1.clone());
             let Some(mut f) = self.open.remove(&key) else {
                 continue;
             };
@@ -281,8 +284,8 @@ impl Findings {
     }
 
     /// Whether a finding of `kind` about `subject` is open.
-    pub fn is_open(&self, kind: FindingKind, subject: &str) -> bool {
-        self.open.contains_key(&(kind, subject.to_string()))
+    pub fn is_open(&self, kind: FindingKind, subject: &Subject) -> bool {
+        self.open.contains_key(&(kind, subject.clone()))
     }
 
     /// Signals folded into another finding.
@@ -313,8 +316,8 @@ impl Findings {
     }
 
     /// The open finding of `kind` about `subject`.
-    pub fn get(&self, kind: FindingKind, subject: &str) -> Option<&Finding> {
-        self.open.get(&(kind, subject.to_string()))
+    pub fn get(&self, kind: FindingKind, subject: &Subject) -> Option<&Finding> {
+        self.open.get(&(kind, subject.clone()))
     }
 
     /// Puts back a finding read from the store: open ones stay open (and close after their
@@ -374,6 +377,12 @@ pub(crate) fn lazy_lru<K: std::hash::Hash + Eq, V>(cap: usize) -> crate::model::
     let mut c = lru::LruCache::unbounded_with_hasher(crate::model::FastHash::default());
     c.resize(std::num::NonZeroUsize::new(cap.max(1)).expect("non-zero"));
     c
+}
+
+/// A detector's typed evidence, as the JSON a finding carries (every evidence type is a
+/// `#[derive(Serialize)]` struct next to its detector, so a key cannot be misspelt).
+pub(crate) fn evidence<T: Serialize>(e: &T) -> Value {
+    serde_json::to_value(e).unwrap_or(Value::Null)
 }
 
 /// Seconds to ns, for configs.
@@ -504,7 +513,7 @@ mod tests {
     fn sig(subject: &str) -> Signal {
         Signal {
             kind: kind::APIPA,
-            subject: subject.into(),
+            subject: Subject::Text(subject.into()),
             seg: Segment {
                 iface: crate::model::Iface::named("eth1"),
                 outer_vlan: None,

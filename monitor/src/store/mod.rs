@@ -374,7 +374,7 @@ impl Store {
                 let (i, o, n) = seg_cols(&f.seg);
                 st.execute(params![
                     f.kind.name(),
-                    f.subject,
+                    f.subject.to_string(),
                     ns(f.opened),
                     i,
                     o,
@@ -761,7 +761,7 @@ fn finding_row(r: &Row<'_>) -> Parsed<Finding> {
     let closed: Option<i64> = r.get(7)?;
     Ok(Some(Finding {
         kind,
-        subject: r.get(1)?,
+        subject: crate::detect::Subject::parse(&r.get::<_, String>(1)?, seg),
         seg,
         vlan: seg.vlan_label(),
         opened: u(r.get(2)?),

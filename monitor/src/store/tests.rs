@@ -172,7 +172,7 @@ fn ifindex_keys_become_interface_names() {
     let mut subjects: Vec<_> = r
         .closed_findings
         .iter()
-        .map(|f| (f.subject.clone(), f.seg.iface.name()))
+        .map(|f| (f.subject.to_string(), f.seg.iface.name()))
         .collect();
     subjects.sort();
     assert_eq!(
