@@ -220,3 +220,53 @@ fn the_nmap_sweep_is_an_arp_scan_and_clean_captures_raise_no_storm_findings() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn rows_are_named_by_the_capture_interface_or_the_flag() {
+    privileged!();
+    let analysis = |name: &str| Analysis {
+        iface_name: name.into(),
+        ..Analysis::default()
+    };
+    let ifaces = |r: &AnalysisReport| -> BTreeSet<String> {
+        r.devices
+            .iter()
+            .map(|d| d.key.seg.iface.name().to_string())
+            .chain(r.findings.iter().map(|f| f.seg.iface.name().to_string()))
+            .collect()
+    };
+    let file = |f: &str| corpus_dir().join(f);
+    // A pcapng whose interface block names its interface (if_name "eth1").
+    let mut probe = load(&ProbeConfig::replay());
+    let r = analyze(
+        &file("pcap-parser_wireshark_samples-test.pcapng"),
+        &mut probe,
+        analysis("trunk0"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(ifaces(&r), BTreeSet::from(["eth1".to_string()]));
+    assert!(r
+        .findings
+        .iter()
+        .all(|f| f.subject.to_string().starts_with("eth1 ")));
+    // A pcap names nothing: the flag's name, or `replay` by default.
+    let mut probe = load(&ProbeConfig::replay());
+    let r = analyze(
+        &file("zeek_nmap-vsn.pcap"),
+        &mut probe,
+        analysis("trunk0"),
+        false,
+    )
+    .unwrap();
+    assert_eq!(ifaces(&r), BTreeSet::from(["trunk0".to_string()]));
+    let mut probe = load(&ProbeConfig::replay());
+    let r = analyze(
+        &file("zeek_nmap-vsn.pcap"),
+        &mut probe,
+        Analysis::default(),
+        false,
+    )
+    .unwrap();
+    assert_eq!(ifaces(&r), BTreeSet::from(["replay".to_string()]));
+}

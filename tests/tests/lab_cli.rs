@@ -28,12 +28,23 @@ fn netns_exists(name: &str) -> bool {
     Path::new("/var/run/netns").join(name).exists()
 }
 
+/// Takes the lab in `dir` down when dropped, so a failing assertion leaves no namespace or
+/// daemon behind (`lab down` on a lab already down only says so).
+struct LabDown(String);
+
+impl Drop for LabDown {
+    fn drop(&mut self) {
+        let _ = xtask(&["lab", "down", "--dir", &self.0]);
+    }
+}
+
 #[test]
 fn lab_up_outlives_the_command_runs_steps_and_lab_down_leaves_nothing() {
     privileged!();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("lab");
     let dir_s = dir.to_str().unwrap();
+    let _down = LabDown(dir_s.to_string());
     let (ok, out) = xtask(&["lab", "up", "--dir", dir_s]);
     assert!(ok, "{out}");
     assert!(out.contains("authorised dnsmasq serves"), "{out}");
