@@ -558,6 +558,7 @@ fn drain_ring(ring: &mut RingBuf<MapData>, shared: &Shared, pipeline: &mut Pipel
         let mut engine = shared.engine.lock().expect("engine lock");
         let mut n = 0;
         let mut last_ktime = None;
+        let mut last_iface = None;
         while n < INGEST_BATCH {
             let Some(item) = ring.next() else { break };
             n += 1;
@@ -565,7 +566,15 @@ fn drain_ring(ring: &mut RingBuf<MapData>, shared: &Shared, pipeline: &mut Pipel
                 Ok(ev) => {
                     let h = ev.header();
                     last_ktime = Some(h.ktime_ns);
-                    let iface = shared.ifaces.resolve(h.ifindex);
+                    // Frames come in runs per interface: resolve a run's name once.
+                    let iface = match last_iface {
+                        Some((i, name)) if i == h.ifindex => name,
+                        _ => {
+                            let name = shared.ifaces.resolve(h.ifindex);
+                            last_iface = Some((h.ifindex, name));
+                            name
+                        }
+                    };
                     if !pipeline.feed(&mut engine, &ev, iface, clock.at(h.ktime_ns), false) {
                         shared.undecodable.fetch_add(1, Ordering::Relaxed);
                     }
