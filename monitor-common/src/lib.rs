@@ -27,6 +27,12 @@ pub const BOOTP_FIXED_LEN: usize = 236;
 /// always first; the bound keeps the verifier's work small.
 pub const DHCP_MAX_OPTIONS_SCANNED: usize = 32;
 
+/// Extension headers the IPv6 walk steps over before giving up (counted as other).
+pub const IPV6_MAX_EXT_HEADERS: usize = 8;
+
+/// Options of a DHCPv6 relay message the kernel walks looking for the relayed message.
+pub const DHCPV6_MAX_RELAY_OPTIONS: usize = 8;
+
 /// Wire constants of the protocols the program parses: one home for kernel and agent.
 pub mod proto {
     pub const ETH_P_IP: u16 = 0x0800;
@@ -35,7 +41,29 @@ pub mod proto {
     pub const ETH_P_8021AD: u16 = 0x88a8;
     /// Pre-standard QinQ outer tag, still sent by some switches.
     pub const ETH_P_QINQ_LEGACY: u16 = 0x9100;
+    pub const ETH_P_IPV6: u16 = 0x86dd;
     pub const IPPROTO_UDP: u8 = 17;
+    pub const IPPROTO_ICMPV6: u8 = 58;
+    /// IPv6 extension headers the walk steps over.
+    pub const IPV6_HOP_BY_HOP: u8 = 0;
+    pub const IPV6_ROUTING: u8 = 43;
+    pub const IPV6_FRAGMENT: u8 = 44;
+    pub const IPV6_DEST_OPTS: u8 = 60;
+    /// DHCPv6 client and server ports.
+    pub const DHCPV6_CLIENT: u16 = 546;
+    pub const DHCPV6_SERVER: u16 = 547;
+    /// DHCPv6 RELAY-FORW and RELAY-REPL, and the option holding the relayed message.
+    pub const DHCPV6_RELAY_FORW: u8 = 12;
+    pub const DHCPV6_RELAY_REPL: u8 = 13;
+    pub const DHCPV6_OPT_RELAY_MSG: u16 = 9;
+    /// Teredo (RFC 4380): IPv6 in UDP, which tshark counts as IPv6.
+    pub const TEREDO_PORT: u16 = 3544;
+    /// ICMPv6 neighbour discovery types.
+    pub const ND_RS: u8 = 133;
+    pub const ND_RA: u8 = 134;
+    pub const ND_NS: u8 = 135;
+    pub const ND_NA: u8 = 136;
+    pub const ND_REDIRECT: u8 = 137;
     /// DHCP server and client ports.
     pub const BOOTPS: u16 = 67;
     pub const BOOTPC: u16 = 68;
@@ -330,6 +358,27 @@ pub mod families {
         label: "",
         per_vlan: true,
     };
+    pub const ND: Family = Family {
+        name: "l2watch_nd_messages_total",
+        help: "IPv6 neighbour discovery messages by interface, VLAN and type (rs, ra, ns, na, \
+               redirect).",
+        label: "type",
+        per_vlan: true,
+    };
+    pub const ND_SPECIAL: Family = Family {
+        name: "l2watch_nd_special_total",
+        help: "Neighbour discovery that matters on its own: DAD probes (NS from ::), RAs with \
+               router lifetime 0, and ND behind extension headers or fragments (evasion).",
+        label: "kind",
+        per_vlan: true,
+    };
+    pub const DHCPV6: Family = Family {
+        name: "l2watch_dhcpv6_messages_total",
+        help: "DHCPv6 messages by interface, VLAN and message type (a relayed message also \
+               counts its own type).",
+        label: "type",
+        per_vlan: true,
+    };
     /// Every counter family.
     pub const COUNTERS: &[&Family] = &[
         &FRAMES,
@@ -341,6 +390,9 @@ pub mod families {
         &LOOP_FRAMES,
         &ARP_BINDINGS_NEW,
         &ARP_SCANS,
+        &ND,
+        &ND_SPECIAL,
+        &DHCPV6,
     ];
 
     pub const KERNEL_EVENTS: Family = Family {
@@ -476,6 +528,45 @@ named_indices! {
         ArpScans = "arp_scans" => exp(&families::ARP_SCANS, ""),
         /// A header the frame's own type fields promise is cut short (see `classify` docs).
         Malformed = "malformed" => exp(&families::MALFORMED, ""),
+        /// EtherType 0x86dd after the tags, or IPv6 in Teredo (UDP 3544) (tshark `ipv6`).
+        Ipv6 = "ipv6" => None,
+        /// ICMPv6 after the extension headers, not a non-first fragment (tshark `icmpv6`).
+        Icmpv6 = "icmpv6" => None,
+        /// ICMPv6 type 133.
+        Icmpv6Rs = "icmpv6_rs" => exp(&families::ND, "rs"),
+        /// ICMPv6 type 134.
+        Icmpv6Ra = "icmpv6_ra" => exp(&families::ND, "ra"),
+        /// ICMPv6 type 135.
+        Icmpv6Ns = "icmpv6_ns" => exp(&families::ND, "ns"),
+        /// ICMPv6 type 136.
+        Icmpv6Na = "icmpv6_na" => exp(&families::ND, "na"),
+        /// ICMPv6 type 137.
+        Icmpv6Redirect = "icmpv6_redirect" => exp(&families::ND, "redirect"),
+        /// Neighbour Solicitation from `::`: duplicate address detection (RFC 4862).
+        Icmpv6DadNs = "icmpv6_dad_ns" => exp(&families::ND_SPECIAL, "dad_probe"),
+        /// Router Advertisement with router lifetime 0: the router retires (or is spoofed).
+        Icmpv6RaLifetimeZero = "icmpv6_ra_lifetime_zero" => exp(&families::ND_SPECIAL, "ra_lifetime_zero"),
+        /// ND behind extension headers or in a fragment, which RFC 6980 forbids: evasion.
+        NdEvasion = "nd_evasion" => exp(&families::ND_SPECIAL, "evasion"),
+        /// UDP port 546 or 547 on either side (tshark `dhcpv6`).
+        Dhcpv6 = "dhcpv6" => None,
+        /// DHCPv6 message types 1..=13 (a relayed message counts its own type too, as in
+        /// tshark: a RELAY-FORW holding a SOLICIT is both).
+        Dhcpv6Solicit = "dhcpv6_solicit" => exp(&families::DHCPV6, "solicit"),
+        Dhcpv6Advertise = "dhcpv6_advertise" => exp(&families::DHCPV6, "advertise"),
+        Dhcpv6Request = "dhcpv6_request" => exp(&families::DHCPV6, "request"),
+        Dhcpv6Confirm = "dhcpv6_confirm" => exp(&families::DHCPV6, "confirm"),
+        Dhcpv6Renew = "dhcpv6_renew" => exp(&families::DHCPV6, "renew"),
+        Dhcpv6Rebind = "dhcpv6_rebind" => exp(&families::DHCPV6, "rebind"),
+        Dhcpv6Reply = "dhcpv6_reply" => exp(&families::DHCPV6, "reply"),
+        Dhcpv6Release = "dhcpv6_release" => exp(&families::DHCPV6, "release"),
+        Dhcpv6Decline = "dhcpv6_decline" => exp(&families::DHCPV6, "decline"),
+        Dhcpv6Reconfigure = "dhcpv6_reconfigure" => exp(&families::DHCPV6, "reconfigure"),
+        Dhcpv6InformationRequest = "dhcpv6_information_request" => exp(&families::DHCPV6, "information_request"),
+        Dhcpv6RelayForw = "dhcpv6_relay_forw" => exp(&families::DHCPV6, "relay_forw"),
+        Dhcpv6RelayRepl = "dhcpv6_relay_repl" => exp(&families::DHCPV6, "relay_repl"),
+        /// Any other DHCPv6 message type (lease query, bulk lease query, ...).
+        Dhcpv6Other = "dhcpv6_other" => exp(&families::DHCPV6, "other"),
     }
 }
 
@@ -505,6 +596,26 @@ impl Counter {
             2 => Counter::Depth2,
             3 => Counter::Depth3,
             _ => Counter::DepthMore,
+        }
+    }
+
+    /// Counter for a DHCPv6 message type.
+    pub const fn for_dhcpv6_type(msg_type: u8) -> Counter {
+        match msg_type {
+            1 => Counter::Dhcpv6Solicit,
+            2 => Counter::Dhcpv6Advertise,
+            3 => Counter::Dhcpv6Request,
+            4 => Counter::Dhcpv6Confirm,
+            5 => Counter::Dhcpv6Renew,
+            6 => Counter::Dhcpv6Rebind,
+            7 => Counter::Dhcpv6Reply,
+            8 => Counter::Dhcpv6Release,
+            9 => Counter::Dhcpv6Decline,
+            10 => Counter::Dhcpv6Reconfigure,
+            11 => Counter::Dhcpv6InformationRequest,
+            12 => Counter::Dhcpv6RelayForw,
+            13 => Counter::Dhcpv6RelayRepl,
+            _ => Counter::Dhcpv6Other,
         }
     }
 }

@@ -30,6 +30,10 @@ unsafe impl Header for network_types::arp::ArpHdr {}
 unsafe impl Header for network_types::ip::Ipv4Hdr {}
 // SAFETY: as above.
 unsafe impl Header for network_types::udp::UdpHdr {}
+// SAFETY: as above (addresses are byte arrays).
+unsafe impl Header for network_types::ip::Ipv6Hdr {}
+// SAFETY: bytes, alignment 1.
+unsafe impl<const N: usize> Header for [u8; N] {}
 
 /// A saved cursor position.
 #[derive(Clone, Copy)]
@@ -71,6 +75,29 @@ impl<'p> Cursor<'p> {
     #[inline(always)]
     pub fn skip_small(&mut self, n: usize) -> Result<(), Short> {
         let n = n & 0x3f;
+        if self.pos + n > self.end {
+            return Err(Short);
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    /// Skips the rest of an IPv6 extension header whose length field is `len8` ((len8 + 1) * 8
+    /// bytes in all, of which `taken` are already behind the cursor).
+    #[inline(always)]
+    pub fn skip_ext(&mut self, len8: u8, taken: usize) -> Result<(), Short> {
+        let n = ((len8 as usize + 1) * 8 - taken) & 0x7ff;
+        if self.pos + n > self.end {
+            return Err(Short);
+        }
+        self.pos += n;
+        Ok(())
+    }
+
+    /// Skips `n` bytes (n < 256, for tunnel headers) if they are there.
+    #[inline(always)]
+    pub fn skip_byte_len(&mut self, n: usize) -> Result<(), Short> {
+        let n = n & 0xff;
         if self.pos + n > self.end {
             return Err(Short);
         }

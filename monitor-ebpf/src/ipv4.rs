@@ -2,14 +2,14 @@
 //! ports. A non-first fragment carries no UDP header and is left alone.
 use aya_ebpf::programs::XdpContext;
 use monitor_common::{
-    proto::{BOOTPC, BOOTPS, IPPROTO_UDP},
+    proto::{BOOTPC, BOOTPS, IPPROTO_UDP, TEREDO_PORT},
     Counter,
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr, udp::UdpHdr};
 
 use crate::{
     cursor::{Cursor, Short},
-    dhcp,
+    dhcp, ipv6,
     segment::{Counts, Segment},
 };
 
@@ -35,6 +35,9 @@ pub fn classify(
     let udp = cur.take::<UdpHdr>()?;
     let sport = u16::from_be_bytes(udp.src);
     let dport = u16::from_be_bytes(udp.dst);
+    if sport == TEREDO_PORT || dport == TEREDO_PORT {
+        return teredo(ctx, cur, counts);
+    }
     if !is_dhcp_port(sport) && !is_dhcp_port(dport) {
         return Ok(());
     }
@@ -47,6 +50,42 @@ pub fn classify(
         dport,
     };
     dhcp::classify(ctx, cur, seg, &frame, counts)
+}
+
+/// Teredo (RFC 4380): IPv6 in UDP, after an optional authentication header (0x0001) and an
+/// optional origin indication (0x0000). tshark counts the inner packet as IPv6, and so do we;
+/// a UDP 3544 payload that is not IPv6 is left alone.
+#[inline(always)]
+fn teredo(ctx: &XdpContext, cur: &mut Cursor, counts: &mut Counts) -> Result<(), Short> {
+    let m = cur.mark();
+    let Ok(h) = cur.take::<[u8; 4]>() else {
+        return Ok(());
+    };
+    if h[0] == 0 && h[1] == 1 {
+        // Client identifier, authentication value, nonce (8) and confirmation (1).
+        if cur.skip_byte_len(h[2] as usize).is_err()
+            || cur.skip_byte_len(h[3] as usize).is_err()
+            || cur.skip_byte_len(9).is_err()
+        {
+            return Ok(());
+        }
+    } else {
+        cur.reset(m);
+    }
+    let m = cur.mark();
+    match cur.take::<[u8; 8]>() {
+        Ok(o) if o[0] == 0 && o[1] == 0 => {}
+        _ => cur.reset(m),
+    }
+    let m = cur.mark();
+    let Ok(v) = cur.take::<[u8; 1]>() else {
+        return Ok(());
+    };
+    if v[0] >> 4 != 6 {
+        return Ok(());
+    }
+    cur.reset(m);
+    ipv6::classify(ctx, cur, counts)
 }
 
 #[inline(always)]

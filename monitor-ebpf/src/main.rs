@@ -1,5 +1,5 @@
-//! l2watch XDP classifier: parses Ethernet and stacked VLAN tags, counts ARP and DHCPv4 per
-//! segment in per-CPU maps, and pushes only state changes through a ring buffer. What the
+//! l2watch XDP classifier: parses Ethernet and stacked VLAN tags, counts ARP, DHCPv4, IPv6
+//! neighbour discovery and DHCPv6 per segment in per-CPU maps, and pushes only state changes through a ring buffer. What the
 //! token bucket or a full ring buffer holds back waits in the pending maps for the agent to
 //! drain, so a storm delays state changes but does not lose them. It also spots frames going
 //! round a switching loop and ARP scanners. It always returns XDP_PASS: a monitor never drops
@@ -7,16 +7,19 @@
 //!
 //! One module per concern: `maps` (every map), `cursor` (the one bounds-checked reader),
 //! `segment` (slots, counters, the clock, event headers), `vlan`, `arp`, `scan`, `ipv4`,
-//! `dhcp`, `l2_loop` and `rate` (token buckets).
+//! `dhcp`, `ipv6`, `nd`, `dhcpv6`, `l2_loop` and `rate` (token buckets).
 #![no_std]
 #![no_main]
 
 mod arp;
 mod cursor;
 mod dhcp;
+mod dhcpv6;
 mod ipv4;
+mod ipv6;
 mod l2_loop;
 mod maps;
+mod nd;
 mod rate;
 mod scan;
 mod segment;
@@ -24,7 +27,7 @@ mod vlan;
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, macros::xdp, programs::XdpContext};
 use monitor_common::{
-    proto::{ETH_P_ARP, ETH_P_IP},
+    proto::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6},
     Counter,
 };
 
@@ -72,6 +75,11 @@ fn classify(ctx: &XdpContext) {
                 counts.add(Counter::Other);
             }
             r
+        }
+        (Some(_), Walk::EtherType(ETH_P_IPV6)) => {
+            // Neither ARP nor DHCPv4: "other", and counted on its own.
+            counts.add(Counter::Other);
+            ipv6::classify(ctx, &mut cur, &mut counts)
         }
         (Some(_), Walk::EtherType(_)) => {
             counts.add(Counter::Other);

@@ -31,6 +31,29 @@ pub const TSHARK_KEYS: &[&str] = &[
     "dhcp_vlan_tagged",
     "vlan_tagged",
     "vlan_two_or_more_tags",
+    "ipv6",
+    "icmpv6",
+    "icmpv6_rs",
+    "icmpv6_ra",
+    "icmpv6_ns",
+    "icmpv6_na",
+    "icmpv6_redirect",
+    "icmpv6_dad_ns",
+    "icmpv6_ra_lifetime_zero",
+    "icmpv6_nd_vlan_tagged",
+    "dhcpv6",
+    "dhcpv6_solicit",
+    "dhcpv6_advertise",
+    "dhcpv6_request",
+    "dhcpv6_confirm",
+    "dhcpv6_renew",
+    "dhcpv6_rebind",
+    "dhcpv6_reply",
+    "dhcpv6_release",
+    "dhcpv6_decline",
+    "dhcpv6_information_request",
+    "dhcpv6_relay_forw",
+    "dhcpv6_relay_repl",
 ];
 
 /// Totals over all segments (and the overflow slots), keyed by tshark-compatible names, plus
@@ -57,6 +80,19 @@ pub fn totals(snap: &Snapshot) -> BTreeMap<&'static str, u64> {
     out.insert("arp_vlan_tagged", tagged.get(Counter::Arp));
     out.insert("dhcp_vlan_tagged", tagged.get(Counter::Dhcp));
     out.insert("vlan_tagged", tagged.get(Counter::Frames));
+    out.insert(
+        "icmpv6_nd_vlan_tagged",
+        [
+            Counter::Icmpv6Rs,
+            Counter::Icmpv6Ra,
+            Counter::Icmpv6Ns,
+            Counter::Icmpv6Na,
+            Counter::Icmpv6Redirect,
+        ]
+        .iter()
+        .map(|c| tagged.get(*c))
+        .sum(),
+    );
     out.insert(
         "vlan_two_or_more_tags",
         all.get(Counter::Depth2) + all.get(Counter::Depth3) + all.get(Counter::DepthMore),

@@ -70,6 +70,9 @@ impl Fixture {
             if self.counters.contains(&"dhcp") {
                 c.push("dhcp_vlan_tagged");
             }
+            if self.counters.iter().any(|c| ND_TYPES.contains(c)) {
+                c.push("icmpv6_nd_vlan_tagged");
+            }
         }
         if self.tags > 1 {
             c.push("vlan_two_or_more_tags");
@@ -88,6 +91,161 @@ impl Fixture {
         c.extend(self.counters.iter().copied());
         c
     }
+}
+
+/// The neighbour discovery counters (tshark's `icmpv6_nd_vlan_tagged` counts these frames).
+const ND_TYPES: &[&str] = &[
+    "icmpv6_rs",
+    "icmpv6_ra",
+    "icmpv6_ns",
+    "icmpv6_na",
+    "icmpv6_redirect",
+];
+
+const LINK_LOCAL: [u8; 16] = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const UNSPECIFIED: [u8; 16] = [0; 16];
+
+/// An IPv6 frame from `src` whose classifier needs the 40-byte header plus `needs` bytes of
+/// what follows it (`payload` starts right after the IPv6 header).
+fn ip6(l2: &L2, src: [u8; 16], next: u8, payload: &[u8], needs: usize) -> Built {
+    let mut b = ipv6(l2, next, payload);
+    let at = b.class_len + 8;
+    b.bytes[at..at + 16].copy_from_slice(&src);
+    b.full_len = b.class_len + 40 + needs;
+    b
+}
+
+/// ICMPv6 `kind` with `body` after its 4-byte header.
+fn icmp6(kind: u8, body: &[u8]) -> Vec<u8> {
+    let mut m = vec![kind, 0, 0, 0];
+    m.extend_from_slice(body);
+    m
+}
+
+/// UDP 546 -> 547 holding `dhcpv6`.
+fn udp6(dhcpv6: &[u8]) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&546u16.to_be_bytes());
+    u.extend_from_slice(&547u16.to_be_bytes());
+    u.extend_from_slice(&((8 + dhcpv6.len()) as u16).to_be_bytes());
+    u.extend_from_slice(&[0, 0]);
+    u.extend_from_slice(dhcpv6);
+    u
+}
+
+/// Builds an untagged fixture: name, description, frame, counters.
+type MakeFixture<'a> = dyn Fn(&str, &'static str, Built, Vec<&'static str>) -> Fixture + 'a;
+
+/// The fixtures for IPv6 neighbour discovery and DHCPv6 (untagged).
+fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
+    let target = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+    let ns = icmp6(135, &[&[0u8; 4][..], &target[..]].concat());
+    let mut v =
+        vec![
+        one(
+            "nd_router_solicitation",
+            "ICMPv6 133",
+            ip6(l2, LINK_LOCAL, 58, &icmp6(133, &[0; 4]), 4),
+            vec!["other", "ipv6", "icmpv6", "icmpv6_rs"],
+        ),
+        one(
+            "nd_router_advertisement",
+            "ICMPv6 134, router lifetime 1800 s",
+            ip6(l2, LINK_LOCAL, 58, &icmp6(134, &[64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0]), 16),
+            vec!["other", "ipv6", "icmpv6", "icmpv6_ra"],
+        ),
+        one(
+            "nd_router_advertisement_lifetime_zero",
+            "ICMPv6 134 with router lifetime 0: the router retires, or someone says it does",
+            ip6(l2, LINK_LOCAL, 58, &icmp6(134, &[64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), 16),
+            vec!["other", "ipv6", "icmpv6", "icmpv6_ra", "icmpv6_ra_lifetime_zero"],
+        ),
+        one(
+            "nd_neighbor_advertisement",
+            "ICMPv6 136",
+            ip6(l2, LINK_LOCAL, 58, &icmp6(136, &[&[0x60, 0, 0, 0][..], &target[..]].concat()), 4),
+            vec!["other", "ipv6", "icmpv6", "icmpv6_na"],
+        ),
+        one(
+            "nd_redirect",
+            "ICMPv6 137",
+            ip6(l2, LINK_LOCAL, 58, &icmp6(137, &[0; 36]), 4),
+            vec!["other", "ipv6", "icmpv6", "icmpv6_redirect"],
+        ),
+        one(
+            "nd_dad_probe",
+            "neighbour solicitation from :: (duplicate address detection)",
+            ip6(l2, UNSPECIFIED, 58, &ns, 4),
+            vec!["other", "ipv6", "icmpv6", "icmpv6_ns", "icmpv6_dad_ns"],
+        ),
+        one(
+            "icmpv6_echo",
+            "ICMPv6 echo request: ICMPv6, not neighbour discovery",
+            ip6(l2, LINK_LOCAL, 58, &icmp6(128, &[0, 1, 0, 1]), 4),
+            vec!["other", "ipv6", "icmpv6"],
+        ),
+        one(
+            "nd_behind_hop_by_hop",
+            "a neighbour solicitation behind a hop-by-hop header: evasion (RFC 6980)",
+            ip6(l2, LINK_LOCAL, 0, &[&[58, 0, 1, 4, 0, 0, 0, 0][..], &ns[..]].concat(), 8 + 4),
+            vec!["other", "ipv6", "icmpv6", "icmpv6_ns", "nd_evasion"],
+        ),
+        one(
+            "nd_in_first_fragment",
+            "a neighbour solicitation in a first fragment: not dissected (tshark neither), evasion",
+            // Its ICMPv6 type is peeked, not required: a cut there is a fragment, not malformed.
+            ip6(l2, LINK_LOCAL, 44, &[&[58, 0, 0, 1, 0, 0, 0, 7][..], &ns[..]].concat(), 8),
+            vec!["other", "ipv6", "nd_evasion"],
+        ),
+        one(
+            "icmpv6_later_fragment",
+            "a non-first fragment of ICMPv6: no upper layer to count",
+            ip6(l2, LINK_LOCAL, 44, &[&[58, 0, 0, 0x10, 0, 0, 0, 7][..], &ns[..]].concat(), 8),
+            vec!["other", "ipv6"],
+        ),
+        one(
+            "ipv6_tcp",
+            "IPv6 TCP: IPv6, nothing more",
+            ip6(l2, LINK_LOCAL, 6, &[0; 20], 0),
+            vec!["other", "ipv6"],
+        ),
+        one(
+            "dhcpv6_relay_forw_solicit",
+            "RELAY-FORW holding a SOLICIT (option 9): both types count, as in tshark",
+            ip6(
+                l2,
+                LINK_LOCAL,
+                17,
+                &udp6(&[&[12u8, 0][..], &[0; 32][..], &[0, 9, 0, 4, 1, 0, 0, 1][..]].concat()),
+                9,
+            ),
+            vec!["other", "ipv6", "dhcpv6", "dhcpv6_relay_forw", "dhcpv6_solicit"],
+        ),
+    ];
+    let types: [(u8, &'static str); 13] = [
+        (2, "dhcpv6_advertise"),
+        (3, "dhcpv6_request"),
+        (4, "dhcpv6_confirm"),
+        (5, "dhcpv6_renew"),
+        (6, "dhcpv6_rebind"),
+        (7, "dhcpv6_reply"),
+        (8, "dhcpv6_release"),
+        (9, "dhcpv6_decline"),
+        (10, "dhcpv6_reconfigure"),
+        (11, "dhcpv6_information_request"),
+        (13, "dhcpv6_relay_repl"),
+        (14, "dhcpv6_other"),
+        (200, "dhcpv6_other"),
+    ];
+    for (t, name) in types {
+        v.push(one(
+            &format!("dhcpv6_type_{t}"),
+            "a DHCPv6 message of this type",
+            ip6(l2, LINK_LOCAL, 17, &udp6(&[t, 0, 0, 1]), 9),
+            vec!["other", "ipv6", "dhcpv6", name],
+        ));
+    }
+    v
 }
 
 fn vlans(l2: &L2) -> (Option<u16>, Option<u16>) {
@@ -222,6 +380,13 @@ pub fn all() -> Vec<Fixture> {
             ),
             vec!["ipv4", "dhcp", "dhcp_discover"],
             vec![dhcp_ev(&l2, 1)],
+        ));
+        v.push(f(
+            "nd_neighbor_solicitation",
+            "ICMPv6 135 on every tag stack: tshark's icmpv6_nd_vlan_tagged when tagged",
+            ip6(&l2, LINK_LOCAL, 58, &icmp6(135, &[0; 20]), 4),
+            vec!["other", "ipv6", "icmpv6", "icmpv6_ns"],
+            vec![],
         ));
     }
 
@@ -431,8 +596,12 @@ pub fn all() -> Vec<Fixture> {
     v.push(one(
         "dhcpv6_solicit",
         "DHCPv6 SOLICIT (UDP 546 -> 547 over IPv6): not DHCPv4",
-        ipv6(&l2, 17, &dhcpv6),
-        vec!["other"],
+        {
+            let mut b = ipv6(&l2, 17, &dhcpv6);
+            b.full_len = b.class_len + 40 + 9;
+            b
+        },
+        vec!["other", "ipv6", "dhcpv6", "dhcpv6_solicit"],
         vec![],
         vec![],
     ));
@@ -441,8 +610,12 @@ pub fn all() -> Vec<Fixture> {
     v.push(one(
         "ipv6_neighbor_solicitation",
         "IPv6 neighbour solicitation (ICMPv6 135): the IPv6 analogue of ARP, not ARP",
-        ipv6(&l2, 58, &ns),
-        vec!["other"],
+        {
+            let mut b = ipv6(&l2, 58, &ns);
+            b.full_len = b.class_len + 40 + 4;
+            b
+        },
+        vec!["other", "ipv6", "icmpv6", "icmpv6_ns"],
         vec![],
         vec![],
     ));
@@ -456,5 +629,8 @@ pub fn all() -> Vec<Fixture> {
         vec![],
         vec![],
     ));
+    v.extend(ipv6_fixtures(&l2, &|n, d, b, c| {
+        one(n, d, b, c, vec![], vec![])
+    }));
     v
 }

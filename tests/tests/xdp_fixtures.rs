@@ -416,3 +416,40 @@ fn segment_map_overflow_is_counted_and_totals_stay_exact() {
     let snap = probe.snapshot().expect("snapshot");
     assert_eq!(snap.segments.len(), 4);
 }
+
+#[test]
+fn ipv6_in_teredo_counts_as_ipv6_as_tshark_does() {
+    privileged!();
+    use l2watch_tests::frames::{udp, Ip};
+    // A router solicitation from a Teredo client to its server (RFC 4380 qualification), with
+    // an origin indication in front; then the same with an authentication header; then a UDP
+    // 3544 payload that is not IPv6.
+    let mut rs = vec![0x60, 0, 0, 0, 0, 8, 58, 255];
+    rs.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    rs.extend_from_slice(&[0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    rs.extend_from_slice(&[133, 0, 0, 0, 0, 0, 0, 0]);
+    let origin = [&[0u8, 0, 0x12, 0x34, 1, 2, 3, 4][..], &rs[..]].concat();
+    let auth = [&[0u8, 1, 2, 1, 9, 9, 7][..], &[0; 9][..], &rs[..]].concat();
+    let l2 = L2::new(MAC_A, MAC_B);
+    let ip = Ip::udp([10, 0, 0, 1], [10, 0, 0, 2]);
+    let frames: Vec<Vec<u8>> = [&origin[..], &auth[..], &[1, 2, 3, 4][..]]
+        .iter()
+        .map(|p| udp(&l2, &ip, 40_000, 3544, p, 0).bytes)
+        .collect();
+    let mut probe = load(&ProbeConfig::replay());
+    let out = run(
+        &mut probe,
+        &frames.iter().map(|f| &f[..]).collect::<Vec<_>>(),
+    );
+    assert!(out.all_passed());
+    for (key, want) in [
+        ("ipv4", 3),
+        ("ipv6", 2),
+        ("icmpv6", 2),
+        ("icmpv6_rs", 2),
+        ("malformed", 0),
+        ("dhcp", 0),
+    ] {
+        assert_eq!(out.count(key), want, "{key}");
+    }
+}

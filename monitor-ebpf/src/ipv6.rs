@@ -1,0 +1,100 @@
+//! IPv6: the header, then a bounded walk of the extension headers (hop-by-hop, routing,
+//! destination options, fragment), then neighbour discovery (`nd`) or DHCPv6 (`dhcpv6`).
+//! Counted the way tshark counts: a fragment's upper layer is not dissected. Neighbour
+//! discovery behind extension headers or in a fragment, which RFC 6980 forbids, is also
+//! counted as evasion.
+use aya_ebpf::programs::XdpContext;
+use monitor_common::{
+    proto::{
+        DHCPV6_CLIENT, DHCPV6_SERVER, IPPROTO_ICMPV6, IPPROTO_UDP, IPV6_DEST_OPTS, IPV6_FRAGMENT,
+        IPV6_HOP_BY_HOP, IPV6_ROUTING,
+    },
+    Counter, IPV6_MAX_EXT_HEADERS,
+};
+use network_types::{ip::Ipv6Hdr, udp::UdpHdr};
+
+use crate::{
+    cursor::{Cursor, Header, Short},
+    dhcpv6, nd,
+    segment::Counts,
+};
+
+/// The first two bytes of every extension header but the fragment header.
+#[repr(C)]
+struct ExtHdr {
+    next: u8,
+    len8: u8,
+}
+
+// SAFETY: repr(C) bytes, alignment 1.
+unsafe impl Header for ExtHdr {}
+
+/// The fragment header.
+#[repr(C)]
+struct FragHdr {
+    next: u8,
+    _reserved: u8,
+    /// Offset (13 bits, in 8-byte units), 2 reserved bits, M (more fragments).
+    offset_m: [u8; 2],
+    _id: [u8; 4],
+}
+
+// SAFETY: repr(C) bytes, alignment 1.
+unsafe impl Header for FragHdr {}
+
+/// ICMPv6 type 133..=137 is neighbour discovery.
+const ND_TYPES: core::ops::RangeInclusive<u8> = 133..=137;
+
+/// Classifies an IPv6 packet at the cursor (after the Ethernet and VLAN headers, or inside a
+/// tunnel).
+#[inline(always)]
+pub fn classify(ctx: &XdpContext, cur: &mut Cursor, counts: &mut Counts) -> Result<(), Short> {
+    counts.add(Counter::Ipv6);
+    let ip = cur.take::<Ipv6Hdr>()?;
+    let mut next = ip.next_hdr;
+    let mut behind_ext = false;
+    for _ in 0..IPV6_MAX_EXT_HEADERS {
+        match next {
+            IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
+                let h = cur.take::<ExtHdr>()?;
+                next = h.next;
+                cur.skip_ext(h.len8, 2)?;
+                behind_ext = true;
+            }
+            IPV6_FRAGMENT => {
+                let f = cur.take::<FragHdr>()?;
+                // A fragment's upper layer is not dissected (tshark does not either, unless
+                // it can reassemble). ND in the first fragment is still evasion.
+                let offset = u16::from_be_bytes(f.offset_m) >> 3;
+                if offset == 0 && f.next == IPPROTO_ICMPV6 {
+                    if let Ok(t) = cur.take::<[u8; 1]>() {
+                        if ND_TYPES.contains(&t[0]) {
+                            counts.add(Counter::NdEvasion);
+                        }
+                    }
+                }
+                return Ok(());
+            }
+            _ => break,
+        }
+    }
+    match next {
+        IPPROTO_ICMPV6 => nd::classify(cur, ip, counts, behind_ext),
+        IPPROTO_UDP => {
+            let udp = cur.take::<UdpHdr>()?;
+            let sport = u16::from_be_bytes(udp.src);
+            let dport = u16::from_be_bytes(udp.dst);
+            if is_dhcpv6_port(sport) || is_dhcpv6_port(dport) {
+                dhcpv6::classify(ctx, cur, counts)
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+#[inline(always)]
+fn is_dhcpv6_port(p: u16) -> bool {
+    p == DHCPV6_CLIENT || p == DHCPV6_SERVER
+}
