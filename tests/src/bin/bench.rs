@@ -11,7 +11,7 @@ use l2watch::{
 };
 use l2watch_tests::{
     fixtures::{IP_A, IP_B, MAC_A},
-    frames::{arp, dhcp, ipv4_other, Bootp, Ip, BROADCAST, L2, TPID_8021AD, TPID_8021Q},
+    frames::{arp, dhcp, ipv4_other, ipv6, Bootp, Ip, BROADCAST, L2, TPID_8021AD, TPID_8021Q},
     require_privileged,
 };
 
@@ -70,6 +70,24 @@ fn cases() -> Vec<Case> {
             budget: Some(1.10),
         });
     }
+    // The same TCP segment over IPv6: the IPv6 path's cost for traffic it does not classify
+    // (issue #12: within 1 ns of the IPv4 row).
+    for (tag, l2) in l2s() {
+        v.push(Case {
+            name: format!("IPv6/TCP, not matching, {tag}"),
+            frame: ipv6(&l2, 6, &tcp).bytes,
+            mode: Mode::Plain,
+            budget: Some(1.10),
+        });
+    }
+    let mut ns = vec![135u8, 0, 0, 0, 0, 0, 0, 0];
+    ns.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+    v.push(Case {
+        name: "IPv6 neighbour solicitation, counted, untagged".into(),
+        frame: ipv6(&L2::new(MAC_A, BROADCAST), 58, &ns).bytes,
+        mode: Mode::Plain,
+        budget: None,
+    });
     for (tag, l2) in l2s() {
         v.push(Case {
             name: format!("ARP repeat, suppressed in kernel, {tag}"),
