@@ -515,6 +515,8 @@ named_indices! {
         DhcpNoMsgtype = "dhcp_no_msgtype_bootp" => exp(&families::DHCP, "none"),
         /// IPv4 frames (any protocol).
         Ipv4 = "ipv4" => None,
+        /// EtherType 0x86dd after the tags, or IPv6 in Teredo (UDP 3544) (tshark `ipv6`).
+        Ipv6 = "ipv6" => None,
         /// Frames that are neither ARP nor DHCPv4.
         Other = "other" => None,
         /// Frames to a group (broadcast or multicast) destination MAC.
@@ -528,8 +530,6 @@ named_indices! {
         ArpScans = "arp_scans" => exp(&families::ARP_SCANS, ""),
         /// A header the frame's own type fields promise is cut short (see `classify` docs).
         Malformed = "malformed" => exp(&families::MALFORMED, ""),
-        /// EtherType 0x86dd after the tags, or IPv6 in Teredo (UDP 3544) (tshark `ipv6`).
-        Ipv6 = "ipv6" => None,
         /// ICMPv6 after the extension headers, not a non-first fragment (tshark `icmpv6`).
         Icmpv6 = "icmpv6" => None,
         /// ICMPv6 type 133.
