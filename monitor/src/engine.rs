@@ -583,6 +583,13 @@ impl Engine {
                 }
             }
         }
+        self.apply(signals, now)
+    }
+
+    /// Turns signals into findings: folded into the finding that explains them (an open
+    /// `arp_flood` on their segment, the `duplicate_ip` of their address), or opened or
+    /// refreshed on their own. Returns what opened and what closed into something else.
+    fn apply(&mut self, signals: Vec<crate::detect::Signal>, now: Nanos) -> Vec<FindingEvent> {
         let mut out = Vec::new();
         for s in signals {
             if let Some(flood) = self.flooding.get(&s.seg) {
@@ -625,10 +632,18 @@ impl Engine {
         out
     }
 
-    /// Closes findings that went quiet.
+    /// Once per pipeline tick: the detectors' own tick (conditions that hold because something
+    /// did not happen), then findings that went quiet are closed.
     pub fn tick(&mut self, now: Nanos) -> Vec<FindingEvent> {
-        let out = self.findings.tick(now);
-        for ev in &out {
+        let signals = self.detectors.tick(now);
+        if let Some(j) = self.journal.as_mut() {
+            for s in &signals {
+                j.findings.insert((s.kind, s.subject.clone()));
+            }
+        }
+        let mut out = self.apply(signals, now);
+        let closed = self.findings.tick(now);
+        for ev in &closed {
             if let FindingEvent::Closed(f) = ev {
                 if f.kind == kind::ARP_FLOOD {
                     self.flooding.remove(&f.seg);
@@ -639,6 +654,7 @@ impl Engine {
                 }
             }
         }
+        out.extend(closed);
         out
     }
 
@@ -858,6 +874,52 @@ mod tests {
             .findings
             .iter()
             .any(|f| f.kind == kind::MAC_CHANGED && f.closed.is_some()));
+    }
+
+    /// A detector that reports on its tick, not on observations: a segment that stayed
+    /// silent.
+    struct Silence;
+
+    impl crate::detect::Detector for Silence {
+        fn name(&self) -> &'static str {
+            "silence"
+        }
+        fn kinds(&self) -> &'static [FindingKind] {
+            &[kind::APIPA]
+        }
+        fn observe(
+            &mut self,
+            _: &Observation,
+            _: &Context<'_>,
+            _: Nanos,
+        ) -> Vec<crate::detect::Signal> {
+            vec![]
+        }
+        fn tick(&mut self, _now: Nanos) -> Vec<crate::detect::Signal> {
+            let seg = crate::detect::tests_support::seg();
+            vec![crate::detect::Signal {
+                kind: kind::APIPA,
+                subject: Subject::Segment(seg),
+                seg,
+                packets: 0,
+                evidence: serde_json::json!({ "silent": true }),
+                quiet: 10 * SECOND,
+            }]
+        }
+    }
+
+    #[test]
+    fn a_detectors_tick_opens_findings_that_reach_the_store() {
+        let mut e = Engine::new(EngineConfig::default()).with_journal(10);
+        e.detectors = Detectors::of(vec![Box::new(Silence)]);
+        let opened = e.tick(SECOND);
+        assert!(
+            matches!(&opened[..], [FindingEvent::Opened(f)] if f.kind == kind::APIPA),
+            "{opened:?}"
+        );
+        assert!(e.tick(2 * SECOND).is_empty(), "refreshed, not opened again");
+        let stored = e.take_changes();
+        assert_eq!(stored.findings.len(), 1);
     }
 
     #[test]

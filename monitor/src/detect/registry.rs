@@ -89,6 +89,14 @@ impl Detectors {
         }
     }
 
+    /// A set of given detectors (tests of the engine's plumbing).
+    #[cfg(test)]
+    pub fn of(detectors: Vec<Box<dyn Detector>>) -> Detectors {
+        Detectors {
+            running: detectors.into_iter().map(|d| (Value::Null, d)).collect(),
+        }
+    }
+
     /// Rebuilds the detectors whose settings changed; returns their names.
     pub fn reconfigure(&mut self, cfg: &EngineConfig) -> Vec<&'static str> {
         let mut rebuilt = Vec::new();
