@@ -1,5 +1,6 @@
 //! Offline replay: every Ethernet frame of a capture goes through the loaded XDP program with
-//! BPF_PROG_TEST_RUN, exactly as it would on a wire, and the counters and events are reported.
+//! BPF_PROG_TEST_RUN, exactly as it would on a wire, and its events through the same pipeline
+//! `run` uses, on the capture's clock; the counters, events and findings are reported.
 use std::{collections::BTreeMap, path::Path};
 
 use serde::Serialize;

@@ -1,8 +1,9 @@
-//! Live mode: load the program, attach it to the interfaces, feed the ring buffer and the
-//! kernel's pending maps into the engine on a dedicated ingest thread, serve metrics and the
-//! API, write changes to the database, follow the interfaces as they go down, disappear and
+//! Live mode, the agent's composition root: load the program, attach it to the interfaces,
+//! feed the ring buffer and the kernel's pending maps into the pipeline on a dedicated ingest
+//! thread, serve metrics and the API, follow the interfaces as they go down, disappear and
 //! come back, reload the configuration on SIGHUP, and detach cleanly when the shutdown token
-//! fires. A task that fails clears readiness and ends the process with an error.
+//! fires. Every task runs in one supervised set (`supervise`): one that fails clears
+//! readiness and ends the process with an error.
 use std::{
     collections::BTreeMap,
     path::PathBuf,
@@ -395,11 +396,8 @@ fn kernel_log(
     })
 }
 
-/// The ingest loop, on its own thread: waits for the ring buffer (or the next timer), feeds
-/// every record to the engine in batches, drains the kernel's pending maps, closes quiet
-/// findings once a second, hands changes to the store writer, and logs a summary per
-/// interval. Nothing here logs per event above debug.
-/// How often the ingest thread does what it does besides reading the ring buffer.
+/// How often the ingest thread does what it does besides reading the ring buffer (the
+/// pipeline keeps its own tick and flush cadence).
 struct Timers {
     /// Summary lines.
     summary: Duration,
@@ -408,6 +406,10 @@ struct Timers {
     drain: Duration,
 }
 
+/// The live source of the pipeline, on its own thread: waits for the ring buffer (or the next
+/// timer), feeds every record to the pipeline in batches, drains the kernel's pending maps,
+/// moves the pipeline's clock (findings tick, store flush), and logs a summary per interval.
+/// Nothing here logs per event above debug.
 fn ingest(
     mut ring: RingBuf<MapData>,
     mut pending: Pending,
