@@ -129,6 +129,7 @@ fn dashboard_covers_the_issue_and_every_panel_parses_with_exported_metrics() {
         "Devices",
         "Findings",
         "DHCP servers",
+        "IPv6 neighbour discovery",
         "Self-monitoring",
     ] {
         assert!(
