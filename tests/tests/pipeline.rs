@@ -196,3 +196,56 @@ fn replay_and_run_give_the_same_findings_with_the_same_config() {
     );
     assert_eq!(agent.stop(WAIT), Some(0), "{}", agent.log());
 }
+
+#[test]
+fn replay_writes_its_result_through_the_agents_store() {
+    privileged!();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("replay.db");
+    let out = Command::new(l2watch_bin())
+        .args([
+            "replay",
+            "--json",
+            "--no-events",
+            "--iface-name",
+            "trunk0",
+            "--db",
+        ])
+        .arg(&db)
+        .arg(corpus_dir().join("zeek_dhcp.pcap"))
+        .output()
+        .expect("run l2watch replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("replay JSON");
+    let conn = rusqlite::Connection::open(&db).expect("open the database");
+    let rows = |sql: &str| -> Vec<(String, String)> {
+        let mut st = conn.prepare(sql).unwrap();
+        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // The same devices, servers and findings the report lists, on the interface by name.
+    let devices = rows("SELECT ip, interface FROM devices ORDER BY ip");
+    let want: Vec<(String, String)> = report["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["ip"].as_str().unwrap().to_string(), "trunk0".to_string()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(devices, want);
+    let servers = rows("SELECT server_id, interface FROM dhcp_servers");
+    assert_eq!(servers, [("128.2.6.152".to_string(), "trunk0".to_string())]);
+    let findings = rows("SELECT kind, subject FROM findings ORDER BY kind");
+    assert_eq!(
+        findings,
+        found(&report["findings"]).into_iter().collect::<Vec<_>>()
+    );
+}
