@@ -71,33 +71,12 @@ impl<'p> Cursor<'p> {
         Ok(unsafe { &*(at as *const T) })
     }
 
-    /// Skips `n` bytes (n < 64, for IPv4 options) if they are there.
+    /// Skips `n` bytes if they are there. `MASK` (one less than a power of two) bounds `n`
+    /// for the verifier: 0x3f for IPv4 options, 0xff for a length byte, 0x7ff for an IPv6
+    /// extension header.
     #[inline(always)]
-    pub fn skip_small(&mut self, n: usize) -> Result<(), Short> {
-        let n = n & 0x3f;
-        if self.pos + n > self.end {
-            return Err(Short);
-        }
-        self.pos += n;
-        Ok(())
-    }
-
-    /// Skips the rest of an IPv6 extension header whose length field is `len8` ((len8 + 1) * 8
-    /// bytes in all, of which `taken` are already behind the cursor).
-    #[inline(always)]
-    pub fn skip_ext(&mut self, len8: u8, taken: usize) -> Result<(), Short> {
-        let n = ((len8 as usize + 1) * 8 - taken) & 0x7ff;
-        if self.pos + n > self.end {
-            return Err(Short);
-        }
-        self.pos += n;
-        Ok(())
-    }
-
-    /// Skips `n` bytes (n < 256, for tunnel headers) if they are there.
-    #[inline(always)]
-    pub fn skip_byte_len(&mut self, n: usize) -> Result<(), Short> {
-        let n = n & 0xff;
+    pub fn skip<const MASK: usize>(&mut self, n: usize) -> Result<(), Short> {
+        let n = n & MASK;
         if self.pos + n > self.end {
             return Err(Short);
         }

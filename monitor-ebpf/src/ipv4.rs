@@ -31,7 +31,7 @@ pub fn classify(
     if u16::from_be_bytes(ip.frags) & 0x1fff != 0 || ip.proto != IPPROTO_UDP {
         return Ok(());
     }
-    cur.skip_small(ihl - Ipv4Hdr::LEN)?;
+    cur.skip::<0x3f>(ihl - Ipv4Hdr::LEN)?;
     let udp = cur.take::<UdpHdr>()?;
     let sport = u16::from_be_bytes(udp.src);
     let dport = u16::from_be_bytes(udp.dst);
@@ -63,9 +63,9 @@ fn teredo(ctx: &XdpContext, cur: &mut Cursor, counts: &mut Counts) -> Result<(),
     };
     if h[0] == 0 && h[1] == 1 {
         // Client identifier, authentication value, nonce (8) and confirmation (1).
-        if cur.skip_byte_len(h[2] as usize).is_err()
-            || cur.skip_byte_len(h[3] as usize).is_err()
-            || cur.skip_byte_len(9).is_err()
+        if cur.skip::<0xff>(h[2] as usize).is_err()
+            || cur.skip::<0xff>(h[3] as usize).is_err()
+            || cur.skip::<0xff>(9).is_err()
         {
             return Ok(());
         }

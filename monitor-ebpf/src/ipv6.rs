@@ -58,7 +58,8 @@ pub fn classify(ctx: &XdpContext, cur: &mut Cursor, counts: &mut Counts) -> Resu
             IPV6_HOP_BY_HOP | IPV6_ROUTING | IPV6_DEST_OPTS => {
                 let h = cur.take::<ExtHdr>()?;
                 next = h.next;
-                cur.skip_ext(h.len8, 2)?;
+                // (len8 + 1) * 8 bytes in all, two of them already taken.
+                cur.skip::<0x7ff>((h.len8 as usize + 1) * 8 - 2)?;
                 behind_ext = true;
             }
             IPV6_FRAGMENT => {

@@ -570,9 +570,6 @@ impl Engine {
                 j.devices.extend(up.device);
             }
             j.servers.extend(up.server);
-            for s in &signals {
-                j.findings.insert((s.kind, s.subject.clone()));
-            }
             if !flood_row {
                 if let Some(ev) = HistoryEvent::of(obs, up.change, now) {
                     if j.events.len() < j.max_events {
@@ -590,6 +587,11 @@ impl Engine {
     /// `arp_flood` on their segment, the `duplicate_ip` of their address), or opened or
     /// refreshed on their own. Returns what opened and what closed into something else.
     fn apply(&mut self, signals: Vec<crate::detect::Signal>, now: Nanos) -> Vec<FindingEvent> {
+        if let Some(j) = self.journal.as_mut() {
+            for s in &signals {
+                j.findings.insert((s.kind, s.subject.clone()));
+            }
+        }
         let mut out = Vec::new();
         for s in signals {
             if let Some(flood) = self.flooding.get(&s.seg) {
@@ -636,11 +638,6 @@ impl Engine {
     /// did not happen), then findings that went quiet are closed.
     pub fn tick(&mut self, now: Nanos) -> Vec<FindingEvent> {
         let signals = self.detectors.tick(now);
-        if let Some(j) = self.journal.as_mut() {
-            for s in &signals {
-                j.findings.insert((s.kind, s.subject.clone()));
-            }
-        }
         let mut out = self.apply(signals, now);
         let closed = self.findings.tick(now);
         for ev in &closed {

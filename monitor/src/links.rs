@@ -102,6 +102,15 @@ impl IfaceNames {
         iface
     }
 
+    /// A resolver for one batch of events, which come in runs per interface: a run's name is
+    /// looked up once.
+    pub fn batch(&self) -> BatchNames<'_> {
+        BatchNames {
+            names: self,
+            last: None,
+        }
+    }
+
     /// The name behind `ifindex`: one it was attached under, else the kernel's current name,
     /// else `ifindex-N` (an index that no longer exists and was never attached here).
     pub fn resolve(&self, ifindex: u32) -> Iface {
@@ -111,6 +120,25 @@ impl IfaceNames {
         match name_of(ifindex) {
             Some(n) => self.insert(ifindex, &n),
             None => Iface::named(&format!("ifindex-{ifindex}")),
+        }
+    }
+}
+
+/// [`IfaceNames::resolve`] with the last answer kept.
+pub struct BatchNames<'a> {
+    names: &'a IfaceNames,
+    last: Option<(u32, Iface)>,
+}
+
+impl BatchNames<'_> {
+    pub fn resolve(&mut self, ifindex: u32) -> Iface {
+        match self.last {
+            Some((i, name)) if i == ifindex => name,
+            _ => {
+                let name = self.names.resolve(ifindex);
+                self.last = Some((ifindex, name));
+                name
+            }
         }
     }
 }

@@ -539,11 +539,7 @@ fn replay_cmd(args: ReplayArgs) -> ExitCode {
         None => None,
         Some(path) => match l2watch::store::Store::open(path) {
             Ok((store, _)) => {
-                let caps = l2watch::store::Caps {
-                    devices: cfg.engine.devices.capacity,
-                    servers: cfg.engine.limits.max_dhcp_servers,
-                    closed_findings: cfg.engine.limits.max_closed_findings,
-                };
+                let caps = l2watch::store::Caps::of(&cfg.engine);
                 // Retention runs on the wall clock; a capture's rows are as old as the
                 // capture, so nothing is aged out of a replay's database.
                 let keep = l2watch::store::Retention {
@@ -551,11 +547,12 @@ fn replay_cmd(args: ReplayArgs) -> ExitCode {
                     closed_finding_days: u64::MAX,
                     ..cfg.database.retention.clone()
                 };
-                Some(l2watch::store::Writer::spawn(store, keep, caps, || {
-                    std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map_or(0, |d| d.as_nanos() as u64)
-                }))
+                Some(l2watch::store::Writer::spawn(
+                    store,
+                    keep,
+                    caps,
+                    l2watch::model::wall_clock,
+                ))
             }
             Err(e) => {
                 eprintln!("error: {e}");

@@ -25,6 +25,13 @@ pub type Nanos = u64;
 
 pub const SECOND: Nanos = 1_000_000_000;
 
+/// The wall clock, for the sources that feed the engine (which never reads it itself).
+pub fn wall_clock() -> Nanos {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as Nanos)
+}
+
 /// An interface, known by its name: the ifindex is a detail of attachment that changes when
 /// a device is re-created or the host reboots, so nothing the agent reports or stores uses
 /// it. Names are interned once (the engine copies and hashes segments on every event); the
@@ -168,15 +175,6 @@ impl Segment {
             iface,
             outer_vlan: vid(outer_vid),
             inner_vlan: vid(inner_vid),
-        }
-    }
-
-    /// An untagged segment of `iface` (tests, replay).
-    pub fn untagged(iface: &str) -> Segment {
-        Segment {
-            iface: Iface::named(iface),
-            outer_vlan: None,
-            inner_vlan: None,
         }
     }
 

@@ -18,6 +18,10 @@ use crate::{
     store::Writer,
 };
 
+/// History events that may wait for the writer between two flushes (one second by default):
+/// a 65,535-station burst fits; past it events are dropped and counted.
+pub const JOURNAL_EVENTS: usize = 100_000;
+
 /// How often quiet findings are closed, on the source's clock.
 pub const TICK: Nanos = SECOND;
 

@@ -212,7 +212,7 @@ pub fn analyze(
     let journal = a.writer.is_some();
     let mut engine = Engine::new(a.engine);
     if journal {
-        engine = engine.with_journal(crate::run::JOURNAL_EVENTS);
+        engine = engine.with_journal(crate::pipeline::JOURNAL_EVENTS);
     }
     let mut sink = Sink {
         engine,

@@ -23,7 +23,7 @@ use crate::{
     engine::Engine,
     export::{api, Link, Shared},
     links,
-    model::Nanos,
+    model::{wall_clock, Nanos},
     pipeline::Pipeline,
     store::{Caps, OpenNote, Store, StoreError, Writer},
     supervise::Supervisor,
@@ -32,9 +32,6 @@ use crate::{
 /// Re-reads the configuration (file plus flags) for SIGHUP.
 pub type Reload = Box<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
-/// History events that may wait for the writer between two flushes (one second by default):
-/// a 65,535-station burst fits; past it events are dropped and counted.
-pub const JOURNAL_EVENTS: usize = 100_000;
 /// How long the tasks get to stop after shutdown (the last store batch is written in it).
 const STOP_GRACE: Duration = Duration::from_secs(30);
 /// How long a failed agent keeps answering /readyz with 503 before it exits.
@@ -91,11 +88,7 @@ fn open_store(cfg: &Config) -> Result<(Engine, Option<(Writer, PathBuf)>), RunEr
         }
         OpenNote::Created | OpenNote::Opened => {}
     }
-    let caps = Caps {
-        devices: cfg.engine.devices.capacity,
-        servers: cfg.engine.limits.max_dhcp_servers,
-        closed_findings: cfg.engine.limits.max_closed_findings,
-    };
+    let caps = Caps::of(&cfg.engine);
     let (restored, skipped) = store.load(caps)?;
     info!(
         path = %path.display(),
@@ -105,9 +98,9 @@ fn open_store(cfg: &Config) -> Result<(Engine, Option<(Writer, PathBuf)>), RunEr
         skipped_rows = skipped,
         "database open; state restored"
     );
-    let mut engine = engine.with_journal(JOURNAL_EVENTS);
+    let mut engine = engine.with_journal(crate::pipeline::JOURNAL_EVENTS);
     engine.restore(restored);
-    let writer = Writer::spawn(store, cfg.database.retention.clone(), caps, unix_now);
+    let writer = Writer::spawn(store, cfg.database.retention.clone(), caps, wall_clock);
     Ok((engine, Some((writer, path.clone()))))
 }
 
@@ -458,7 +451,7 @@ fn ingest(
             summary.pending += drain_pending(&mut pending, shared, &mut pipeline)?;
             next_pending = now + timers.drain;
         }
-        let wall = unix_now();
+        let wall = wall_clock();
         if pipeline.due(wall) {
             let mut engine = shared.engine.lock().expect("engine lock");
             pipeline.advance(&mut engine, wall);
@@ -560,7 +553,7 @@ fn drain_ring(ring: &mut RingBuf<MapData>, shared: &Shared, pipeline: &mut Pipel
         let mut engine = shared.engine.lock().expect("engine lock");
         let mut n = 0;
         let mut last_ktime = None;
-        let mut last_iface = None;
+        let mut names = shared.ifaces.batch();
         while n < INGEST_BATCH {
             let Some(item) = ring.next() else { break };
             n += 1;
@@ -568,15 +561,7 @@ fn drain_ring(ring: &mut RingBuf<MapData>, shared: &Shared, pipeline: &mut Pipel
                 Ok(ev) => {
                     let h = ev.header();
                     last_ktime = Some(h.ktime_ns);
-                    // Frames come in runs per interface: resolve a run's name once.
-                    let iface = match last_iface {
-                        Some((i, name)) if i == h.ifindex => name,
-                        _ => {
-                            let name = shared.ifaces.resolve(h.ifindex);
-                            last_iface = Some((h.ifindex, name));
-                            name
-                        }
-                    };
+                    let iface = names.resolve(h.ifindex);
                     if !pipeline.feed(&mut engine, &ev, iface, clock.at(h.ktime_ns), false) {
                         shared.undecodable.fetch_add(1, Ordering::Relaxed);
                     }
@@ -607,11 +592,12 @@ fn drain_pending(
     pipeline: &mut Pipeline,
 ) -> Result<u64, RunError> {
     let clock = Clock::now();
+    let mut names = shared.ifaces.batch();
     let mut engine = shared.engine.lock().expect("engine lock");
     let n = pending
         .drain(|ev| {
             let h = ev.header();
-            let iface = shared.ifaces.resolve(h.ifindex);
+            let iface = names.resolve(h.ifindex);
             if !pipeline.feed(&mut engine, &ev, iface, clock.at(h.ktime_ns), true) {
                 shared.undecodable.fetch_add(1, Ordering::Relaxed);
             }
@@ -629,7 +615,7 @@ struct Clock {
 impl Clock {
     fn now() -> Clock {
         Clock {
-            unix: unix_now(),
+            unix: wall_clock(),
             mono: monotonic_coarse_ns(),
         }
     }
@@ -651,12 +637,6 @@ fn monotonic_coarse_ns() -> u64 {
     // SAFETY: valid pointer to a timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-fn unix_now() -> Nanos {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as Nanos)
 }
 
 /// Logs per-interface totals and any non-zero loss counter.

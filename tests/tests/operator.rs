@@ -565,19 +565,17 @@ fn a_flood_of_vlans_and_random_macs_keeps_series_and_memory_bounded() {
         limited + evicted > 0.0
     });
     promtool_check(&text);
-    let series = text.lines().filter(|l| !l.starts_with('#')).count();
-    let vlan_values: std::collections::BTreeSet<&str> = text
-        .lines()
-        .filter(|l| l.starts_with("l2watch_arp_packets_total{"))
-        .filter_map(|l| l.split("vlan=\"").nth(1)?.split('"').next())
+    let all = l2watch_tests::prom::samples(&text);
+    let series = all.len();
+    let vlan_values: std::collections::BTreeSet<&str> = all
+        .iter()
+        .filter(|s| s.name == "l2watch_arp_packets_total")
+        .filter_map(|s| s.labels.iter().find(|(k, _)| k == "vlan"))
+        .map(|(_, v)| v.as_str())
         .collect();
     let after = rss(&agent);
     let folded = sample(&text, "l2watch_vlan_labels_folded", &[iface]).unwrap_or(0.0);
-    let overflow: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("l2watch_segment_overflow_frames_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
+    let overflow = l2watch_tests::prom::sum(&text, "l2watch_segment_overflow_frames_total", &[]);
     let (limited, evicted) = limited_and_evicted(&text);
     let _ = writeln!(
         std::io::stderr(),

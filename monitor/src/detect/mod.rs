@@ -283,11 +283,6 @@ impl Findings {
         out
     }
 
-    /// Whether a finding of `kind` about `subject` is open.
-    pub fn is_open(&self, kind: FindingKind, subject: &Subject) -> bool {
-        self.open.contains_key(&(kind, subject.clone()))
-    }
-
     /// Signals folded into another finding.
     pub fn folded(&self) -> u64 {
         self.folded

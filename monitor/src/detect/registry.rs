@@ -130,6 +130,7 @@ impl Detectors {
     }
 
     /// Names and kinds of the running detectors.
+    #[cfg(test)]
     pub fn describe(&self) -> Vec<(&'static str, &'static [super::FindingKind])> {
         self.running
             .iter()

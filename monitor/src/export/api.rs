@@ -3,7 +3,7 @@
 use std::{
     net::Ipv4Addr,
     sync::{atomic::Ordering, Arc},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, UNIX_EPOCH},
 };
 
 use axum::{
@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 use super::Shared;
 use crate::{
-    model::{Mac, Nanos},
+    model::{wall_clock as now_ns, Mac, Nanos},
     state::vendor::vendors,
     store::Store,
 };
@@ -87,12 +87,6 @@ async fn readyz(State(s): State<Arc<Shared>>) -> Response {
         )
         .into_response()
     }
-}
-
-fn now_ns() -> Nanos {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as Nanos)
 }
 
 /// A point in time: RFC 3339 (`2026-11-24T10:00:00Z`), Unix seconds, or an age (`15m`, `2h`).

@@ -58,6 +58,17 @@ pub struct Caps {
     pub closed_findings: usize,
 }
 
+impl Caps {
+    /// The caps of the engine's own tables.
+    pub fn of(cfg: &crate::engine::EngineConfig) -> Caps {
+        Caps {
+            devices: cfg.devices.capacity,
+            servers: cfg.limits.max_dhcp_servers,
+            closed_findings: cfg.limits.max_closed_findings,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot create the database directory {dir}: {source}; create it, or pass --db PATH")]
