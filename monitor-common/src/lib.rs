@@ -33,6 +33,15 @@ pub const IPV6_MAX_EXT_HEADERS: usize = 8;
 /// Options of a DHCPv6 relay message the kernel walks looking for the relayed message.
 pub const DHCPV6_MAX_RELAY_OPTIONS: usize = 8;
 
+/// Options of a neighbour solicitation or advertisement the kernel walks for the link-layer
+/// address and the DAD nonce (both come first in every stack seen in practice).
+pub const ND_MAX_OPTIONS: usize = 4;
+
+/// Bytes of an IPv6 message (a router advertisement from its ICMPv6 type on, a DHCPv6
+/// message from its msg-type on) copied into an [`Ip6Event`]: a router with 30 prefixes and
+/// a DHCPv6 reply with a dozen addresses both fit.
+pub const IP6_PAYLOAD_MAX: usize = 1024;
+
 /// Wire constants of the protocols the program parses: one home for kernel and agent.
 pub mod proto {
     pub const ETH_P_IP: u16 = 0x0800;
@@ -64,6 +73,10 @@ pub mod proto {
     pub const ND_NS: u8 = 135;
     pub const ND_NA: u8 = 136;
     pub const ND_REDIRECT: u8 = 137;
+    /// Neighbour discovery option types the kernel reads (RFC 4861, RFC 3971 nonce).
+    pub const ND_OPT_SOURCE_LLADDR: u8 = 1;
+    pub const ND_OPT_TARGET_LLADDR: u8 = 2;
+    pub const ND_OPT_NONCE: u8 = 14;
     /// DHCP server and client ports.
     pub const BOOTPS: u16 = 67;
     pub const BOOTPC: u16 = 68;
@@ -190,7 +203,7 @@ pub mod map_names {
     pub const CONFIG: &str = "CONFIG";
     /// Per-CPU array indexed by [`super::Bucket`]: token-bucket state.
     pub const RATE_BUCKETS: &str = "RATE_BUCKETS";
-    /// Ring buffer of [`super::ArpEvent`] and [`super::DhcpEvent`].
+    /// Ring buffer of every event: ARP, DHCP, loop, scan, ND, RA and DHCPv6.
     pub const EVENTS: &str = "EVENTS";
     /// Hash: [`super::BindingKey`] -> [`super::ArpEvent`] held back by the token bucket or a
     /// full ring buffer, until the agent drains it.
@@ -207,6 +220,22 @@ pub mod map_names {
     pub const LOOP_RUN: &str = "LOOP_RUN";
     /// LRU hash: [`super::ScanKey`] -> [`super::ScanState`]: distinct ARP targets per sender.
     pub const ARP_SCANS: &str = "ARP_SCANS";
+    /// Program array of the tail-called programs ([`super::jump`]).
+    pub const JUMPS: &str = "JUMPS";
+    /// LRU hash: [`super::NdKey`] (MAC zero) -> [`super::BindingValue`]: the last IPv6 -> MAC
+    /// binding reported, as `BINDINGS` is for ARP.
+    pub const ND_BINDINGS: &str = "ND_BINDINGS";
+    /// Hash: [`super::NdKey`] -> [`super::NdEvent`] held back by the token bucket or a full
+    /// ring buffer (bindings and DAD probes; a probe's key carries its MAC).
+    pub const PENDING_ND: &str = "PENDING_ND";
+    /// LRU hash: [`super::RouterKey`] -> [`super::RouterSeen`]: the content hash of each
+    /// router's last advertisement reported.
+    pub const ROUTERS_SEEN: &str = "ROUTERS_SEEN";
+    /// Hash: [`super::RouterKey`] -> [`super::Ip6Event`]: each router's newest held-back RA.
+    pub const PENDING_RA: &str = "PENDING_RA";
+    /// Hash: [`super::PendingDhcpKey`] -> [`super::Ip6Event`]: state-bearing DHCPv6 messages
+    /// (ADVERTISE, REPLY, RELEASE, DECLINE, RECONFIGURE, RELAY-REPL) held back.
+    pub const PENDING_DHCP6: &str = "PENDING_DHCP6";
 }
 
 /// Default capacities of the maps the loader sizes (`ProbeConfig` starts from these).
@@ -218,6 +247,17 @@ pub mod map_sizes {
     pub const PENDING_DHCP: u32 = 2048;
     pub const FRAMES_SEEN: u32 = 16384;
     pub const ARP_SCANS: u32 = 8192;
+    pub const ND_BINDINGS: u32 = 65536;
+    pub const PENDING_ND: u32 = 65536;
+    pub const ROUTERS_SEEN: u32 = 1024;
+    pub const PENDING_RA: u32 = 1024;
+    pub const PENDING_DHCP6: u32 = 2048;
+}
+
+/// Whether a DHCPv6 message type carries state (a server's answer, a lease given back or
+/// refused): held back in `PENDING_DHCP6` rather than dropped when the bucket is empty.
+pub const fn dhcpv6_type_is_stateful(msg_type: u8) -> bool {
+    matches!(msg_type, 2 | 7 | 8 | 9 | 10 | 13)
 }
 
 /// Whether a raw option-53 value is a [`DhcpMsgType::is_stateful`] type.
@@ -239,6 +279,17 @@ pub const XDP_PASS: u32 = 2;
 
 /// Name of the XDP program in the object file.
 pub const PROGRAM_NAME: &str = "l2watch";
+
+/// Name of the XDP program the classifier tail-calls to turn IPv6 neighbour discovery and
+/// DHCPv6 into events (loaded, never attached).
+pub const IP6_PROGRAM_NAME: &str = "l2watch_ip6";
+
+/// Slots of the `JUMPS` program array.
+pub mod jump {
+    /// [`super::IP6_PROGRAM_NAME`].
+    pub const IP6_EVENTS: u32 = 0;
+    pub const COUNT: u32 = 1;
+}
 
 /// A metric family the agent exports kernel values under. Which value goes where is said once,
 /// by each [`Counter`] and [`Stat`] (`export()`); `/metrics` iterates them, so a new one
@@ -417,21 +468,23 @@ pub mod families {
     };
     pub const SUPPRESSED: Family = Family {
         name: "l2watch_kernel_events_suppressed_total",
-        help: "ARP repeats of a known binding within the refresh interval (by design, not a loss).",
-        label: "",
+        help: "Repeats of a known ARP or IPv6 binding, or of a router's unchanged advertisement, \
+               within the refresh interval (by design, not a loss).",
+        label: "kind",
         per_vlan: false,
     };
     pub const RATE_LIMITED: Family = Family {
         name: "l2watch_kernel_events_rate_limited_total",
-        help: "Events the per-CPU token bucket held back: ARP and state-bearing DHCP are \
-               deferred (see l2watch_kernel_events_deferred_total), a storm's DISCOVERs and \
-               REQUESTs dropped.",
+        help: "Events the per-CPU token bucket held back: ARP, ND, RAs and state-bearing \
+               DHCP and DHCPv6 are deferred (see l2watch_kernel_events_deferred_total), a \
+               storm's DISCOVERs, REQUESTs and SOLICITs dropped.",
         label: "kind",
         per_vlan: false,
     };
     pub const RINGBUF_DROPS: Family = Family {
         name: "l2watch_ringbuf_drops_total",
-        help: "Events lost because the ring buffer was full (the agent fell behind).",
+        help: "Events that met a full ring buffer (the agent fell behind): state-bearing \
+               kinds are then deferred, the rest lost.",
         label: "kind",
         per_vlan: false,
     };
@@ -628,7 +681,7 @@ named_indices! {
         /// DHCP events pushed to the ring buffer.
         DhcpEventsSent = "dhcp_events_sent" => exp(&families::KERNEL_EVENTS, "dhcp"),
         /// ARP frames whose binding was already reported within the refresh interval.
-        ArpSuppressed = "arp_suppressed" => exp(&families::SUPPRESSED, ""),
+        ArpSuppressed = "arp_suppressed" => exp(&families::SUPPRESSED, "arp"),
         /// ARP events dropped by the token bucket.
         ArpRateLimited = "arp_rate_limited" => exp(&families::RATE_LIMITED, "arp"),
         /// DHCP events dropped by the token bucket.
@@ -663,6 +716,44 @@ named_indices! {
         ScanEventsSent = "scan_events_sent" => exp(&families::KERNEL_EVENTS, "scan"),
         /// Loop or scan events lost to a full ring buffer (the counters still count).
         SignalRingbufFull = "signal_ringbuf_full" => exp(&families::KERNEL_ERRORS, "signal_ringbuf_full"),
+        /// IPv6 neighbour binding and DAD probe events pushed to the ring buffer.
+        NdEventsSent = "nd_events_sent" => exp(&families::KERNEL_EVENTS, "nd"),
+        /// Neighbour bindings already reported within the refresh interval.
+        NdSuppressed = "nd_suppressed" => exp(&families::SUPPRESSED, "nd"),
+        /// ND events the token bucket held back (into `PENDING_ND`).
+        NdRateLimited = "nd_rate_limited" => exp(&families::RATE_LIMITED, "nd"),
+        /// ND events that met a full ring buffer (then parked in `PENDING_ND`).
+        NdRingbufFull = "nd_ringbuf_full" => exp(&families::RINGBUF_DROPS, "nd"),
+        /// ND events parked in `PENDING_ND`.
+        NdDeferred = "nd_deferred" => exp(&families::DEFERRED, "nd"),
+        /// ND events lost: `PENDING_ND` was full (a binding is retried by its next frame).
+        NdPendingFull = "nd_pending_full" => exp(&families::PENDING_FULL, "nd"),
+        /// Binding updates `ND_BINDINGS` refused.
+        NdBindingMapFull = "nd_binding_map_full" => exp(&families::MAP_FULL, "nd_bindings"),
+        /// Router advertisements pushed to the ring buffer.
+        RaEventsSent = "ra_events_sent" => exp(&families::KERNEL_EVENTS, "ra"),
+        /// Router advertisements identical to the router's last one within the refresh interval.
+        RaSuppressed = "ra_suppressed" => exp(&families::SUPPRESSED, "ra"),
+        /// RA events the token bucket held back (into `PENDING_RA`).
+        RaRateLimited = "ra_rate_limited" => exp(&families::RATE_LIMITED, "ra"),
+        /// RA events that met a full ring buffer (then parked in `PENDING_RA`).
+        RaRingbufFull = "ra_ringbuf_full" => exp(&families::RINGBUF_DROPS, "ra"),
+        /// RA events parked in `PENDING_RA` (newest per router).
+        RaDeferred = "ra_deferred" => exp(&families::DEFERRED, "ra"),
+        /// RA events lost: `PENDING_RA` was full (the router's next RA is retried).
+        RaPendingFull = "ra_pending_full" => exp(&families::PENDING_FULL, "ra"),
+        /// DHCPv6 events pushed to the ring buffer.
+        Dhcpv6EventsSent = "dhcpv6_events_sent" => exp(&families::KERNEL_EVENTS, "dhcpv6"),
+        /// DHCPv6 events the token bucket held back: stateful ones parked, the rest dropped.
+        Dhcpv6RateLimited = "dhcpv6_rate_limited" => exp(&families::RATE_LIMITED, "dhcpv6"),
+        /// DHCPv6 events that met a full ring buffer.
+        Dhcpv6RingbufFull = "dhcpv6_ringbuf_full" => exp(&families::RINGBUF_DROPS, "dhcpv6"),
+        /// Stateful DHCPv6 events parked in `PENDING_DHCP6`.
+        Dhcpv6Deferred = "dhcpv6_deferred" => exp(&families::DEFERRED, "dhcpv6"),
+        /// Stateful DHCPv6 events lost: `PENDING_DHCP6` was full.
+        Dhcpv6PendingFull = "dhcpv6_pending_full" => exp(&families::PENDING_FULL, "dhcpv6"),
+        /// IPv6 message copies (RA, DHCPv6) that failed (should stay zero).
+        Ip6CopyFailed = "ip6_copy_failed" => exp(&families::KERNEL_ERRORS, "ip6_copy_failed"),
     }
 }
 
@@ -671,11 +762,14 @@ named_indices! {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Bucket {
     Arp = 0,
+    /// DHCPv4 and DHCPv6.
     Dhcp = 1,
+    /// IPv6 neighbour bindings, DAD probes and router advertisements.
+    Nd = 2,
 }
 
 impl Bucket {
-    pub const COUNT: usize = 2;
+    pub const COUNT: usize = 3;
 }
 
 /// Identifies a segment: the interface a frame arrived on and its outer and inner VLAN IDs.
@@ -767,6 +861,10 @@ pub mod config_flags {
     pub const DHCP_EVENTS: u32 = 1 << 1;
     /// Apply the token buckets. Replay turns this off so every message is seen.
     pub const RATE_LIMIT: u32 = 1 << 2;
+    /// Emit IPv6 neighbour binding, DAD probe and router advertisement events.
+    pub const ND_EVENTS: u32 = 1 << 3;
+    /// Emit DHCPv6 events.
+    pub const DHCPV6_EVENTS: u32 = 1 << 4;
 }
 
 /// Runtime configuration written by userspace into the `CONFIG` array (index 0). An all-zero
@@ -793,6 +891,10 @@ pub struct Config {
     /// the sender a scanner.
     pub scan_targets: u32,
     pub scan_window_ms: u32,
+    /// ND events (bindings, DAD probes, RAs) per second per CPU once the burst is spent.
+    pub nd_rate_per_sec: u32,
+    /// ND token-bucket depth.
+    pub nd_burst: u32,
     pub _pad: u32,
     /// Replay only: the capture's time for the loop and scan windows (frames replay far
     /// faster than they were captured). 0: the kernel clock.
@@ -823,6 +925,19 @@ pub enum EventKind {
     Loop = 5,
     /// One ARP sender asked for many distinct targets ([`ScanEvent`]).
     Scan = 6,
+    /// First sighting of an (interface, VLANs, IPv6) -> MAC binding ([`NdEvent`]).
+    NdNew = 7,
+    /// A known IPv6 address now comes from another MAC; `old_mac` holds the previous one.
+    NdChanged = 8,
+    /// The same IPv6 binding again after the refresh interval.
+    NdRefresh = 9,
+    /// A duplicate address detection probe: NS from `::` ([`NdEvent`], every one).
+    DadProbe = 10,
+    /// A router advertisement that differs from the router's last, or is due for a refresh
+    /// ([`Ip6Event`]).
+    RouterAdvert = 11,
+    /// A DHCPv6 message ([`Ip6Event`], every one, subject to the token bucket).
+    Dhcpv6 = 12,
 }
 
 impl EventKind {
@@ -833,6 +948,12 @@ impl EventKind {
         EventKind::Dhcp,
         EventKind::Loop,
         EventKind::Scan,
+        EventKind::NdNew,
+        EventKind::NdChanged,
+        EventKind::NdRefresh,
+        EventKind::DadProbe,
+        EventKind::RouterAdvert,
+        EventKind::Dhcpv6,
     ];
 
     /// The wire code ([`EventHeader::kind`]).
@@ -848,6 +969,12 @@ impl EventKind {
             4 => EventKind::Dhcp,
             5 => EventKind::Loop,
             6 => EventKind::Scan,
+            7 => EventKind::NdNew,
+            8 => EventKind::NdChanged,
+            9 => EventKind::NdRefresh,
+            10 => EventKind::DadProbe,
+            11 => EventKind::RouterAdvert,
+            12 => EventKind::Dhcpv6,
             _ => return None,
         })
     }
@@ -861,6 +988,12 @@ impl EventKind {
             EventKind::Dhcp => "dhcp",
             EventKind::Loop => "loop",
             EventKind::Scan => "scan",
+            EventKind::NdNew => "nd_new",
+            EventKind::NdChanged => "nd_changed",
+            EventKind::NdRefresh => "nd_refresh",
+            EventKind::DadProbe => "dad_probe",
+            EventKind::RouterAdvert => "router_advert",
+            EventKind::Dhcpv6 => "dhcpv6",
         }
     }
 }
@@ -875,6 +1008,12 @@ pub mod event_kind {
     pub const DHCP: u8 = EventKind::Dhcp.code();
     pub const LOOP: u8 = EventKind::Loop.code();
     pub const SCAN: u8 = EventKind::Scan.code();
+    pub const ND_NEW: u8 = EventKind::NdNew.code();
+    pub const ND_CHANGED: u8 = EventKind::NdChanged.code();
+    pub const ND_REFRESH: u8 = EventKind::NdRefresh.code();
+    pub const DAD_PROBE: u8 = EventKind::DadProbe.code();
+    pub const ROUTER_ADVERT: u8 = EventKind::RouterAdvert.code();
+    pub const DHCPV6: u8 = EventKind::Dhcpv6.code();
 
     /// The name of a wire code, "unknown" for one no kind has.
     pub const fn name(kind: u8) -> &'static str {
@@ -1038,6 +1177,115 @@ pub struct ScanState {
     pub _pad: u32,
 }
 
+/// What an [`NdKey`] tracks.
+pub mod nd_binding {
+    /// IPv6 address -> MAC: an NS's source and its source link-layer address, or an NA's
+    /// target and its target link-layer address (the Ethernet source when the option is
+    /// absent).
+    pub const HOLDER: u8 = 0;
+    /// A DAD probe's target, from the prober's MAC (the key's `mac`).
+    pub const DAD: u8 = 1;
+}
+
+/// Bits of [`NdEvent::flags`].
+pub mod nd_flags {
+    /// NA: the sender is a router (R).
+    pub const ROUTER: u8 = 1 << 0;
+    /// NA: an answer to a solicitation (S).
+    pub const SOLICITED: u8 = 1 << 1;
+    /// NA: override an existing cache entry (O).
+    pub const OVERRIDE: u8 = 1 << 2;
+    /// The MAC came from a link-layer address option, not the Ethernet source.
+    pub const LLADDR_OPTION: u8 = 1 << 3;
+    /// A nonce option (RFC 3971, used by RFC 7527 enhanced DAD) was present.
+    pub const NONCE: u8 = 1 << 4;
+}
+
+/// Key of `ND_BINDINGS` (MAC zero: one per address) and `PENDING_ND` (MAC set for a DAD
+/// probe, so two stations probing one target wait side by side).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NdKey {
+    pub ifindex: u32,
+    pub outer_vid: u16,
+    pub inner_vid: u16,
+    pub ip: [u8; 16],
+    pub mac: [u8; 6],
+    /// One of [`nd_binding`].
+    pub kind: u8,
+    pub _pad: u8,
+}
+
+/// An IPv6 neighbour binding change or a DAD probe.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NdEvent {
+    pub header: EventHeader,
+    /// ICMPv6 type: 135 (NS) or 136 (NA).
+    pub icmp_type: u8,
+    /// One of [`nd_binding`].
+    pub binding: u8,
+    /// [`nd_flags`] bits.
+    pub flags: u8,
+    pub _pad: u8,
+    /// The address the binding is about: NS source, NA target, or the DAD probe's target.
+    pub ip: [u8; 16],
+    /// The MAC holding (or probing for) `ip`.
+    pub mac: [u8; 6],
+    /// The MAC previously reported ([`event_kind::ND_CHANGED`] only, else zero).
+    pub old_mac: [u8; 6],
+    pub eth_src: [u8; 6],
+    /// The DAD nonce (when [`nd_flags::NONCE`]).
+    pub nonce: [u8; 6],
+    pub src_ip: [u8; 16],
+    pub dst_ip: [u8; 16],
+    pub _pad2: [u8; 4],
+}
+
+/// Key of `ROUTERS_SEEN` and `PENDING_RA`: a router by its source address and MAC.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RouterKey {
+    pub ifindex: u32,
+    pub outer_vid: u16,
+    pub inner_vid: u16,
+    pub src_ip: [u8; 16],
+    pub mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+/// Value of `ROUTERS_SEEN`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouterSeen {
+    /// Hash of the last advertisement reported (its bytes from the ICMPv6 type on).
+    pub hash: u64,
+    pub reported_ns: u64,
+}
+
+/// An IPv6 message for userspace to parse: a router advertisement or a DHCPv6 message.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ip6Event {
+    pub header: EventHeader,
+    pub eth_src: [u8; 6],
+    pub eth_dst: [u8; 6],
+    pub src_ip: [u8; 16],
+    pub dst_ip: [u8; 16],
+    /// UDP ports (DHCPv6; zero for an RA).
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// ICMPv6 type (134) or DHCPv6 msg-type.
+    pub msg_type: u8,
+    pub _pad: u8,
+    /// Bytes of the message in the frame (may exceed `payload_len`).
+    pub wire_len: u16,
+    /// Bytes of `payload` that are valid.
+    pub payload_len: u16,
+    pub _pad2: [u8; 2],
+    pub payload: [u8; IP6_PAYLOAD_MAX],
+}
+
 /// A frame going round: the same group-addressed bytes `count` times within one window.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1088,7 +1336,7 @@ const _: () = assert!(size_of::<SegmentCounters>() == 8 * Counter::COUNT);
 const _: () = assert!(size_of::<SegmentCacheEntry>() == 16);
 const _: () = assert!(size_of::<BindingKey>() == 16);
 const _: () = assert!(size_of::<BindingValue>() == 16);
-const _: () = assert!(size_of::<Config>() == 56);
+const _: () = assert!(size_of::<Config>() == 64);
 const _: () = assert!(size_of::<PendingDhcpKey>() == 20);
 const _: () = assert!(size_of::<StormConfig>() == 16);
 const _: () = assert!(size_of::<FrameKey>() == 16);
@@ -1103,6 +1351,11 @@ const _: () = assert!(size_of::<BucketState>() == 16);
 const _: () = assert!(size_of::<EventHeader>() == 24);
 const _: () = assert!(size_of::<ArpEvent>() == 72);
 const _: () = assert!(size_of::<DhcpEvent>() == 24 + 40 + DHCP_PAYLOAD_MAX);
+const _: () = assert!(size_of::<NdKey>() == 32);
+const _: () = assert!(size_of::<NdEvent>() == 104);
+const _: () = assert!(size_of::<RouterKey>() == 32);
+const _: () = assert!(size_of::<RouterSeen>() == 16);
+const _: () = assert!(size_of::<Ip6Event>() == 80 + IP6_PAYLOAD_MAX);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -1127,4 +1380,9 @@ mod pod {
     unsafe impl aya::Pod for DhcpEvent {}
     unsafe impl aya::Pod for LoopEvent {}
     unsafe impl aya::Pod for ScanEvent {}
+    unsafe impl aya::Pod for NdKey {}
+    unsafe impl aya::Pod for NdEvent {}
+    unsafe impl aya::Pod for RouterKey {}
+    unsafe impl aya::Pod for RouterSeen {}
+    unsafe impl aya::Pod for Ip6Event {}
 }

@@ -85,7 +85,7 @@ fn teredo(ctx: &XdpContext, cur: &mut Cursor, counts: &mut Counts) -> Result<(),
         return Ok(());
     }
     cur.reset(m);
-    ipv6::classify(ctx, cur, counts)
+    ipv6::classify(ctx, cur, counts, None)
 }
 
 #[inline(always)]

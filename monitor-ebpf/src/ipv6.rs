@@ -15,9 +15,21 @@ use network_types::{ip::Ipv6Hdr, udp::UdpHdr};
 
 use crate::{
     cursor::{Cursor, Header, Short},
-    dhcpv6, nd,
-    segment::Counts,
+    dhcpv6,
+    ip6_events::Message,
+    nd,
+    segment::{Counts, Segment},
 };
+
+/// The link an IPv6 packet arrived on directly. Absent for IPv6 inside a tunnel, whose
+/// neighbours are not on this link (counted, not reported).
+pub struct Link<'a> {
+    pub seg: &'a Segment,
+    /// Offset of the IPv6 header.
+    pub ip_off: u32,
+    /// Set when an `ip6_events` job was queued: the entry point then tail-calls it.
+    pub queued: core::cell::Cell<bool>,
+}
 
 /// The first two bytes of every extension header but the fragment header.
 #[repr(C)]
@@ -48,9 +60,16 @@ const ND_TYPES: core::ops::RangeInclusive<u8> = 133..=137;
 /// Classifies an IPv6 packet at the cursor (after the Ethernet and VLAN headers, or inside a
 /// tunnel).
 #[inline(always)]
-pub fn classify(ctx: &XdpContext, cur: &mut Cursor, counts: &mut Counts) -> Result<(), Short> {
+pub fn classify(
+    ctx: &XdpContext,
+    cur: &mut Cursor,
+    counts: &mut Counts,
+    link: Option<&Link>,
+) -> Result<(), Short> {
     counts.add(Counter::Ipv6);
     let ip = cur.take::<Ipv6Hdr>()?;
+    // Where the IPv6 payload ends: Ethernet padding past it is not part of any message.
+    let payload_end = cur.offset() + u16::from_be_bytes(ip.payload_len) as u32;
     let mut next = ip.next_hdr;
     let mut behind_ext = false;
     for _ in 0..IPV6_MAX_EXT_HEADERS {
@@ -80,18 +99,39 @@ pub fn classify(ctx: &XdpContext, cur: &mut Cursor, counts: &mut Counts) -> Resu
         }
     }
     match next {
-        IPPROTO_ICMPV6 => nd::classify(cur, ip, counts, behind_ext),
+        IPPROTO_ICMPV6 => {
+            let msg = message(cur, payload_end);
+            nd::classify(cur, ip, counts, behind_ext, link, msg)
+        }
         IPPROTO_UDP => {
             let udp = cur.take::<UdpHdr>()?;
             let sport = u16::from_be_bytes(udp.src);
             let dport = u16::from_be_bytes(udp.dst);
             if is_dhcpv6_port(sport) || is_dhcpv6_port(dport) {
-                dhcpv6::classify(ctx, cur, counts)
+                let msg = message(cur, payload_end);
+                dhcpv6::classify(ctx, cur, counts, link, msg, (sport, dport))
             } else {
                 Ok(())
             }
         }
         _ => Ok(()),
+    }
+}
+
+/// The message at the cursor, up to the end of the IPv6 payload (or of the frame, when the
+/// payload length claims more than is there).
+#[inline(always)]
+fn message(cur: &Cursor, payload_end: u32) -> Message {
+    let start = cur.offset();
+    let in_frame = cur.remaining() as u32;
+    let claimed = payload_end.saturating_sub(start);
+    Message {
+        start,
+        len: if claimed < in_frame {
+            claimed
+        } else {
+            in_frame
+        },
     }
 }
 

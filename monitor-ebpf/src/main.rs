@@ -1,5 +1,7 @@
 //! l2watch XDP classifier: parses Ethernet and stacked VLAN tags, counts ARP, DHCPv4, IPv6
-//! neighbour discovery and DHCPv6 per segment in per-CPU maps, and pushes only state changes through a ring buffer. What the
+//! neighbour discovery and DHCPv6 per segment in per-CPU maps, and pushes only state changes
+//! (bindings, DHCP and DHCPv6 messages, DAD probes, changed router advertisements) through a
+//! ring buffer. What the
 //! token bucket or a full ring buffer holds back waits in the pending maps for the agent to
 //! drain, so a storm delays state changes but does not lose them. It also spots frames going
 //! round a switching loop and ARP scanners. It always returns XDP_PASS: a monitor never drops
@@ -15,6 +17,7 @@ mod arp;
 mod cursor;
 mod dhcp;
 mod dhcpv6;
+mod ip6_events;
 mod ipv4;
 mod ipv6;
 mod l2_loop;
@@ -27,6 +30,7 @@ mod vlan;
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, macros::xdp, programs::XdpContext};
 use monitor_common::{
+    jump,
     proto::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6},
     Counter,
 };
@@ -35,20 +39,33 @@ use crate::{cursor::Cursor, segment::Segment, vlan::Walk};
 
 #[xdp]
 pub fn l2watch(ctx: XdpContext) -> u32 {
-    classify(&ctx);
+    if classify(&ctx) {
+        // SAFETY: the slot holds an XDP program of this object (the loader puts it there);
+        // on success this does not return, on failure (an empty slot) the frame just passes.
+        unsafe { maps::JUMPS.tail_call(&ctx, jump::IP6_EVENTS) };
+    }
+    XDP_PASS
+}
+
+/// Turns the IPv6 job the classifier queued into events (see `ip6_events`).
+#[xdp]
+pub fn l2watch_ip6(ctx: XdpContext) -> u32 {
+    ip6_events::run(&ctx);
     XDP_PASS
 }
 
 /// Counts the frame in its segment and classifies it. A header cut short anywhere is one
-/// outcome, [`cursor::Short`], counted here as malformed and nowhere else.
+/// outcome, [`cursor::Short`], counted here as malformed and nowhere else. True when an
+/// IPv6 event job was queued for the tail call.
 #[inline(always)]
-fn classify(ctx: &XdpContext) {
+fn classify(ctx: &XdpContext) -> bool {
     let mut seg = Segment::new(ctx.ingress_ifindex() as u32);
     let mut cur = Cursor::new(ctx);
     let walked = vlan::walk(&mut cur, &mut seg);
     let Some(mut counts) = segment::counters(&seg) else {
-        return;
+        return false;
     };
+    let mut queued = false;
     counts.add(Counter::Frames);
     counts.add(Counter::for_depth(seg.depth));
     if walked.group_destination() {
@@ -79,7 +96,14 @@ fn classify(ctx: &XdpContext) {
         (Some(_), Walk::EtherType(ETH_P_IPV6)) => {
             // Neither ARP nor DHCPv4: "other", and counted on its own.
             counts.add(Counter::Other);
-            ipv6::classify(ctx, &mut cur, &mut counts)
+            let link = ipv6::Link {
+                seg: &seg,
+                ip_off: cur.offset(),
+                queued: core::cell::Cell::new(false),
+            };
+            let r = ipv6::classify(ctx, &mut cur, &mut counts, Some(&link));
+            queued = link.queued.get();
+            r
         }
         (Some(_), Walk::EtherType(_)) => {
             counts.add(Counter::Other);
@@ -89,6 +113,7 @@ fn classify(ctx: &XdpContext) {
     if parsed.is_err() {
         counts.add(Counter::Malformed);
     }
+    queued
 }
 
 #[cfg(not(test))]

@@ -3,12 +3,13 @@
 //! checks at load time that each map it sizes is here).
 use aya_ebpf::{
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, ProgramArray, RingBuf},
 };
 use monitor_common::{
-    map_sizes, ArpEvent, BindingKey, BindingRun, BindingValue, Bucket, BucketState, Config,
-    DhcpEvent, FrameKey, FrameSeen, LoopRun, PendingDhcpKey, ScanKey, ScanState, SegmentCacheEntry,
-    SegmentCounters, SegmentKey, Stat, VLAN_MAX_DEPTH,
+    jump, map_sizes, ArpEvent, BindingKey, BindingRun, BindingValue, Bucket, BucketState, Config,
+    DhcpEvent, FrameKey, FrameSeen, Ip6Event, LoopRun, NdEvent, NdKey, PendingDhcpKey, RouterKey,
+    RouterSeen, ScanKey, ScanState, SegmentCacheEntry, SegmentCounters, SegmentKey, Stat,
+    VLAN_MAX_DEPTH,
 };
 
 /// Segment -> its slot in `SEGMENT_COUNTERS`. Added here on a segment's first frame, read by
@@ -106,6 +107,53 @@ pub static LOOP_RUN: PerCpuArray<LoopRun> = PerCpuArray::with_max_entries(1, 0);
 #[map]
 pub static ARP_SCANS: LruHashMap<ScanKey, ScanState> =
     LruHashMap::with_max_entries(map_sizes::ARP_SCANS, 0);
+
+/// Last reported MAC per (segment, IPv6 address): `BINDINGS` for neighbour discovery, so a
+/// steady stream of NS/NA for known neighbours costs userspace nothing. Written only here.
+/// Size set by the loader.
+#[map]
+pub static ND_BINDINGS: LruHashMap<NdKey, BindingValue> =
+    LruHashMap::with_max_entries(map_sizes::ND_BINDINGS, 0);
+
+/// ND binding and DAD probe events held back, newest per key; a plain hash like
+/// `PENDING_ARP`. Size set by the loader.
+#[map]
+pub static PENDING_ND: HashMap<NdKey, NdEvent> =
+    HashMap::with_max_entries(map_sizes::PENDING_ND, 0);
+
+/// Each router's last reported advertisement, as a content hash: an unchanged RA within the
+/// refresh interval is suppressed, a changed one is sent at once. Kernel only.
+#[map]
+pub static ROUTERS_SEEN: LruHashMap<RouterKey, RouterSeen> =
+    LruHashMap::with_max_entries(map_sizes::ROUTERS_SEEN, 0);
+
+/// Each router's newest held-back RA. Size set by the loader.
+#[map]
+pub static PENDING_RA: HashMap<RouterKey, Ip6Event> =
+    HashMap::with_max_entries(map_sizes::PENDING_RA, 0);
+
+/// State-bearing DHCPv6 messages held back, like `PENDING_DHCP`. Size set by the loader.
+#[map]
+pub static PENDING_DHCP6: HashMap<PendingDhcpKey, Ip6Event> =
+    HashMap::with_max_entries(map_sizes::PENDING_DHCP6, 0);
+
+/// Per-CPU slot where an RA or DHCPv6 event is assembled (and an RA hashed) before it is sent
+/// or parked: no 1 KiB struct on the BPF stack.
+#[map]
+pub static IP6_SCRATCH: PerCpuArray<Ip6Event> = PerCpuArray::with_max_entries(1, 0);
+
+/// Per-CPU slot where an ND binding or DAD event is assembled: the classifier's inlined
+/// frame is already near the 512-byte BPF stack.
+#[map]
+pub static ND_SCRATCH: PerCpuArray<NdEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// The programs the classifier tail-calls ([`monitor_common::jump`]); filled by the loader.
+#[map]
+pub static JUMPS: ProgramArray = ProgramArray::with_max_entries(jump::COUNT, 0);
+
+/// The job the classifier queued for `l2watch_ip6` on this CPU.
+#[map]
+pub static IP6_JOB: PerCpuArray<crate::ip6_events::Ip6Job> = PerCpuArray::with_max_entries(1, 0);
 
 /// Counts one self-monitoring event.
 #[inline(always)]

@@ -1,7 +1,10 @@
 //! ICMPv6, counted by neighbour discovery type: router solicitation and advertisement
 //! (with router lifetime 0 apart), neighbour solicitation (from `::`: a DAD probe) and
-//! advertisement, redirect.
+//! advertisement, redirect. On the link itself (not in a tunnel), an NS, NA or RA with hop
+//! limit 255 (RFC 4861: anything else was routed, and every host ignores it) is queued for
+//! `ip6_events`, which reports bindings, DAD probes and changed advertisements.
 use monitor_common::{
+    config_flags,
     proto::{ND_NA, ND_NS, ND_RA, ND_REDIRECT, ND_RS},
     Counter,
 };
@@ -9,6 +12,9 @@ use network_types::ip::Ipv6Hdr;
 
 use crate::{
     cursor::{Cursor, Header, Short},
+    ip6_events::{self, Job, Message},
+    ipv6::Link,
+    maps::config,
     segment::Counts,
 };
 
@@ -36,12 +42,17 @@ struct RaFixed {
 // SAFETY: repr(C) bytes, alignment 1.
 unsafe impl Header for RaFixed {}
 
+/// The only hop limit neighbour discovery may arrive with.
+const ND_HOP_LIMIT: u8 = 255;
+
 #[inline(always)]
 pub fn classify(
     cur: &mut Cursor,
     ip: &Ipv6Hdr,
     counts: &mut Counts,
     behind_ext: bool,
+    link: Option<&Link>,
+    msg: Message,
 ) -> Result<(), Short> {
     counts.add(Counter::Icmpv6);
     let h = cur.take::<Icmp6Hdr>()?;
@@ -66,6 +77,16 @@ pub fn classify(
         if ra.lifetime == [0, 0] {
             counts.add(Counter::Icmpv6RaLifetimeZero);
         }
+    }
+    let Some(link) = link else { return Ok(()) };
+    if ip.hop_limit != ND_HOP_LIMIT || !matches!(h.kind, ND_NS | ND_NA | ND_RA) {
+        return Ok(());
+    }
+    match config() {
+        Some(cfg) if cfg.flags & config_flags::ND_EVENTS != 0 => {
+            ip6_events::queue(link, Job::Nd, h.kind, msg, 0, 0);
+        }
+        _ => {}
     }
     Ok(())
 }

@@ -85,6 +85,14 @@ pub struct KernelConfig {
     /// them, every pending_drain_ms; only a full map loses one.
     pub max_pending_arp: u32,
     pub max_pending_dhcp: u32,
+    /// IPv6 neighbour discovery: bindings, DAD probes and router advertisements share one
+    /// bucket; DHCPv6 shares the DHCP one.
+    pub nd_rate: u32,
+    pub nd_burst: u32,
+    /// IPv6 bindings the kernel remembers (LRU), and what waits for the agent.
+    pub max_nd_bindings: u32,
+    pub max_pending_nd: u32,
+    pub max_pending_dhcp6: u32,
     pub pending_drain_ms: u64,
     /// One broadcast/multicast frame seen more than this often within loop_window_ms is going
     /// round a loop; 0 turns loop detection off.
@@ -109,6 +117,11 @@ impl Default for KernelConfig {
             max_bindings: p.max_bindings,
             max_pending_arp: p.max_pending_arp,
             max_pending_dhcp: p.max_pending_dhcp,
+            nd_rate: p.nd_rate_per_sec,
+            nd_burst: p.nd_burst,
+            max_nd_bindings: p.max_nd_bindings,
+            max_pending_nd: p.max_pending_nd,
+            max_pending_dhcp6: p.max_pending_dhcp6,
             pending_drain_ms: 250,
             loop_repeats: p.loop_repeats,
             loop_window_ms: p.loop_window.as_millis() as u64,
@@ -131,6 +144,11 @@ impl KernelConfig {
             max_bindings: self.max_bindings,
             max_pending_arp: self.max_pending_arp,
             max_pending_dhcp: self.max_pending_dhcp,
+            nd_rate_per_sec: self.nd_rate,
+            nd_burst: self.nd_burst,
+            max_nd_bindings: self.max_nd_bindings,
+            max_pending_nd: self.max_pending_nd,
+            max_pending_dhcp6: self.max_pending_dhcp6,
             loop_repeats: self.loop_repeats,
             loop_window: Duration::from_millis(self.loop_window_ms),
             scan_targets: self.scan_targets,
@@ -247,6 +265,9 @@ impl Config {
             ("kernel.max_bindings", self.kernel.max_bindings),
             ("kernel.max_pending_arp", self.kernel.max_pending_arp),
             ("kernel.max_pending_dhcp", self.kernel.max_pending_dhcp),
+            ("kernel.max_nd_bindings", self.kernel.max_nd_bindings),
+            ("kernel.max_pending_nd", self.kernel.max_pending_nd),
+            ("kernel.max_pending_dhcp6", self.kernel.max_pending_dhcp6),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1".into()));
@@ -349,6 +370,24 @@ impl Config {
             "kernel.max_pending_dhcp",
             &self.kernel.max_pending_dhcp,
             &mut new.kernel.max_pending_dhcp,
+            c,
+        );
+        keep(
+            "kernel.max_nd_bindings",
+            &self.kernel.max_nd_bindings,
+            &mut new.kernel.max_nd_bindings,
+            c,
+        );
+        keep(
+            "kernel.max_pending_nd",
+            &self.kernel.max_pending_nd,
+            &mut new.kernel.max_pending_nd,
+            c,
+        );
+        keep(
+            "kernel.max_pending_dhcp6",
+            &self.kernel.max_pending_dhcp6,
+            &mut new.kernel.max_pending_dhcp6,
             c,
         );
         keep(

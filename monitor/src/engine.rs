@@ -1,7 +1,7 @@
 //! The engine: observations flow through the state stage (device table, DHCP servers), then the
 //! detectors, then the findings store. Pure and clock-injected: the same observations with the
 //! same timestamps always give the same table and findings, live or replayed.
-use std::{collections::BTreeMap, net::Ipv4Addr};
+use std::{collections::BTreeMap, net::IpAddr};
 
 use monitor_common::DhcpMsgType;
 
@@ -24,8 +24,9 @@ use crate::{
     },
     model::{FastMap, FastSet, Mac, Nanos, Observation, Segment, SECOND},
     state::{
-        Change, Device, DeviceKey, DeviceState, DeviceTable, DeviceTableConfig, DhcpServers, Lease,
-        Server, ServerKey, Source,
+        Addr6, Change, Change6, Device, DeviceKey, DeviceState, DeviceTable, DeviceTableConfig,
+        DhcpServers, Ipv6State, Ipv6StateConfig, Lease, Router, RouterKey, Server, Server6,
+        Server6Key, ServerKey, Source, Update6,
     },
 };
 
@@ -43,6 +44,11 @@ pub struct EngineConfig {
     pub arp_flood: ArpFloodConfig,
     pub arp_scan: ArpScanConfig,
     pub l2_loop: LoopConfig,
+    /// IPv6 neighbours, routers and DHCPv6 servers: capacities.
+    pub ipv6: Ipv6StateConfig,
+    pub ipv6_dad: crate::detect::ipv6_dad::DadConfig,
+    pub ipv6_routers: crate::detect::ipv6_router::RouterConfig,
+    pub dhcpv6_servers: crate::detect::dhcpv6::Dhcpv6ServerConfig,
     pub limits: Limits,
 }
 
@@ -156,6 +162,11 @@ fn update_state_from(
         }
         // Signals, not state: the detectors take them.
         Observation::Loop { .. } | Observation::Scan { .. } => {}
+        // The IPv6 state (`Ipv6State::update`) takes these.
+        Observation::Neighbour { .. }
+        | Observation::DadProbe { .. }
+        | Observation::RouterAdvert { .. }
+        | Observation::Dhcpv6 { .. } => {}
     }
     up
 }
@@ -181,6 +192,16 @@ pub struct EngineStats {
     pub flood_rows_not_stored: u64,
     pub loop_observations: u64,
     pub scan_observations: u64,
+    /// IPv6: neighbour bindings, DAD probes, router advertisements, DHCPv6 messages.
+    pub nd_observations: u64,
+    pub dad_observations: u64,
+    pub ra_observations: u64,
+    pub dhcpv6_observations: u64,
+    /// IPv6 addresses that moved to another MAC.
+    pub ipv6_moves: u64,
+    pub ipv6_station_evictions: u64,
+    pub router_evictions: u64,
+    pub dhcpv6_server_evictions: u64,
 }
 
 /// One entry of the event history: a binding learnt or changed, or a DHCP message.
@@ -193,10 +214,10 @@ pub struct HistoryEvent {
     /// for what the store reads back.
     pub kind: std::borrow::Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub ip: Option<Ipv4Addr>,
+    pub ip: Option<IpAddr>,
     pub mac: Mac,
     /// Kind-specific detail (ARP: opcode and RFC 5227 flags; DHCP: xid, addresses, host
-    /// name, lease).
+    /// name, lease; IPv6: the NA flags, the DAD nonce, the RA's contents, DHCPv6 DUIDs).
     #[serde(skip_serializing_if = "Detail::is_empty")]
     pub detail: Detail,
 }
@@ -312,7 +333,7 @@ impl HistoryEvent {
                     ts: now,
                     seg: *seg,
                     kind: kind.into(),
-                    ip: Some(*ip),
+                    ip: Some(IpAddr::V4(*ip)),
                     mac: *mac,
                     detail: Detail::Arp {
                         op: *op,
@@ -349,7 +370,8 @@ impl HistoryEvent {
                 }
                 let ip = [msg.yiaddr, msg.ciaddr, msg.requested_ip.unwrap_or(*src_ip)]
                     .into_iter()
-                    .find(|ip| !ip.is_unspecified());
+                    .find(|ip| !ip.is_unspecified())
+                    .map(IpAddr::V4);
                 Some(HistoryEvent {
                     ts: now,
                     seg: *seg,
@@ -361,7 +383,88 @@ impl HistoryEvent {
             }
             // Their findings carry them.
             Observation::Loop { .. } | Observation::Scan { .. } => None,
+            // IPv6 history is written by `of6`, which sees the IPv6 state's update.
+            Observation::Neighbour { .. }
+            | Observation::DadProbe { .. }
+            | Observation::RouterAdvert { .. }
+            | Observation::Dhcpv6 { .. } => None,
         }
+    }
+
+    /// The history entry for an IPv6 observation: an address learnt or moved, a DAD probe, a
+    /// router seen first or retiring, a DHCPv6 server's answer.
+    pub fn of6(obs: &Observation, up: &Update6, now: Nanos) -> Option<HistoryEvent> {
+        use serde_json::json;
+        let (seg, kind, ip, mac, detail) = match obs {
+            Observation::Neighbour {
+                seg,
+                ip,
+                mac,
+                advert,
+                router,
+                ..
+            } => {
+                let kind = match up.neighbour {
+                    Some((_, Change6::New)) => "nd_new",
+                    Some((_, Change6::Moved { .. })) => "nd_moved",
+                    _ => return None,
+                };
+                let mut d = json!({ "message": if *advert { "na" } else { "ns" } });
+                if let Some((_, Change6::Moved { old_mac })) = up.neighbour {
+                    d["old_mac"] = json!(old_mac);
+                }
+                if *router {
+                    d["router"] = json!(true);
+                }
+                (*seg, kind, Some(IpAddr::V6(*ip)), *mac, d)
+            }
+            Observation::DadProbe {
+                seg,
+                target,
+                mac,
+                nonce,
+            } => {
+                let d = json!({ "nonce": nonce.map(|n| crate::capture::hex(&n)) });
+                (*seg, "dad_probe", Some(IpAddr::V6(*target)), *mac, d)
+            }
+            Observation::RouterAdvert {
+                seg,
+                src_mac,
+                src_ip,
+                ra,
+            } => {
+                let kind = match up.router {
+                    Some((_, true)) => "router_new",
+                    _ if ra.router_lifetime_secs == 0 => "router_retired",
+                    _ => return None,
+                };
+                (*seg, kind, Some(IpAddr::V6(*src_ip)), *src_mac, json!(ra))
+            }
+            Observation::Dhcpv6 {
+                seg, src_mac, msg, ..
+            } => {
+                let ip = msg.addresses.first().map(|a| IpAddr::V6(a.address));
+                let kind = match msg.msg_type {
+                    1 => "dhcpv6_solicit",
+                    2 => "dhcpv6_advertise",
+                    3 => "dhcpv6_request",
+                    7 => "dhcpv6_reply",
+                    8 => "dhcpv6_release",
+                    9 => "dhcpv6_decline",
+                    _ => return None,
+                };
+                (*seg, kind, ip, *src_mac, json!(msg))
+            }
+            _ => return None,
+        };
+        Some(HistoryEvent {
+            ts: now,
+            seg,
+            kind: kind.into(),
+            ip,
+            mac,
+            detail: Detail::Json(detail),
+        })
     }
 }
 
@@ -370,6 +473,10 @@ impl HistoryEvent {
 pub struct Changes {
     pub devices: Vec<(DeviceKey, Device)>,
     pub servers: Vec<(ServerKey, Server)>,
+    /// IPv6 addresses: the station holding each now.
+    pub addrs6: Vec<(Segment, Mac, Addr6)>,
+    pub routers: Vec<(RouterKey, Router)>,
+    pub servers6: Vec<(Server6Key, Server6)>,
     /// Open findings that opened or were refreshed, and findings that closed.
     pub findings: Vec<Finding>,
     pub events: Vec<HistoryEvent>,
@@ -377,14 +484,17 @@ pub struct Changes {
 
 impl Changes {
     pub fn is_empty(&self) -> bool {
-        self.devices.is_empty()
-            && self.servers.is_empty()
-            && self.findings.is_empty()
-            && self.events.is_empty()
+        self.rows() == 0
     }
 
     pub fn rows(&self) -> usize {
-        self.devices.len() + self.servers.len() + self.findings.len() + self.events.len()
+        self.devices.len()
+            + self.servers.len()
+            + self.addrs6.len()
+            + self.routers.len()
+            + self.servers6.len()
+            + self.findings.len()
+            + self.events.len()
     }
 }
 
@@ -394,6 +504,9 @@ impl Changes {
 struct Journal {
     devices: FastSet<DeviceKey>,
     servers: FastSet<ServerKey>,
+    addrs6: FastSet<(Segment, std::net::Ipv6Addr)>,
+    routers: FastSet<RouterKey>,
+    servers6: FastSet<Server6Key>,
     findings: FastSet<(FindingKind, Subject)>,
     closed: Vec<Finding>,
     events: Vec<HistoryEvent>,
@@ -405,6 +518,9 @@ impl Journal {
         Journal {
             devices: FastSet::default(),
             servers: FastSet::default(),
+            addrs6: FastSet::default(),
+            routers: FastSet::default(),
+            servers6: FastSet::default(),
             findings: FastSet::default(),
             closed: Vec::new(),
             events: Vec::new(),
@@ -419,6 +535,10 @@ pub struct Restored {
     /// Least recently seen first.
     pub devices: Vec<(DeviceKey, Device)>,
     pub servers: Vec<(ServerKey, Server)>,
+    /// Least recently seen first.
+    pub addrs6: Vec<(Segment, Mac, Addr6)>,
+    pub routers: Vec<(RouterKey, Router)>,
+    pub servers6: Vec<(Server6Key, Server6)>,
     pub open_findings: Vec<Finding>,
     /// Oldest first.
     pub closed_findings: Vec<Finding>,
@@ -427,8 +547,11 @@ pub struct Restored {
 pub struct Engine {
     table: DeviceTable,
     servers: DhcpServers,
+    v6: Ipv6State,
     /// The DHCP allowlists, for the server list's verdict.
     dhcp_allow: DhcpServerConfig,
+    router_allow: crate::detect::ipv6_router::RouterConfig,
+    dhcpv6_allow: crate::detect::dhcpv6::Dhcpv6ServerConfig,
     detectors: Detectors,
     findings: Findings,
     stats: EngineStats,
@@ -442,7 +565,10 @@ impl Engine {
         Engine {
             table: DeviceTable::new(cfg.devices.clone()),
             servers: DhcpServers::new(cfg.limits.max_dhcp_servers),
+            v6: Ipv6State::new(&cfg.ipv6),
             dhcp_allow: cfg.dhcp_servers.clone(),
+            router_allow: cfg.ipv6_routers.clone(),
+            dhcpv6_allow: cfg.dhcpv6_servers.clone(),
             detectors: Detectors::build(&cfg),
             findings: Findings::new(cfg.limits.max_open_findings, cfg.limits.max_closed_findings),
             stats: EngineStats::default(),
@@ -457,6 +583,8 @@ impl Engine {
     pub fn reconfigure(&mut self, cfg: &EngineConfig) -> Vec<&'static str> {
         self.table.set_windows(&cfg.devices);
         self.dhcp_allow = cfg.dhcp_servers.clone();
+        self.router_allow = cfg.ipv6_routers.clone();
+        self.dhcpv6_allow = cfg.dhcpv6_servers.clone();
         self.detectors.reconfigure(cfg)
     }
 
@@ -474,6 +602,15 @@ impl Engine {
         }
         for (k, s) in r.servers {
             self.servers.restore(k, s);
+        }
+        for (seg, mac, a) in r.addrs6 {
+            self.v6.neighbours.restore(seg, mac, a);
+        }
+        for (k, rt) in r.routers {
+            self.v6.routers.restore(k, rt);
+        }
+        for (k, s) in r.servers6 {
+            self.v6.servers.restore(k, s);
         }
         for f in r.closed_findings {
             self.findings.restore(f);
@@ -506,6 +643,22 @@ impl Engine {
             .drain()
             .filter_map(|k| self.servers.get(&k).map(|s| (k, s.clone())))
             .collect();
+        let n6 = &self.v6.neighbours;
+        let addrs6 = j
+            .addrs6
+            .drain()
+            .filter_map(|(seg, ip)| n6.holder(seg, ip).map(|(mac, a)| (seg, mac, *a)))
+            .collect();
+        let routers = j
+            .routers
+            .drain()
+            .filter_map(|k| self.v6.routers.get(&k).map(|r| (k, r.clone())))
+            .collect();
+        let servers6 = j
+            .servers6
+            .drain()
+            .filter_map(|k| self.v6.servers.get(&k).cloned().map(|s| (k, s)))
+            .collect();
         let mut findings: Vec<Finding> = j
             .findings
             .drain()
@@ -515,6 +668,9 @@ impl Engine {
         Changes {
             devices,
             servers,
+            addrs6,
+            routers,
+            servers6,
             findings,
             events: std::mem::take(&mut j.events),
         }
@@ -543,8 +699,16 @@ impl Engine {
             Observation::Dhcp { .. } => self.stats.dhcp_observations += 1,
             Observation::Loop { .. } => self.stats.loop_observations += 1,
             Observation::Scan { .. } => self.stats.scan_observations += 1,
+            Observation::Neighbour { .. } => self.stats.nd_observations += 1,
+            Observation::DadProbe { .. } => self.stats.dad_observations += 1,
+            Observation::RouterAdvert { .. } => self.stats.ra_observations += 1,
+            Observation::Dhcpv6 { .. } => self.stats.dhcpv6_observations += 1,
         }
         let up = update_state_from(&mut self.table, &mut self.servers, obs, now, held_back);
+        let up6 = self.v6.update(obs, now);
+        if let Some((_, Change6::Moved { .. })) = up6.neighbour {
+            self.stats.ipv6_moves += 1;
+        }
         match up.change {
             Some(Change::Moved { .. } | Change::FlipFlop { .. }) => self.stats.mac_moves += 1,
             Some(Change::New) => self.stats.devices_learnt += 1,
@@ -554,6 +718,8 @@ impl Engine {
             table: &self.table,
             servers: &self.servers,
             change: up.change,
+            v6: &self.v6,
+            update6: &up6,
         };
         let signals = self.detectors.observe(obs, &ctx, now);
         if let Some(j) = self.journal.as_mut() {
@@ -570,8 +736,19 @@ impl Engine {
                 j.devices.extend(up.device);
             }
             j.servers.extend(up.server);
+            if let Some((ip, _)) = up6.neighbour {
+                j.addrs6.insert((obs.segment(), ip));
+            }
+            if let Some((k, _)) = up6.router {
+                j.routers.insert(k);
+            }
+            if let Some(k) = &up6.server {
+                j.servers6.insert(k.clone());
+            }
             if !flood_row {
-                if let Some(ev) = HistoryEvent::of(obs, up.change, now) {
+                let ev = HistoryEvent::of(obs, up.change, now)
+                    .or_else(|| HistoryEvent::of6(obs, &up6, now));
+                if let Some(ev) = ev {
                     if j.events.len() < j.max_events {
                         j.events.push(ev);
                     } else {
@@ -659,11 +836,19 @@ impl Engine {
         &self.table
     }
 
+    /// The IPv6 neighbours, routers and DHCPv6 servers.
+    pub fn ipv6(&self) -> &Ipv6State {
+        &self.v6
+    }
+
     /// The engine's counters; evictions and drops are read from the tables that count them.
     pub fn stats(&self) -> EngineStats {
         EngineStats {
             device_evictions: self.table.evictions(),
             dhcp_server_evictions: self.servers.evictions(),
+            ipv6_station_evictions: self.v6.neighbours.evictions(),
+            router_evictions: self.v6.routers.evictions(),
+            dhcpv6_server_evictions: self.v6.servers.evictions(),
             findings_dropped: self.findings.dropped(),
             findings_folded: self.findings.folded(),
             ..self.stats.clone()
@@ -717,6 +902,75 @@ impl Engine {
             .collect()
     }
 
+    /// The IPv6 addresses `keep` accepts, most recently seen station first.
+    pub fn address6_rows_where(
+        &self,
+        now: Nanos,
+        vendor: impl Fn(&Mac) -> Option<String>,
+        keep: impl Fn(&Segment, &Mac, &Addr6) -> bool,
+    ) -> Vec<Address6Row> {
+        let stale = self.table.stale_after();
+        let mut out = Vec::new();
+        for ((seg, mac), st) in self.v6.neighbours.iter() {
+            for a in st.addrs.iter().rev().filter(|a| keep(seg, mac, a)) {
+                out.push(Address6Row {
+                    family: 6,
+                    seg: *seg,
+                    vlan: seg.vlan_label(),
+                    ip: a.ip,
+                    mac: *mac,
+                    vendor: vendor(mac),
+                    kind: a.kind.name(),
+                    learnt: a.learnt.name(),
+                    first_seen: a.first_seen,
+                    last_seen: a.last_seen,
+                    state: if now.saturating_sub(a.last_seen) > stale {
+                        DeviceState::Stale
+                    } else {
+                        DeviceState::Active
+                    },
+                });
+            }
+        }
+        out
+    }
+
+    /// The IPv6 routers as reported, by segment.
+    pub fn router_rows(&self) -> Vec<RouterRow> {
+        let mut v: Vec<_> = self
+            .v6
+            .routers
+            .iter()
+            .map(|(k, r)| RouterRow {
+                key: *k,
+                vlan: k.seg.vlan_label(),
+                prefixes: r.prefixes(),
+                authorized: self.router_allow.authorized(k),
+                router: r.clone(),
+            })
+            .collect();
+        v.sort_by_key(|r| r.key);
+        v
+    }
+
+    /// The DHCPv6 servers as reported, by segment and DUID.
+    pub fn server6_rows(&self) -> Vec<Server6Row> {
+        let mut v: Vec<_> = self
+            .v6
+            .servers
+            .iter()
+            .map(|(k, s)| Server6Row {
+                key: k.clone(),
+                vlan: k.seg.vlan_label(),
+                duid_mac: k.duid.mac(),
+                authorized: self.dhcpv6_allow.authorized(k, s),
+                server: s.clone(),
+            })
+            .collect();
+        v.sort_by(|a, b| a.key.cmp(&b.key));
+        v
+    }
+
     /// The DHCP servers as reported.
     pub fn server_rows(&self) -> Vec<ServerRow> {
         let mut v: Vec<_> = self
@@ -748,6 +1002,51 @@ pub struct DeviceRow {
     pub lease: Option<Lease>,
     pub state: DeviceState,
     pub mac_changes: u32,
+}
+
+/// One IPv6 address of a station, as reported (JSON, API).
+#[derive(Debug, Clone, Serialize)]
+pub struct Address6Row {
+    pub family: u8,
+    #[serde(flatten)]
+    pub seg: Segment,
+    pub vlan: String,
+    pub ip: std::net::Ipv6Addr,
+    pub mac: Mac,
+    pub vendor: Option<String>,
+    /// link_local, eui64 (SLAAC from the MAC), privacy (RFC 4941/7217 or static), dhcpv6.
+    pub kind: &'static str,
+    /// How it was learnt last: ns, na, dhcpv6.
+    pub learnt: &'static str,
+    pub first_seen: Nanos,
+    pub last_seen: Nanos,
+    pub state: DeviceState,
+}
+
+/// An IPv6 router as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouterRow {
+    #[serde(flatten)]
+    pub key: RouterKey,
+    pub vlan: String,
+    pub prefixes: Vec<String>,
+    /// The allowlist's verdict; None where no allowlist names routers for the segment.
+    pub authorized: Option<bool>,
+    #[serde(flatten)]
+    pub router: Router,
+}
+
+/// A DHCPv6 server as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct Server6Row {
+    #[serde(flatten)]
+    pub key: Server6Key,
+    pub vlan: String,
+    /// The MAC inside a DUID-LLT or DUID-LL.
+    pub duid_mac: Option<Mac>,
+    pub authorized: Option<bool>,
+    #[serde(flatten)]
+    pub server: Server6,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -1,11 +1,14 @@
 //! The engine's vocabulary: segments, observations and timestamps, shared by every stage after
 //! decoding. Time is always passed in (ns since the Unix epoch), never read inside the engine.
-use std::{fmt, net::Ipv4Addr};
+use std::{
+    fmt,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
 use serde::Serialize;
 
 pub use crate::capture::Mac;
-use crate::decode::DhcpMessage;
+use crate::decode::{DhcpMessage, Dhcpv6Message, RouterAdvert};
 
 /// The engine's hasher: foldhash, seeded per process. Keys come off the wire (MACs, IPs), so
 /// a fixed-seed hash would invite collisions; SipHash, std's default, cost several times more
@@ -240,6 +243,44 @@ pub enum Observation {
         requests: u32,
         window_ms: u32,
     },
+    /// An IPv6 -> MAC binding from an NS (its source) or NA (its target), new, changed or
+    /// due for a refresh.
+    Neighbour {
+        seg: Segment,
+        change: ArpChange,
+        ip: Ipv6Addr,
+        mac: Mac,
+        /// The MAC reported before (a change only).
+        old_mac: Option<Mac>,
+        /// From an NA (else an NS).
+        advert: bool,
+        /// NA flags R and O.
+        router: bool,
+        solicited: bool,
+        override_flag: bool,
+    },
+    /// A duplicate address detection probe: an NS from `::` for `target`.
+    DadProbe {
+        seg: Segment,
+        target: Ipv6Addr,
+        mac: Mac,
+        /// The RFC 7527 nonce, if the prober sent one.
+        nonce: Option<[u8; 6]>,
+    },
+    RouterAdvert {
+        seg: Segment,
+        src_mac: Mac,
+        src_ip: Ipv6Addr,
+        ra: Box<RouterAdvert>,
+    },
+    Dhcpv6 {
+        seg: Segment,
+        src_mac: Mac,
+        src_ip: Ipv6Addr,
+        /// The Ethernet destination: the client, for a REPLY straight to it.
+        dst_mac: Mac,
+        msg: Box<Dhcpv6Message>,
+    },
 }
 
 impl Observation {
@@ -248,7 +289,11 @@ impl Observation {
             Observation::Arp { seg, .. }
             | Observation::Dhcp { seg, .. }
             | Observation::Loop { seg, .. }
-            | Observation::Scan { seg, .. } => *seg,
+            | Observation::Scan { seg, .. }
+            | Observation::Neighbour { seg, .. }
+            | Observation::DadProbe { seg, .. }
+            | Observation::RouterAdvert { seg, .. }
+            | Observation::Dhcpv6 { seg, .. } => *seg,
         }
     }
 }

@@ -65,6 +65,8 @@ impl Pipeline {
             Err(e) => {
                 let reason = match &e {
                     ObserveError::Dhcp(d) => d.kind(),
+                    ObserveError::Ra(e) => e.kind(),
+                    ObserveError::Dhcpv6(e) => e.kind(),
                     ObserveError::Kind(_) => "unknown_kind",
                 };
                 *self.undecodable.entry(reason).or_default() += 1;
@@ -184,6 +186,34 @@ fn log_event(ev: &KernelEvent, iface: Iface) {
             dst_mac = %Mac(l.eth_dst),
             count = l.count,
             "frame repeating"
+        ),
+        KernelEvent::Nd(n) => debug!(
+            target: "l2watch::event",
+            kind = event_kind::name(n.header.kind),
+            iface = %iface,
+            vlan = %segment(&n.header, iface).vlan_label(),
+            ip = %std::net::Ipv6Addr::from(n.ip),
+            mac = %Mac(n.mac),
+            "ipv6 neighbour"
+        ),
+        KernelEvent::RouterAdvert(r) => debug!(
+            target: "l2watch::event",
+            kind = "router_advert",
+            iface = %iface,
+            vlan = %segment(&r.header, iface).vlan_label(),
+            src_mac = %Mac(r.eth_src),
+            src_ip = %std::net::Ipv6Addr::from(r.src_ip),
+            "router advertisement"
+        ),
+        KernelEvent::Dhcpv6(d) => debug!(
+            target: "l2watch::event",
+            kind = "dhcpv6",
+            iface = %iface,
+            vlan = %segment(&d.header, iface).vlan_label(),
+            msg_type = d.msg_type,
+            src_mac = %Mac(d.eth_src),
+            src_ip = %std::net::Ipv6Addr::from(d.src_ip),
+            "dhcpv6 message"
         ),
         KernelEvent::Scan(sc) => debug!(
             target: "l2watch::event",

@@ -160,7 +160,11 @@ pub struct AnalysisReport {
     #[serde(flatten)]
     pub capture: ReplayReport,
     pub devices: Vec<crate::engine::DeviceRow>,
+    /// IPv6 addresses, per station.
+    pub addresses6: Vec<crate::engine::Address6Row>,
     pub dhcp_servers: Vec<crate::engine::ServerRow>,
+    pub routers: Vec<crate::engine::RouterRow>,
+    pub dhcpv6_servers: Vec<crate::engine::Server6Row>,
     /// Open findings at the end of the capture, then those that closed during it.
     pub findings: Vec<crate::detect::Finding>,
     pub engine: crate::engine::EngineStats,
@@ -233,7 +237,10 @@ pub fn analyze(
     Ok(AnalysisReport {
         capture,
         devices: engine.device_rows(last_ts, |m| vendors.lookup(m)),
+        addresses6: engine.address6_rows_where(last_ts, |m| vendors.lookup(m), |_, _, _| true),
         dhcp_servers: engine.server_rows(),
+        routers: engine.router_rows(),
+        dhcpv6_servers: engine.server6_rows(),
         findings,
         engine: engine.stats(),
         decode_errors,

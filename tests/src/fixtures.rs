@@ -31,9 +31,32 @@ pub enum Expect {
         inner: Option<u16>,
     },
     /// A frame repeating past the loop threshold.
-    Loop { src: [u8; 6], outer: Option<u16> },
+    Loop {
+        src: [u8; 6],
+        outer: Option<u16>,
+    },
     /// An ARP sender past the scan threshold.
-    Scan { mac: [u8; 6], outer: Option<u16> },
+    Scan {
+        mac: [u8; 6],
+        outer: Option<u16>,
+    },
+    /// An IPv6 binding (NdNew ...) or a DAD probe.
+    Nd {
+        kind: u8,
+        ip: [u8; 16],
+        mac: [u8; 6],
+        nonce: Option<[u8; 6]>,
+        outer: Option<u16>,
+        inner: Option<u16>,
+    },
+    /// A router advertisement, from its source address and MAC.
+    Ra {
+        src_ip: [u8; 16],
+        mac: [u8; 6],
+    },
+    Dhcpv6 {
+        msg_type: u8,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -133,62 +156,150 @@ fn udp6(dhcpv6: &[u8]) -> Vec<u8> {
     u
 }
 
-/// Builds an untagged fixture: name, description, frame, counters.
-type MakeFixture<'a> = dyn Fn(&str, &'static str, Built, Vec<&'static str>) -> Fixture + 'a;
+/// Builds an untagged fixture: name, description, frame, counters, stats, events.
+type MakeFixture<'a> = dyn Fn(&str, &'static str, Built, Vec<&'static str>, Vec<&'static str>, Vec<Expect>) -> Fixture
+    + 'a;
+
+fn nd_new(l2: &L2, ip: [u8; 16], mac: [u8; 6]) -> Expect {
+    nd_ev(l2, event_kind::ND_NEW, ip, mac, None)
+}
+
+fn nd_ev(l2: &L2, kind: u8, ip: [u8; 16], mac: [u8; 6], nonce: Option<[u8; 6]>) -> Expect {
+    let (outer, inner) = vlans(l2);
+    Expect::Nd {
+        kind,
+        ip,
+        mac,
+        nonce,
+        outer,
+        inner,
+    }
+}
+
+/// An NS or NA option: type, length in 8-byte units, and six bytes (a MAC or a nonce).
+fn nd_opt(kind: u8, six: [u8; 6]) -> Vec<u8> {
+    let mut o = vec![kind, 1];
+    o.extend_from_slice(&six);
+    o
+}
 
 /// The fixtures for IPv6 neighbour discovery and DHCPv6 (untagged).
 fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
     let target = [0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
     let ns = icmp6(135, &[&[0u8; 4][..], &target[..]].concat());
-    let mut v =
-        vec![
+    let ra = icmp6(134, &[64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let router = Expect::Ra {
+        src_ip: LINK_LOCAL,
+        mac: l2.src,
+    };
+    let other_mac = [0x02, 0, 0x5e, 0x10, 0, 0x77];
+    let nonce = [1, 2, 3, 4, 5, 6];
+    let mut v = vec![
         one(
             "nd_router_solicitation",
             "ICMPv6 133",
             ip6(l2, LINK_LOCAL, 58, &icmp6(133, &[0; 4]), 4),
             vec!["other", "ipv6", "icmpv6", "icmpv6_rs"],
+            vec![],
+            vec![],
         ),
         one(
             "nd_router_advertisement",
-            "ICMPv6 134, router lifetime 1800 s",
-            ip6(l2, LINK_LOCAL, 58, &icmp6(134, &[64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0]), 16),
+            "ICMPv6 134, router lifetime 1800 s: reported whole, from its source and MAC",
+            ip6(l2, LINK_LOCAL, 58, &ra, 16),
             vec!["other", "ipv6", "icmpv6", "icmpv6_ra"],
+            vec!["ra_events_sent"],
+            vec![router.clone()],
         ),
         one(
             "nd_router_advertisement_lifetime_zero",
             "ICMPv6 134 with router lifetime 0: the router retires, or someone says it does",
             ip6(l2, LINK_LOCAL, 58, &icmp6(134, &[64, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]), 16),
             vec!["other", "ipv6", "icmpv6", "icmpv6_ra", "icmpv6_ra_lifetime_zero"],
+            vec!["ra_events_sent"],
+            vec![router.clone()],
+        ),
+        one(
+            "nd_router_advertisement_routed",
+            "an RA with hop limit 64 was routed: counted, and every host ignores it, so no event",
+            {
+                let mut b = ip6(l2, LINK_LOCAL, 58, &ra, 16);
+                b.bytes[b.class_len + 7] = 64;
+                b
+            },
+            vec!["other", "ipv6", "icmpv6", "icmpv6_ra"],
+            vec![],
+            vec![],
         ),
         one(
             "nd_neighbor_advertisement",
-            "ICMPv6 136",
+            "ICMPv6 136 without a target link-layer option: the target is at the Ethernet source",
             ip6(l2, LINK_LOCAL, 58, &icmp6(136, &[&[0x60, 0, 0, 0][..], &target[..]].concat()), 4),
             vec!["other", "ipv6", "icmpv6", "icmpv6_na"],
+            vec!["nd_events_sent"],
+            vec![nd_new(l2, target, l2.src)],
+        ),
+        one(
+            "nd_neighbor_advertisement_tlla",
+            "ICMPv6 136 with a target link-layer option: the target is at the option's MAC",
+            ip6(
+                l2,
+                LINK_LOCAL,
+                58,
+                &icmp6(136, &[&[0x20, 0, 0, 0][..], &target[..], &nd_opt(2, other_mac)[..]].concat()),
+                4,
+            ),
+            vec!["other", "ipv6", "icmpv6", "icmpv6_na"],
+            vec!["nd_events_sent"],
+            vec![nd_new(l2, target, other_mac)],
+        ),
+        one(
+            "nd_neighbor_solicitation_slla",
+            "ICMPv6 135 with a source link-layer option: the source is at the option's MAC",
+            ip6(l2, LINK_LOCAL, 58, &[&ns[..], &nd_opt(1, other_mac)[..]].concat(), 4),
+            vec!["other", "ipv6", "icmpv6", "icmpv6_ns"],
+            vec!["nd_events_sent"],
+            vec![nd_new(l2, LINK_LOCAL, other_mac)],
         ),
         one(
             "nd_redirect",
             "ICMPv6 137",
             ip6(l2, LINK_LOCAL, 58, &icmp6(137, &[0; 36]), 4),
             vec!["other", "ipv6", "icmpv6", "icmpv6_redirect"],
+            vec![],
+            vec![],
         ),
         one(
             "nd_dad_probe",
-            "neighbour solicitation from :: (duplicate address detection)",
+            "neighbour solicitation from :: (duplicate address detection): its target and MAC",
             ip6(l2, UNSPECIFIED, 58, &ns, 4),
             vec!["other", "ipv6", "icmpv6", "icmpv6_ns", "icmpv6_dad_ns"],
+            vec!["nd_events_sent"],
+            vec![nd_ev(l2, event_kind::DAD_PROBE, target, l2.src, None)],
+        ),
+        one(
+            "nd_dad_probe_nonce",
+            "a DAD probe with an RFC 7527 nonce option: the nonce comes along",
+            ip6(l2, UNSPECIFIED, 58, &[&ns[..], &nd_opt(14, nonce)[..]].concat(), 4),
+            vec!["other", "ipv6", "icmpv6", "icmpv6_ns", "icmpv6_dad_ns"],
+            vec!["nd_events_sent"],
+            vec![nd_ev(l2, event_kind::DAD_PROBE, target, l2.src, Some(nonce))],
         ),
         one(
             "icmpv6_echo",
             "ICMPv6 echo request: ICMPv6, not neighbour discovery",
             ip6(l2, LINK_LOCAL, 58, &icmp6(128, &[0, 1, 0, 1]), 4),
             vec!["other", "ipv6", "icmpv6"],
+            vec![],
+            vec![],
         ),
         one(
             "nd_behind_hop_by_hop",
-            "a neighbour solicitation behind a hop-by-hop header: evasion (RFC 6980)",
+            "a neighbour solicitation behind a hop-by-hop header: evasion (RFC 6980), still reported",
             ip6(l2, LINK_LOCAL, 0, &[&[58, 0, 1, 4, 0, 0, 0, 0][..], &ns[..]].concat(), 8 + 4),
             vec!["other", "ipv6", "icmpv6", "icmpv6_ns", "nd_evasion"],
+            vec!["nd_events_sent"],
+            vec![nd_new(l2, LINK_LOCAL, l2.src)],
         ),
         one(
             "nd_in_first_fragment",
@@ -196,18 +307,24 @@ fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
             // Its ICMPv6 type is peeked, not required: a cut there is a fragment, not malformed.
             ip6(l2, LINK_LOCAL, 44, &[&[58, 0, 0, 1, 0, 0, 0, 7][..], &ns[..]].concat(), 8),
             vec!["other", "ipv6", "nd_evasion"],
+            vec![],
+            vec![],
         ),
         one(
             "icmpv6_later_fragment",
             "a non-first fragment of ICMPv6: no upper layer to count",
             ip6(l2, LINK_LOCAL, 44, &[&[58, 0, 0, 0x10, 0, 0, 0, 7][..], &ns[..]].concat(), 8),
             vec!["other", "ipv6"],
+            vec![],
+            vec![],
         ),
         one(
             "ipv6_tcp",
             "IPv6 TCP: IPv6, nothing more",
             ip6(l2, LINK_LOCAL, 6, &[0; 20], 0),
             vec!["other", "ipv6"],
+            vec![],
+            vec![],
         ),
         one(
             "dhcpv6_relay_forw_solicit",
@@ -220,6 +337,8 @@ fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
                 9,
             ),
             vec!["other", "ipv6", "dhcpv6", "dhcpv6_relay_forw", "dhcpv6_solicit"],
+            vec!["dhcpv6_events_sent"],
+            vec![Expect::Dhcpv6 { msg_type: 12 }],
         ),
     ];
     let types: [(u8, &'static str); 13] = [
@@ -240,9 +359,11 @@ fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
     for (t, name) in types {
         v.push(one(
             &format!("dhcpv6_type_{t}"),
-            "a DHCPv6 message of this type",
+            "a DHCPv6 message of this type: counted, and sent whole",
             ip6(l2, LINK_LOCAL, 17, &udp6(&[t, 0, 0, 1]), 9),
             vec!["other", "ipv6", "dhcpv6", name],
+            vec!["dhcpv6_events_sent"],
+            vec![Expect::Dhcpv6 { msg_type: t }],
         ));
     }
     v
@@ -326,6 +447,8 @@ pub fn all() -> Vec<Fixture> {
             counters,
             stats: if events.iter().any(|e| matches!(e, Expect::Arp { .. })) {
                 vec!["arp_events_sent"]
+            } else if events.iter().any(|e| matches!(e, Expect::Nd { .. })) {
+                vec!["nd_events_sent"]
             } else if events.is_empty() {
                 vec![]
             } else {
@@ -386,7 +509,7 @@ pub fn all() -> Vec<Fixture> {
             "ICMPv6 135 on every tag stack: tshark's icmpv6_nd_vlan_tagged when tagged",
             ip6(&l2, LINK_LOCAL, 58, &icmp6(135, &[0; 20]), 4),
             vec!["other", "ipv6", "icmpv6", "icmpv6_ns"],
-            vec![],
+            vec![nd_new(&l2, LINK_LOCAL, MAC_A)],
         ));
     }
 
@@ -602,8 +725,8 @@ pub fn all() -> Vec<Fixture> {
             b
         },
         vec!["other", "ipv6", "dhcpv6", "dhcpv6_solicit"],
-        vec![],
-        vec![],
+        vec!["dhcpv6_events_sent"],
+        vec![Expect::Dhcpv6 { msg_type: 1 }],
     ));
     let mut ns = vec![135u8, 0, 0, 0, 0, 0, 0, 0];
     ns.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
@@ -616,8 +739,8 @@ pub fn all() -> Vec<Fixture> {
             b
         },
         vec!["other", "ipv6", "icmpv6", "icmpv6_ns"],
-        vec![],
-        vec![],
+        vec!["nd_events_sent"],
+        vec![nd_new(&l2, LINK_LOCAL, MAC_A)],
     ));
     let mut bad_ihl = ipv4_other(&l2, &tcp_ip, &tcp);
     bad_ihl.bytes[14] = 0x43;
@@ -629,8 +752,6 @@ pub fn all() -> Vec<Fixture> {
         vec![],
         vec![],
     ));
-    v.extend(ipv6_fixtures(&l2, &|n, d, b, c| {
-        one(n, d, b, c, vec![], vec![])
-    }));
+    v.extend(ipv6_fixtures(&l2, &one));
     v
 }

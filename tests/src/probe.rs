@@ -60,6 +60,21 @@ pub fn to_expect(ev: &KernelEvent) -> Expect {
             mac: s.mac,
             outer: vid(s.header.outer_vid),
         },
+        KernelEvent::Nd(n) => Expect::Nd {
+            kind: n.header.kind,
+            ip: n.ip,
+            mac: n.mac,
+            nonce: (n.flags & monitor_common::nd_flags::NONCE != 0).then_some(n.nonce),
+            outer: vid(n.header.outer_vid),
+            inner: vid(n.header.inner_vid),
+        },
+        KernelEvent::RouterAdvert(r) => Expect::Ra {
+            src_ip: r.src_ip,
+            mac: r.eth_src,
+        },
+        KernelEvent::Dhcpv6(d) => Expect::Dhcpv6 {
+            msg_type: d.msg_type,
+        },
     }
 }
 

@@ -1,7 +1,11 @@
 //! Every capture of the shared corpus replayed through the real XDP program: counts must
 //! equal tshark's (`ground_truth.json`) on every file not marked fuzzed; the fuzzed file must
 //! pass every frame without a crash. Bad files get clear errors with byte offsets.
-use std::{path::Path, process::Command};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+    process::Command,
+};
 
 use l2watch::{capture::ProbeConfig, replay::replay};
 use l2watch_tests::{corpus_dir, l2watch_bin, privileged, probe::load};
@@ -79,6 +83,152 @@ fn replay_agrees_with_tshark_on_the_whole_corpus() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The sets `ground_truth.json` holds for IPv6, from the kernel's events of one replay:
+/// RA sources ([MAC, address]), DAD targets, and every DUID in an ADVERTISE or REPLY.
+fn ipv6_sets(name: &str) -> BTreeMap<&'static str, BTreeSet<String>> {
+    use l2watch::capture::KernelEvent;
+    let mut probe = load(&ProbeConfig::replay());
+    // JSON text of each member, as ground_truth.json writes them.
+    let mut sets: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    for k in SETS {
+        sets.insert(k, BTreeSet::new());
+    }
+    replay(
+        &corpus_dir().join(name),
+        &mut probe,
+        false,
+        "replay",
+        &mut |_, _, ev: &KernelEvent| match ev {
+            KernelEvent::RouterAdvert(r) => {
+                let pair = serde_json::json!([
+                    l2watch::capture::Mac(r.eth_src).to_string(),
+                    std::net::Ipv6Addr::from(r.src_ip).to_string()
+                ]);
+                sets.get_mut("icmpv6_ra_sources")
+                    .unwrap()
+                    .insert(pair.to_string());
+            }
+            KernelEvent::Nd(n) if n.header.kind == monitor_common::event_kind::DAD_PROBE => {
+                let t = std::net::Ipv6Addr::from(n.ip).to_string();
+                sets.get_mut("icmpv6_dad_targets")
+                    .unwrap()
+                    .insert(Value::from(t).to_string());
+            }
+            KernelEvent::Dhcpv6(d) => {
+                let p = &d.payload[..d.payload_len as usize];
+                let Ok(m) = l2watch::decode::dhcpv6::decode(p, d.payload_len == d.wire_len) else {
+                    return;
+                };
+                if m.is_server_reply() {
+                    let set = sets.get_mut("dhcpv6_duids_in_server_messages").unwrap();
+                    for duid in [&m.client_duid, &m.server_duid].into_iter().flatten() {
+                        set.insert(Value::from(duid.to_string()).to_string());
+                    }
+                }
+            }
+            _ => {}
+        },
+    )
+    .unwrap_or_else(|e| panic!("{name}: {e}"));
+    sets
+}
+
+/// RA sources tshark lists that l2watch does not report as routers, each with why. Their
+/// frames still count as RAs (the counts test checks `icmpv6_ra` on every file).
+const NOT_ROUTERS: &[(&str, &str, &str)] = &[
+    (
+        "suricata-verify_output-eve-ftp-data.pcap",
+        r#"["18:59:33:f4:49:1f","fe80::8000:f227:62c7:9547"]"#,
+        "its RAs come inside Teredo (IPv6 in UDP 3544 over IPv4): a tunnel's router, not this link's",
+    ),
+    (
+        "zeek_icmp6-nd-short-options.pcap",
+        r#"["00:11:22:33:44:55","fe80::10"]"#,
+        "its only RA is 8 bytes, shorter than the 16-byte RA header: hosts discard it \
+         (RFC 4861 section 6.1.2), and l2watch counts it as malformed",
+    ),
+];
+
+const SETS: [&str; 3] = [
+    "icmpv6_ra_sources",
+    "icmpv6_dad_targets",
+    "dhcpv6_duids_in_server_messages",
+];
+
+#[test]
+fn ipv6_routers_dad_targets_and_dhcpv6_duids_agree_with_tshark() {
+    privileged!();
+    let gt = ground_truth();
+    let fuzzed = fuzzed();
+    let mut failures = Vec::new();
+    let mut non_empty = 0;
+    for f in gt["files"].as_array().expect("files") {
+        let name = f["file"].as_str().expect("file name");
+        if fuzzed.iter().any(|x| x == name) {
+            continue;
+        }
+        let got = ipv6_sets(name);
+        for k in SETS {
+            let want: BTreeSet<String> = f[k]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: no set {k}"))
+                .iter()
+                .map(|v| v.to_string())
+                .filter(|m| {
+                    !(k == "icmpv6_ra_sources"
+                        && NOT_ROUTERS.iter().any(|(f, x, _)| *f == name && x == m))
+                })
+                .collect();
+            non_empty += !want.is_empty() as usize;
+            if got[k] != want {
+                failures.push(format!("{name}: {k} = {:?}, tshark says {want:?}", got[k]));
+            }
+        }
+    }
+    assert!(
+        non_empty >= 15,
+        "only {non_empty} non-empty sets: the corpus changed?"
+    );
+    // Each exception is one tshark really lists, so none outlives its reason.
+    for (file, member, why) in NOT_ROUTERS {
+        let f = gt["files"]
+            .as_array()
+            .expect("files")
+            .iter()
+            .find(|f| f["file"] == *file)
+            .unwrap_or_else(|| panic!("{file} left the corpus"));
+        let listed = f["icmpv6_ra_sources"].as_array().is_some_and(|v| {
+            v.iter()
+                .any(|m| *m == serde_json::from_str::<Value>(member).unwrap())
+        });
+        assert!(listed, "{file}: tshark no longer lists {member} ({why})");
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn the_ns_nonce_capture_yields_the_dad_target_with_its_nonce() {
+    privileged!();
+    let file = corpus_dir().join("tcpdump_icmpv6-ns-nonce.pcap");
+    let out = l2watch(&["replay", "--json", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let dad: Vec<&Value> = v["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "dad_probe")
+        .collect();
+    assert_eq!(dad.len(), 1, "{dad:?}");
+    assert_eq!(dad[0]["ip"], "fe80::546f:f7ff:fee1:f");
+    assert_eq!(dad[0]["mac"], "56:6f:f7:e1:00:0f");
+    assert_eq!(dad[0]["nonce"], "6069604c0aaa");
 }
 
 #[test]

@@ -221,6 +221,116 @@ fn the_nmap_sweep_is_an_arp_scan_and_clean_captures_raise_no_storm_findings() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The IPv6 findings of the corpus: kill_router6's spoof is caught (the spoofed RA comes
+/// before the real router's, so it is caught on the address's EUI-64 identifier and
+/// confirmed by the router's own RA), and no other capture (clean ND among them) raises any
+/// IPv6 finding: no ipv6_duplicate_address, no rogue or competing routers.
+#[test]
+fn kill_router6_is_a_lifetime_spoof_and_clean_nd_raises_no_ipv6_finding() {
+    privileged!();
+    let fuzzed = fuzzed_files();
+    let mut failures = Vec::new();
+    let ipv6 = |k: &str| k.starts_with("ipv6_") || k.starts_with("dhcpv6_") || k == "dad_dos";
+    for f in ground_truth() {
+        let name = f["file"].as_str().unwrap();
+        if fuzzed.contains(name) {
+            continue;
+        }
+        let r = run(name);
+        let got: Vec<(String, String)> = r
+            .findings
+            .iter()
+            .filter(|x| ipv6(x.kind.name()))
+            .map(|x| (x.kind.name().to_string(), x.subject.to_string()))
+            .collect();
+        if name == "suricata-verify_kill_router6.pcap" {
+            let want = vec![(
+                "ipv6_router_lifetime_spoof".to_string(),
+                "replay fe80::6600:6aff:fe5b:8eb3".to_string(),
+            )];
+            if got != want {
+                failures.push(format!("{name}: {got:?}, expected {want:?}"));
+            }
+            let spoof = r
+                .findings
+                .iter()
+                .find(|x| x.kind == "ipv6_router_lifetime_spoof")
+                .expect("the spoof");
+            assert_eq!(
+                spoof.evidence["spoofing_mac"], "00:50:b6:19:e6:50",
+                "{spoof:?}"
+            );
+            assert_eq!(
+                spoof.evidence["owner_mac"], "64:00:6a:5b:8e:b3",
+                "{spoof:?}"
+            );
+            // Both RA sources are in the router table; the spoofer only ever retired.
+            let routers: BTreeSet<String> =
+                r.routers.iter().map(|x| x.key.mac.to_string()).collect();
+            assert_eq!(
+                routers,
+                ["00:50:b6:19:e6:50", "64:00:6a:5b:8e:b3"]
+                    .map(String::from)
+                    .into()
+            );
+        } else if !got.is_empty() {
+            failures.push(format!(
+                "{name}: {got:?} on a capture without an IPv6 attack"
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The DHCPv6 captures fill the server list by DUID, and the ND captures the IPv6 addresses
+/// of their stations, each with how it was learnt.
+#[test]
+fn dhcpv6_servers_by_duid_and_ipv6_addresses_per_station() {
+    privileged!();
+    let r = run("tcpdump_dhcpv6-ia-na.pcap");
+    let duids: Vec<String> = r
+        .dhcpv6_servers
+        .iter()
+        .map(|s| s.key.duid.to_string())
+        .collect();
+    // The server's DUID-LLT (the client's DUID-LL is the other one tshark lists).
+    assert_eq!(
+        duids,
+        ["000100011846488c001122334455"],
+        "{:?}",
+        r.dhcpv6_servers
+    );
+    let s = &r.dhcpv6_servers[0];
+    assert_eq!(
+        s.duid_mac.map(|m| m.to_string()).as_deref(),
+        Some("00:11:22:33:44:55")
+    );
+    assert_eq!((s.server.advertises, s.server.replies), (1, 1));
+    assert_eq!(
+        s.server
+            .recent_addresses
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>(),
+        ["2a00:1:1:200:38e6:b22e:c440:acdf"]
+    );
+    let r = run("zeek_icmp6-nd-options.pcap");
+    let rows: BTreeSet<(String, String, &str)> = r
+        .addresses6
+        .iter()
+        .map(|a| (a.ip.to_string(), a.mac.to_string(), a.kind))
+        .collect();
+    assert!(
+        rows.contains(&(
+            "2001:db8:0:1:c000:54ff:fef5:0".into(),
+            "c2:00:54:f5:00:00".into(),
+            "eui64"
+        )),
+        "{rows:?}"
+    );
+    assert!(rows.iter().any(|r| r.2 == "link_local"), "{rows:?}");
+}
+
 #[test]
 fn rows_are_named_by_the_capture_interface_or_the_flag() {
     privileged!();

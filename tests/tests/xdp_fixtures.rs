@@ -7,7 +7,7 @@ use std::time::Duration;
 use l2watch::capture::ProbeConfig;
 use l2watch_tests::{
     fixtures::{self, Expect, IP_A, MAC_A, MAC_B},
-    frames::{arp, BROADCAST, L2, TPID_8021Q},
+    frames::{arp, ipv6, BROADCAST, L2, TPID_8021Q},
     privileged,
     probe::{load, run},
 };
@@ -371,6 +371,8 @@ fn events_off_still_counts() {
     let mut probe = load(&ProbeConfig {
         arp_events: false,
         dhcp_events: false,
+        nd_events: false,
+        dhcpv6_events: false,
         ..ProbeConfig::replay()
     });
     let mut frames = Vec::new();
@@ -382,6 +384,7 @@ fn events_off_still_counts() {
     assert!(out.events.is_empty());
     assert_eq!(out.count("frames"), frames.len() as u64);
     assert!(out.count("arp") > 0 && out.count("dhcp") > 0);
+    assert!(out.count("icmpv6_ns") > 0 && out.count("dhcpv6") > 0);
 }
 
 #[test]
@@ -452,4 +455,98 @@ fn ipv6_in_teredo_counts_as_ipv6_as_tshark_does() {
     ] {
         assert_eq!(out.count(key), want, "{key}");
     }
+}
+
+/// An NA from `mac` for 2001:db8::`n`, with a target link-layer option naming `tlla`.
+fn na(mac: [u8; 6], n: u8, tlla: [u8; 6]) -> Vec<u8> {
+    let mut m = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
+    m.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, n]);
+    m.extend_from_slice(&[2, 1]);
+    m.extend_from_slice(&tlla);
+    ipv6(&L2::new(mac, BROADCAST), 58, &m).bytes
+}
+
+/// An RA from `mac` (source fe80::1) with router lifetime `lifetime`.
+fn ra(mac: [u8; 6], lifetime: u16) -> Vec<u8> {
+    let mut m = vec![134, 0, 0, 0, 64, 0];
+    m.extend_from_slice(&lifetime.to_be_bytes());
+    m.extend_from_slice(&[0; 8]);
+    ipv6(&L2::new(mac, BROADCAST), 58, &m).bytes
+}
+
+/// A DHCPv6 message of `msg_type` with transaction id `xid`, from `mac`.
+fn dhcpv6(mac: [u8; 6], msg_type: u8, xid: u8) -> Vec<u8> {
+    let mut u = Vec::new();
+    u.extend_from_slice(&547u16.to_be_bytes());
+    u.extend_from_slice(&546u16.to_be_bytes());
+    u.extend_from_slice(&12u16.to_be_bytes());
+    u.extend_from_slice(&[0, 0, msg_type, 0, 0, xid]);
+    ipv6(&L2::new(mac, BROADCAST), 17, &u).bytes
+}
+
+#[test]
+fn ipv6_repeats_are_suppressed_and_a_new_holder_or_router_content_is_reported() {
+    privileged!();
+    let mut probe = load(&ProbeConfig::replay());
+    let frames = vec![
+        na(MAC_A, 1, MAC_A),
+        na(MAC_A, 1, MAC_A),
+        na(MAC_B, 1, MAC_B),
+        ra(MAC_A, 1800),
+        ra(MAC_A, 1800),
+        ra(MAC_A, 0),
+    ];
+    let out = run_all(&mut probe, &frames);
+    assert_eq!(out.stat("nd_events_sent"), 2);
+    assert_eq!(out.stat("nd_suppressed"), 1);
+    let kinds: Vec<u8> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            l2watch::capture::KernelEvent::Nd(n) => Some(n.header.kind),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(kinds, [event_kind::ND_NEW, event_kind::ND_CHANGED]);
+    let changed = out.events.iter().find_map(|e| match e {
+        l2watch::capture::KernelEvent::Nd(n) if n.header.kind == event_kind::ND_CHANGED => Some(*n),
+        _ => None,
+    });
+    assert_eq!(changed.map(|n| (n.mac, n.old_mac)), Some((MAC_B, MAC_A)));
+    // The same RA twice is one event; the router retiring changes it, so it is reported.
+    assert_eq!(out.stat("ra_events_sent"), 2);
+    assert_eq!(out.stat("ra_suppressed"), 1);
+}
+
+#[test]
+fn ipv6_token_buckets_defer_bindings_routers_and_dhcpv6_answers() {
+    privileged!();
+    let mut probe = load(&ProbeConfig {
+        rate_limit: true,
+        nd_burst: 2,
+        nd_rate_per_sec: 1,
+        dhcp_burst: 1,
+        dhcp_rate_per_sec: 1,
+        ..ProbeConfig::replay()
+    });
+    let mut frames: Vec<Vec<u8>> = (1..=6).map(|n| na(MAC_A, n, MAC_A)).collect();
+    frames.push(ra(MAC_B, 1800));
+    frames.extend((1..=3).map(|x| dhcpv6(MAC_B, 1, x)));
+    frames.extend((1..=3).map(|x| dhcpv6(MAC_B, 2, x)));
+    let out = run_all(&mut probe, &frames);
+    assert_eq!(out.count("icmpv6_na"), 6, "counting is never limited");
+    assert_eq!(out.stat("nd_events_sent"), 2);
+    assert_eq!(out.stat("nd_rate_limited"), 4);
+    assert_eq!(out.stat("nd_deferred"), 4);
+    assert_eq!(out.stat("ra_rate_limited"), 1);
+    assert_eq!(out.stat("ra_deferred"), 1);
+    // SOLICITs past the burst are dropped; ADVERTISEs wait and arrive.
+    assert_eq!(out.stat("dhcpv6_events_sent"), 1);
+    assert_eq!(out.stat("dhcpv6_rate_limited"), 5);
+    assert_eq!(out.stat("dhcpv6_deferred"), 3);
+    let nd = only(&out, |e| matches!(e, Expect::Nd { .. }));
+    assert_eq!(nd.len(), 6, "every binding arrived: {nd:?}");
+    assert_eq!(only(&out, |e| matches!(e, Expect::Ra { .. })).len(), 1);
+    let adverts = only(&out, |e| matches!(e, Expect::Dhcpv6 { msg_type: 2 }));
+    assert_eq!(adverts.len(), 3);
 }

@@ -1,9 +1,13 @@
 //! Decodes ring-buffer records into typed events, checking length and kind first: a record the
 //! agent does not understand is an error value, never a panic or a misread.
-use std::{fmt, net::Ipv4Addr};
+use std::{
+    fmt,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
 use monitor_common::{
-    arp_flags, event_kind, ArpEvent, DhcpEvent, EventHeader, LoopEvent, ScanEvent, DHCP_PAYLOAD_MAX,
+    arp_flags, event_kind, nd_flags, ArpEvent, DhcpEvent, EventHeader, Ip6Event, LoopEvent,
+    NdEvent, ScanEvent, DHCP_PAYLOAD_MAX, IP6_PAYLOAD_MAX,
 };
 use serde::Serialize;
 
@@ -14,6 +18,10 @@ pub enum KernelEvent {
     Dhcp(Box<DhcpEvent>),
     Loop(LoopEvent),
     Scan(ScanEvent),
+    /// An IPv6 neighbour binding or a DAD probe.
+    Nd(NdEvent),
+    RouterAdvert(Box<Ip6Event>),
+    Dhcpv6(Box<Ip6Event>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -30,6 +38,8 @@ pub enum DecodeError {
     UnknownKind(u8),
     #[error("DHCP event claims {0} payload bytes, more than the {DHCP_PAYLOAD_MAX} it can hold")]
     PayloadLength(u16),
+    #[error("IPv6 event claims {0} payload bytes, more than the {IP6_PAYLOAD_MAX} it can hold")]
+    Ip6PayloadLength(u16),
 }
 
 /// Decodes one ring-buffer record.
@@ -48,6 +58,21 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
         }
         event_kind::LOOP => Ok(KernelEvent::Loop(read_struct::<LoopEvent>(kind, bytes)?)),
         event_kind::SCAN => Ok(KernelEvent::Scan(read_struct::<ScanEvent>(kind, bytes)?)),
+        event_kind::ND_NEW
+        | event_kind::ND_CHANGED
+        | event_kind::ND_REFRESH
+        | event_kind::DAD_PROBE => Ok(KernelEvent::Nd(read_struct::<NdEvent>(kind, bytes)?)),
+        event_kind::ROUTER_ADVERT | event_kind::DHCPV6 => {
+            let ev = read_struct::<Ip6Event>(kind, bytes)?;
+            if ev.payload_len as usize > IP6_PAYLOAD_MAX {
+                return Err(DecodeError::Ip6PayloadLength(ev.payload_len));
+            }
+            Ok(if kind == event_kind::ROUTER_ADVERT {
+                KernelEvent::RouterAdvert(Box::new(ev))
+            } else {
+                KernelEvent::Dhcpv6(Box::new(ev))
+            })
+        }
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -205,6 +230,38 @@ pub enum EventRecord {
         requests: u32,
         window_ms: u32,
     },
+    Nd {
+        kind: &'static str,
+        #[serde(flatten)]
+        place: Place,
+        ip: Ipv6Addr,
+        mac: Mac,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        old_mac: Option<Mac>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+        message: &'static str,
+    },
+    RouterAdvert {
+        #[serde(flatten)]
+        place: Place,
+        src_mac: Mac,
+        src_ip: Ipv6Addr,
+        length: u16,
+        captured: u16,
+    },
+    Dhcpv6 {
+        #[serde(flatten)]
+        place: Place,
+        msg_type: u8,
+        src_mac: Mac,
+        src_ip: Ipv6Addr,
+        dst_ip: Ipv6Addr,
+        src_port: u16,
+        dst_port: u16,
+        length: u16,
+        captured: u16,
+    },
 }
 
 impl EventRecord {
@@ -250,6 +307,37 @@ impl EventRecord {
                 requests: sc.requests,
                 window_ms: sc.window_ms,
             },
+            KernelEvent::Nd(n) => EventRecord::Nd {
+                kind: event_kind::name(n.header.kind),
+                place: Place::from_header(&n.header, iface),
+                ip: Ipv6Addr::from(n.ip),
+                mac: Mac(n.mac),
+                old_mac: (n.header.kind == event_kind::ND_CHANGED).then_some(Mac(n.old_mac)),
+                nonce: (n.flags & nd_flags::NONCE != 0).then(|| hex(&n.nonce)),
+                message: if n.icmp_type == monitor_common::proto::ND_NA {
+                    "na"
+                } else {
+                    "ns"
+                },
+            },
+            KernelEvent::RouterAdvert(r) => EventRecord::RouterAdvert {
+                place: Place::from_header(&r.header, iface),
+                src_mac: Mac(r.eth_src),
+                src_ip: Ipv6Addr::from(r.src_ip),
+                length: r.wire_len,
+                captured: r.payload_len,
+            },
+            KernelEvent::Dhcpv6(d) => EventRecord::Dhcpv6 {
+                place: Place::from_header(&d.header, iface),
+                msg_type: d.msg_type,
+                src_mac: Mac(d.eth_src),
+                src_ip: Ipv6Addr::from(d.src_ip),
+                dst_ip: Ipv6Addr::from(d.dst_ip),
+                src_port: d.src_port,
+                dst_port: d.dst_port,
+                length: d.wire_len,
+                captured: d.payload_len,
+            },
         }
     }
 }
@@ -261,6 +349,8 @@ impl KernelEvent {
             KernelEvent::Dhcp(d) => &d.header,
             KernelEvent::Loop(l) => &l.header,
             KernelEvent::Scan(s) => &s.header,
+            KernelEvent::Nd(n) => &n.header,
+            KernelEvent::RouterAdvert(e) | KernelEvent::Dhcpv6(e) => &e.header,
         }
     }
 
@@ -276,6 +366,16 @@ impl KernelEvent {
             _ => None,
         }
     }
+}
+
+/// Bytes as lower-case hex, the way DUIDs and nonces are shown.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
 }
 
 #[cfg(test)]

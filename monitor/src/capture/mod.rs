@@ -2,5 +2,5 @@
 pub mod event;
 pub mod probe;
 
-pub use event::{decode, DecodeError, EventRecord, KernelEvent, Mac, Place};
+pub use event::{decode, hex, DecodeError, EventRecord, KernelEvent, Mac, Place};
 pub use probe::{AttachMode, Baseline, Probe, ProbeConfig, ProbeError, Snapshot, Storm};

@@ -3,17 +3,19 @@
 use std::{collections::BTreeMap, time::Duration};
 
 use aya::{
-    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues, RingBuf},
+    maps::{Array, HashMap, MapData, PerCpuArray, PerCpuValues, ProgramArray, RingBuf},
     programs::{xdp::XdpLinkId, ProgramError, TestRun, TestRunOptions, Xdp, XdpMode},
     Ebpf, EbpfLoader,
 };
 use monitor_common::{
-    config_flags, map_names, map_sizes, Config, SegmentCounters, SegmentKey, Stat, PROGRAM_NAME,
-    VLAN_MAX_DEPTH,
+    config_flags, jump, map_names, map_sizes, Config, SegmentCounters, SegmentKey, Stat,
+    IP6_PROGRAM_NAME, PROGRAM_NAME, VLAN_MAX_DEPTH,
 };
 
 use super::event::{decode, KernelEvent};
-use monitor_common::{ArpEvent, BindingKey, DhcpEvent, PendingDhcpKey};
+use monitor_common::{
+    ArpEvent, BindingKey, DhcpEvent, Ip6Event, NdEvent, NdKey, PendingDhcpKey, RouterKey,
+};
 
 /// The compiled XDP object, built by build.rs with aya-build.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor"));
@@ -148,6 +150,18 @@ pub struct ProbeConfig {
     pub max_pending_arp: u32,
     /// Capacity of the map of state-bearing DHCP messages held back likewise.
     pub max_pending_dhcp: u32,
+    /// Emit IPv6 neighbour binding, DAD probe and router advertisement events.
+    pub nd_events: bool,
+    /// Emit DHCPv6 events (through the DHCP token bucket).
+    pub dhcpv6_events: bool,
+    pub nd_rate_per_sec: u32,
+    pub nd_burst: u32,
+    /// Capacity of the IPv6 binding-suppression LRU map.
+    pub max_nd_bindings: u32,
+    /// Capacity of the map of ND events held back.
+    pub max_pending_nd: u32,
+    /// Capacity of the map of state-bearing DHCPv6 messages held back.
+    pub max_pending_dhcp6: u32,
     /// A group-addressed frame seen more than this often within `loop_window` is looping;
     /// 0 turns loop detection off.
     pub loop_repeats: u32,
@@ -174,6 +188,13 @@ impl Default for ProbeConfig {
             ringbuf_bytes: map_sizes::RINGBUF_BYTES,
             max_pending_arp: map_sizes::PENDING_ARP,
             max_pending_dhcp: map_sizes::PENDING_DHCP,
+            nd_events: true,
+            dhcpv6_events: true,
+            nd_rate_per_sec: 100_000,
+            nd_burst: 100_000,
+            max_nd_bindings: map_sizes::ND_BINDINGS,
+            max_pending_nd: map_sizes::PENDING_ND,
+            max_pending_dhcp6: map_sizes::PENDING_DHCP6,
             loop_repeats: 200,
             loop_window: Duration::from_secs(1),
             scan_targets: 64,
@@ -203,6 +224,12 @@ impl ProbeConfig {
         if self.rate_limit {
             flags |= config_flags::RATE_LIMIT;
         }
+        if self.nd_events {
+            flags |= config_flags::ND_EVENTS;
+        }
+        if self.dhcpv6_events {
+            flags |= config_flags::DHCPV6_EVENTS;
+        }
         Config {
             refresh_ns: self.refresh.as_nanos().min(u64::MAX as u128) as u64,
             arp_rate_per_sec: self.arp_rate_per_sec,
@@ -214,6 +241,8 @@ impl ProbeConfig {
             loop_window_ms: self.loop_window.as_millis().min(u32::MAX as u128) as u32,
             scan_targets: self.scan_targets,
             scan_window_ms: self.scan_window.as_millis().min(u32::MAX as u128) as u32,
+            nd_rate_per_sec: self.nd_rate_per_sec,
+            nd_burst: self.nd_burst,
             _pad: 0,
             clock_ns,
         }
@@ -271,7 +300,7 @@ impl AttachMode {
 }
 
 /// The maps the loader sizes from the configuration, with their sizes.
-fn sized_maps(cfg: &ProbeConfig) -> [(&'static str, u32); 7] {
+fn sized_maps(cfg: &ProbeConfig) -> [(&'static str, u32); 10] {
     [
         (map_names::SEGMENT_SLOTS, cfg.max_segments),
         (map_names::SLOT_OWNERS, cfg.max_segments),
@@ -280,6 +309,9 @@ fn sized_maps(cfg: &ProbeConfig) -> [(&'static str, u32); 7] {
         (map_names::EVENTS, cfg.ringbuf_bytes),
         (map_names::PENDING_ARP, cfg.max_pending_arp),
         (map_names::PENDING_DHCP, cfg.max_pending_dhcp),
+        (map_names::ND_BINDINGS, cfg.max_nd_bindings),
+        (map_names::PENDING_ND, cfg.max_pending_nd),
+        (map_names::PENDING_DHCP6, cfg.max_pending_dhcp6),
     ]
 }
 
@@ -317,6 +349,28 @@ impl Probe {
                 return Err(ProbeError::Missing(name));
             }
         }
+        // The tail-called IPv6 event program first: the classifier's slot must hold it
+        // before the classifier sees a frame.
+        let ip6: &mut Xdp = ebpf
+            .program_mut(IP6_PROGRAM_NAME)
+            .ok_or(ProbeError::Missing("program l2watch_ip6"))?
+            .try_into()?;
+        ip6.load()?;
+        let ip6_fd = ip6.fd()?.try_clone().map_err(ProgramError::from)?;
+        let mut jumps = ProgramArray::try_from(
+            ebpf.map_mut(map_names::JUMPS)
+                .ok_or(ProbeError::Missing(map_names::JUMPS))?,
+        )
+        .map_err(|source| ProbeError::Map {
+            name: map_names::JUMPS,
+            source,
+        })?;
+        jumps
+            .set(jump::IP6_EVENTS, &ip6_fd, 0)
+            .map_err(|source| ProbeError::Map {
+                name: map_names::JUMPS,
+                source,
+            })?;
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .ok_or(ProbeError::Missing("program"))?
@@ -547,8 +601,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 pub struct Pending {
     arp: MapData,
     dhcp: MapData,
+    nd: MapData,
+    ra: MapData,
+    dhcp6: MapData,
     arp_buf: BatchBuf<BindingKey, ArpEvent>,
     dhcp_buf: BatchBuf<PendingDhcpKey, DhcpEvent>,
+    nd_buf: BatchBuf<NdKey, NdEvent>,
+    ra_buf: BatchBuf<RouterKey, Ip6Event>,
+    dhcp6_buf: BatchBuf<PendingDhcpKey, Ip6Event>,
 }
 
 /// Entries taken per system call.
@@ -561,11 +621,13 @@ struct BatchBuf<K, V> {
     values: Vec<V>,
 }
 
-impl<K: Copy, V: Copy> BatchBuf<K, V> {
-    fn new(n: usize, zero_k: K, zero_v: V) -> Self {
+impl<K: aya::Pod, V: aya::Pod> BatchBuf<K, V> {
+    fn zeroed(n: usize) -> Self {
+        // SAFETY: Pod types are plain data for which all-zero is a valid value.
+        let (k, v) = unsafe { (std::mem::zeroed::<K>(), std::mem::zeroed::<V>()) };
         BatchBuf {
-            keys: vec![zero_k; n],
-            values: vec![zero_v; n],
+            keys: vec![k; n],
+            values: vec![v; n],
         }
     }
 }
@@ -580,20 +642,20 @@ impl Pending {
         };
         let arp = take(map_names::PENDING_ARP)?;
         let dhcp = take(map_names::PENDING_DHCP)?;
-        // SAFETY: these are plain-data repr(C) structs for which all-zero is a valid value.
-        let (zk, zv, dk, dv) = unsafe {
-            (
-                std::mem::zeroed::<BindingKey>(),
-                std::mem::zeroed::<ArpEvent>(),
-                std::mem::zeroed::<PendingDhcpKey>(),
-                std::mem::zeroed::<DhcpEvent>(),
-            )
-        };
+        let nd = take(map_names::PENDING_ND)?;
+        let ra = take(map_names::PENDING_RA)?;
+        let dhcp6 = take(map_names::PENDING_DHCP6)?;
         Ok(Pending {
             arp,
             dhcp,
-            arp_buf: BatchBuf::new(BATCH, zk, zv),
-            dhcp_buf: BatchBuf::new(DHCP_BATCH, dk, dv),
+            nd,
+            ra,
+            dhcp6,
+            arp_buf: BatchBuf::zeroed(BATCH),
+            dhcp_buf: BatchBuf::zeroed(DHCP_BATCH),
+            nd_buf: BatchBuf::zeroed(BATCH),
+            ra_buf: BatchBuf::zeroed(DHCP_BATCH),
+            dhcp6_buf: BatchBuf::zeroed(DHCP_BATCH),
         })
     }
 
@@ -603,6 +665,13 @@ impl Pending {
         n += drain_map(&self.arp, &mut self.arp_buf, |v| f(KernelEvent::Arp(*v)))?;
         n += drain_map(&self.dhcp, &mut self.dhcp_buf, |v| {
             f(KernelEvent::Dhcp(Box::new(*v)))
+        })?;
+        n += drain_map(&self.nd, &mut self.nd_buf, |v| f(KernelEvent::Nd(*v)))?;
+        n += drain_map(&self.ra, &mut self.ra_buf, |v| {
+            f(KernelEvent::RouterAdvert(Box::new(*v)))
+        })?;
+        n += drain_map(&self.dhcp6, &mut self.dhcp6_buf, |v| {
+            f(KernelEvent::Dhcpv6(Box::new(*v)))
         })?;
         Ok(n)
     }

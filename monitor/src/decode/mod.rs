@@ -1,11 +1,15 @@
 //! Decode stage: turns kernel events into typed observations for the engine.
 pub mod dhcp;
+pub mod dhcpv6;
+pub mod ra;
 
 pub use dhcp::{decode as decode_dhcp, DhcpError, DhcpMessage};
+pub use dhcpv6::{Dhcpv6Error, Dhcpv6Message, Duid};
+pub use ra::{RaError, RouterAdvert};
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use monitor_common::{arp_flags, event_kind};
+use monitor_common::{arp_flags, event_kind, nd_flags};
 
 use crate::{
     capture::{KernelEvent, Mac},
@@ -17,6 +21,10 @@ use crate::{
 pub enum ObserveError {
     #[error("DHCP: {0}")]
     Dhcp(#[from] DhcpError),
+    #[error("router advertisement: {0}")]
+    Ra(#[from] RaError),
+    #[error("DHCPv6: {0}")]
+    Dhcpv6(#[from] Dhcpv6Error),
     #[error("unexpected event kind {0}")]
     Kind(u8),
 }
@@ -71,5 +79,54 @@ pub fn observe(ev: &KernelEvent, iface: Iface) -> Result<Observation, ObserveErr
             requests: s.requests,
             window_ms: s.window_ms,
         }),
+        KernelEvent::Nd(n) => {
+            let seg = segment(&n.header, iface);
+            let ip = Ipv6Addr::from(n.ip);
+            let mac = Mac(n.mac);
+            let change = match n.header.kind {
+                event_kind::DAD_PROBE => {
+                    return Ok(Observation::DadProbe {
+                        seg,
+                        target: ip,
+                        mac,
+                        nonce: (n.flags & nd_flags::NONCE != 0).then_some(n.nonce),
+                    })
+                }
+                event_kind::ND_NEW => ArpChange::New,
+                event_kind::ND_CHANGED => ArpChange::Changed,
+                event_kind::ND_REFRESH => ArpChange::Refresh,
+                k => return Err(ObserveError::Kind(k)),
+            };
+            Ok(Observation::Neighbour {
+                seg,
+                change,
+                ip,
+                mac,
+                old_mac: (change == ArpChange::Changed).then_some(Mac(n.old_mac)),
+                advert: n.icmp_type == monitor_common::proto::ND_NA,
+                router: n.flags & nd_flags::ROUTER != 0,
+                solicited: n.flags & nd_flags::SOLICITED != 0,
+                override_flag: n.flags & nd_flags::OVERRIDE != 0,
+            })
+        }
+        KernelEvent::RouterAdvert(r) => {
+            let payload = &r.payload[..r.payload_len as usize];
+            Ok(Observation::RouterAdvert {
+                seg: segment(&r.header, iface),
+                src_mac: Mac(r.eth_src),
+                src_ip: Ipv6Addr::from(r.src_ip),
+                ra: Box::new(ra::decode(payload, r.payload_len == r.wire_len)?),
+            })
+        }
+        KernelEvent::Dhcpv6(d) => {
+            let payload = &d.payload[..d.payload_len as usize];
+            Ok(Observation::Dhcpv6 {
+                seg: segment(&d.header, iface),
+                src_mac: Mac(d.eth_src),
+                src_ip: Ipv6Addr::from(d.src_ip),
+                dst_mac: Mac(d.eth_dst),
+                msg: Box::new(dhcpv6::decode(payload, d.payload_len == d.wire_len)?),
+            })
+        }
     }
 }

@@ -19,7 +19,8 @@ use crate::{
 pub struct Allow {
     /// "untagged", "100", "200.2001", or "*" for every segment.
     pub vlan: String,
-    /// Server identifiers (option 54 IPs) or MACs.
+    /// DHCPv4: server identifiers (option 54 IPs) or MACs. DHCPv6: server DUIDs (hex),
+    /// MACs or IPv6 source addresses.
     pub servers: Vec<String>,
 }
 
@@ -34,15 +35,22 @@ pub struct DhcpServerConfig {
     pub allow: Vec<Allow>,
 }
 
+/// Whether an allowlist's `vlan` ("untagged", "100", "200.2001" or "*") covers `seg`.
+pub fn covers(vlan: &str, seg: &Segment) -> bool {
+    vlan == "*" || vlan == seg.vlan_label()
+}
+
+impl Allow {
+    /// The allowlists of `allow` that cover `seg`.
+    pub fn covering<'a>(allow: &'a [Allow], seg: &Segment) -> Vec<&'a Allow> {
+        allow.iter().filter(|a| covers(&a.vlan, seg)).collect()
+    }
+}
+
 impl DhcpServerConfig {
     /// Whether an allowlist covers `key`'s segment, and if so whether it lists the server.
     pub fn authorized(&self, key: &ServerKey) -> Option<bool> {
-        let vlan = key.seg.vlan_label();
-        let lists: Vec<_> = self
-            .allow
-            .iter()
-            .filter(|a| a.vlan == "*" || a.vlan == vlan)
-            .collect();
+        let lists = Allow::covering(&self.allow, &key.seg);
         if lists.is_empty() {
             return None;
         }

@@ -60,7 +60,8 @@ impl Detector for MacChange {
             Observation::Dhcp {
                 seg, msg, src_mac, ..
             } => (*seg, msg.yiaddr, msg.chaddr.unwrap_or(*src_mac)),
-            Observation::Loop { .. } | Observation::Scan { .. } => return vec![],
+            // IPv6 moves are the neighbour table's; signals are not bindings.
+            _ => return vec![],
         };
         let changes = ctx
             .table

@@ -85,7 +85,14 @@ impl Detector for MacCollision {
         let (seg, mac) = match obs {
             Observation::Arp { seg, mac, .. } => (*seg, *mac),
             Observation::Dhcp { seg, src_mac, .. } => (*seg, *src_mac),
-            Observation::Loop { .. } | Observation::Scan { .. } => return vec![],
+            Observation::Neighbour { seg, mac, .. } | Observation::DadProbe { seg, mac, .. } => {
+                (*seg, *mac)
+            }
+            Observation::RouterAdvert { seg, src_mac, .. } => (*seg, *src_mac),
+            // A DHCPv6 answer can come through a relay's MAC.
+            Observation::Dhcpv6 { .. } | Observation::Loop { .. } | Observation::Scan { .. } => {
+                return vec![]
+            }
         };
         if mac.0[0] & 1 != 0 || self.cfg.ignore_macs.contains(&mac) {
             return vec![];

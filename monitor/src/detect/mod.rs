@@ -5,7 +5,13 @@ pub mod apipa;
 pub mod arp_flood;
 pub mod arp_scan;
 pub mod dhcp;
+pub mod dhcpv6;
 pub mod duplicate_ip;
+pub mod ipv6_dad;
+pub mod ipv6_lifetime_spoof;
+pub mod ipv6_prefix;
+pub mod ipv6_ra_consistency;
+pub mod ipv6_router;
 pub mod l2_loop;
 pub mod mac_change;
 pub mod mac_collision;
@@ -21,7 +27,7 @@ use serde_json::Value;
 
 use crate::{
     model::{Nanos, Observation, Segment},
-    state::{Change, DeviceTable, DhcpServers},
+    state::{Change, DeviceTable, DhcpServers, Ipv6State, Update6},
 };
 
 /// Defines [`FindingKind`] with its stable names and a `kind::CONST` for each.
@@ -86,6 +92,24 @@ finding_kinds! {
     ArpFlood / ARP_FLOOD = "arp_flood",
     ArpScan / ARP_SCAN = "arp_scan",
     L2Loop / L2_LOOP = "l2_loop",
+    /// A DAD probe for an address another MAC holds, or two stations probing one address.
+    Ipv6DuplicateAddress / IPV6_DUPLICATE_ADDRESS = "ipv6_duplicate_address",
+    /// One MAC answering other stations' DAD probes: nobody can configure an address.
+    DadDos / DAD_DOS = "dad_dos",
+    /// A router not on the allowlist, or a newcomer with a new prefix or a higher preference.
+    Ipv6RogueRouter / IPV6_ROGUE_ROUTER = "ipv6_rogue_router",
+    /// Routers that appeared together advertising different prefixes.
+    Ipv6CompetingRouters / IPV6_COMPETING_ROUTERS = "ipv6_competing_routers",
+    /// A lifetime-0 RA claiming a known router's address from another MAC (kill_router6).
+    Ipv6RouterLifetimeSpoof / IPV6_ROUTER_LIFETIME_SPOOF = "ipv6_router_lifetime_spoof",
+    /// A prefix outside the segment's allowlist, or one already known on another segment.
+    Ipv6PrefixMismatch / IPV6_PREFIX_MISMATCH = "ipv6_prefix_mismatch",
+    /// Two routers on one segment that disagree (RFC 4861 section 6.2.7).
+    Ipv6RaInconsistent / IPV6_RA_INCONSISTENT = "ipv6_ra_inconsistent",
+    /// A DHCPv6 server (by DUID) that the segment's allowlist does not list.
+    Dhcpv6RogueServer / DHCPV6_ROGUE_SERVER = "dhcpv6_rogue_server",
+    /// Two or more DHCPv6 servers (by DUID) answering on one segment.
+    Dhcpv6CompetingServers / DHCPV6_COMPETING_SERVERS = "dhcpv6_competing_servers",
 }
 
 impl std::fmt::Display for FindingKind {
@@ -127,6 +151,9 @@ pub struct Context<'a> {
     pub table: &'a DeviceTable,
     pub servers: &'a DhcpServers,
     pub change: Option<Change>,
+    /// IPv6 neighbours, routers and DHCPv6 servers after the update, and what it did.
+    pub v6: &'a Ipv6State,
+    pub update6: &'a Update6,
 }
 
 /// A finding: a condition with evidence that opened, may still be open, or closed.
@@ -477,6 +504,7 @@ pub(crate) mod tests_support {
         pub detector: D,
         pub table: DeviceTable,
         pub servers: DhcpServers,
+        pub v6: crate::state::Ipv6State,
     }
 
     impl<D: Detector> Harness<D> {
@@ -485,15 +513,19 @@ pub(crate) mod tests_support {
                 detector,
                 table: DeviceTable::new(DeviceTableConfig::default()),
                 servers: DhcpServers::new(64),
+                v6: crate::state::Ipv6State::new(&Default::default()),
             }
         }
 
         pub fn feed(&mut self, obs: &Observation, now: Nanos) -> Vec<Signal> {
             let change = update_state(&mut self.table, &mut self.servers, obs, now).change;
+            let update6 = self.v6.update(obs, now);
             let ctx = Context {
                 table: &self.table,
                 servers: &self.servers,
                 change,
+                v6: &self.v6,
+                update6: &update6,
             };
             self.detector.observe(obs, &ctx, now)
         }

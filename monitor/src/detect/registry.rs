@@ -5,8 +5,10 @@ use serde_json::Value;
 
 use super::{
     apipa::Apipa, arp_flood::ArpFlood, arp_scan::ArpScan, dhcp::DhcpServerWatch, dhcp::DhcpStorm,
-    duplicate_ip::DuplicateIp, l2_loop::L2Loop, mac_change::MacChange, mac_collision::MacCollision,
-    Context, Detector, Signal,
+    dhcpv6::Dhcpv6Servers, duplicate_ip::DuplicateIp, ipv6_dad::Ipv6Dad,
+    ipv6_lifetime_spoof::Ipv6LifetimeSpoof, ipv6_prefix::Ipv6Prefix,
+    ipv6_ra_consistency::Ipv6RaConsistency, ipv6_router::Ipv6Router, l2_loop::L2Loop,
+    mac_change::MacChange, mac_collision::MacCollision, Context, Detector, Signal,
 };
 use crate::{
     engine::EngineConfig,
@@ -71,6 +73,36 @@ const REGISTRY: &[Entry] = &[
         name: "l2_loop",
         build: |c| Box::new(L2Loop::new(c.l2_loop.clone())),
         settings: |c| json(&c.l2_loop),
+    },
+    Entry {
+        name: "ipv6_dad",
+        build: |c| Box::new(Ipv6Dad::new(c.ipv6_dad.clone())),
+        settings: |c| json(&c.ipv6_dad),
+    },
+    Entry {
+        name: "ipv6_routers",
+        build: |c| Box::new(Ipv6Router::new(c.ipv6_routers.clone())),
+        settings: |c| json(&c.ipv6_routers),
+    },
+    Entry {
+        name: "ipv6_lifetime_spoof",
+        build: |c| Box::new(Ipv6LifetimeSpoof::new(&c.ipv6_routers)),
+        settings: |c| json(&c.ipv6_routers),
+    },
+    Entry {
+        name: "ipv6_prefix",
+        build: |c| Box::new(Ipv6Prefix::new(c.ipv6_routers.clone())),
+        settings: |c| json(&c.ipv6_routers),
+    },
+    Entry {
+        name: "ipv6_ra_consistency",
+        build: |c| Box::new(Ipv6RaConsistency::new(c.ipv6_routers.clone())),
+        settings: |c| json(&c.ipv6_routers),
+    },
+    Entry {
+        name: "dhcpv6_servers",
+        build: |c| Box::new(Dhcpv6Servers::new(c.dhcpv6_servers.clone())),
+        settings: |c| json(&c.dhcpv6_servers),
     },
 ];
 

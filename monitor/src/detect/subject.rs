@@ -1,11 +1,17 @@
 //! What a finding is about, typed: a segment, an address or a MAC on a segment, a DHCP server,
 //! or a MAC wherever it is seen. Unique within a kind, it is the finding's key; its text (the
 //! interface by name, then the item) is what the API, logs and database show.
-use std::{fmt, net::Ipv4Addr};
+use std::{
+    fmt,
+    net::{Ipv4Addr, Ipv6Addr},
+};
 
 use serde::Serialize;
 
-use crate::model::{Mac, Segment};
+use crate::{
+    decode::Duid,
+    model::{Mac, Segment},
+};
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Subject {
@@ -19,6 +25,14 @@ pub enum Subject {
     Server(Segment, Ipv4Addr, Mac),
     /// A MAC wherever it is seen: collisions across segments.
     Station(Mac),
+    /// An IPv6 address on a segment: duplicates, spoofed router addresses.
+    Address6(Segment, Ipv6Addr),
+    /// An IPv6 router (source address and MAC) on a segment.
+    Router(Segment, Ipv6Addr, Mac),
+    /// An IPv6 prefix (CIDR) on a segment.
+    Prefix(Segment, String),
+    /// A DHCPv6 server by DUID on a segment.
+    Duid(Segment, Duid),
     /// Read back from a database in a form this build does not know.
     Text(String),
 }
@@ -39,13 +53,31 @@ impl Subject {
         }
         match parts.as_slice() {
             [] => Subject::Segment(seg),
-            [one] => match (one.parse::<Ipv4Addr>(), one.parse::<Mac>()) {
-                (Ok(ip), _) => Subject::Address(seg, ip),
-                (_, Ok(mac)) => Subject::Mac(seg, mac),
+            [one] => match (
+                one.parse::<Ipv4Addr>(),
+                one.parse::<Mac>(),
+                one.parse::<Ipv6Addr>(),
+            ) {
+                (Ok(ip), _, _) => Subject::Address(seg, ip),
+                (_, Ok(mac), _) => Subject::Mac(seg, mac),
+                (_, _, Ok(ip)) => Subject::Address6(seg, ip),
+                _ if one.contains('/')
+                    && one
+                        .split('/')
+                        .next()
+                        .is_some_and(|p| p.parse::<Ipv6Addr>().is_ok()) =>
+                {
+                    Subject::Prefix(seg, one.to_string())
+                }
                 _ => Subject::Text(text.to_string()),
             },
-            [ip, mac] => match (ip.parse(), mac.parse()) {
-                (Ok(ip), Ok(mac)) => Subject::Server(seg, ip, mac),
+            ["duid", d] => match d.parse::<Duid>() {
+                Ok(d) => Subject::Duid(seg, d),
+                Err(_) => Subject::Text(text.to_string()),
+            },
+            [ip, mac] => match (ip.parse::<Ipv4Addr>(), ip.parse::<Ipv6Addr>(), mac.parse()) {
+                (Ok(ip), _, Ok(mac)) => Subject::Server(seg, ip, mac),
+                (_, Ok(ip), Ok(mac)) => Subject::Router(seg, ip, mac),
                 _ => Subject::Text(text.to_string()),
             },
             _ => Subject::Text(text.to_string()),
@@ -61,6 +93,10 @@ impl fmt::Display for Subject {
             Subject::Mac(s, mac) => write!(f, "{s} {mac}"),
             Subject::Server(s, ip, mac) => write!(f, "{s} {ip} {mac}"),
             Subject::Station(mac) => write!(f, "{mac}"),
+            Subject::Address6(s, ip) => write!(f, "{s} {ip}"),
+            Subject::Router(s, ip, mac) => write!(f, "{s} {ip} {mac}"),
+            Subject::Prefix(s, p) => write!(f, "{s} {p}"),
+            Subject::Duid(s, d) => write!(f, "{s} duid {d}"),
             Subject::Text(t) => f.write_str(t),
         }
     }
@@ -92,6 +128,10 @@ mod tests {
             Subject::Mac(seg, mac),
             Subject::Server(seg, ip, mac),
             Subject::Station(mac),
+            Subject::Address6(seg, "fe80::1".parse().unwrap()),
+            Subject::Router(seg, "fe80::1".parse().unwrap(), mac),
+            Subject::Prefix(seg, "2001:db8:1::/64".into()),
+            Subject::Duid(seg, "000300010200000000ff".parse().unwrap()),
         ] {
             assert_eq!(Subject::parse(&s.to_string(), seg), s, "{s}");
         }

@@ -209,6 +209,11 @@ impl DeviceTable {
         self.rows.iter().chain(self.probation.iter())
     }
 
+    /// How long unseen before a row is stale.
+    pub fn stale_after(&self) -> Nanos {
+        self.cfg.stale_after_secs.saturating_mul(SECOND)
+    }
+
     pub fn state(&self, d: &Device, now: Nanos) -> DeviceState {
         if d.lease.is_some_and(|l| l.expires < now) {
             DeviceState::LeaseExpired

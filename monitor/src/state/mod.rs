@@ -1,7 +1,17 @@
-//! State stage: what is on the wire now. The device table and the DHCP servers, both bounded.
+//! State stage: what is on the wire now, all bounded: the device table (IPv4) and the IPv6
+//! neighbours, the DHCP and DHCPv6 servers, and the IPv6 routers.
 pub mod devices;
 pub mod dhcp_servers;
+pub mod dhcpv6_servers;
+pub mod ipv6;
+pub mod neighbours6;
+pub mod routers;
 pub mod vendor;
+
+pub use dhcpv6_servers::{Dhcpv6Servers, Server6, Server6Key};
+pub use ipv6::{Ipv6State, Ipv6StateConfig, Update6};
+pub use neighbours6::{Addr6, AddrKind, Change6, Learnt, Neighbours6, Neighbours6Config, Station6};
+pub use routers::{Router, RouterKey, Routers};
 
 pub use devices::{
     Change, Device, DeviceKey, DeviceState, DeviceTable, DeviceTableConfig, Lease, Source,

@@ -22,7 +22,10 @@ use crate::{
     detect::{kind, Finding},
     engine::{Changes, Detail, HistoryEvent, Restored},
     model::{Mac, Nanos, Segment, SECOND},
-    state::{Device, DeviceKey, Lease, Server, ServerKey, Source},
+    state::{
+        Addr6, AddrKind, Device, DeviceKey, Learnt, Lease, Router, RouterKey, Server, Server6,
+        Server6Key, ServerKey, Source,
+    },
 };
 
 /// Where the database lives unless `--db` says otherwise (systemd's StateDirectory).
@@ -56,6 +59,9 @@ pub struct Caps {
     pub devices: usize,
     pub servers: usize,
     pub closed_findings: usize,
+    pub addrs6: usize,
+    pub routers: usize,
+    pub servers6: usize,
 }
 
 impl Caps {
@@ -65,6 +71,13 @@ impl Caps {
             devices: cfg.devices.capacity,
             servers: cfg.limits.max_dhcp_servers,
             closed_findings: cfg.limits.max_closed_findings,
+            addrs6: cfg
+                .ipv6
+                .neighbours
+                .capacity
+                .saturating_mul(cfg.ipv6.neighbours.max_addrs_per_station),
+            routers: cfg.ipv6.max_routers,
+            servers6: cfg.ipv6.max_dhcpv6_servers,
         }
     }
 }
@@ -376,6 +389,74 @@ impl Store {
             }
             let mut st = tx
                 .prepare_cached(
+                    "INSERT INTO addresses6 (interface, outer_vlan, inner_vlan, ip, mac, kind,
+                     learnt, first_seen, last_seen) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (interface, outer_vlan, inner_vlan, ip) DO UPDATE SET
+                     mac = excluded.mac, kind = excluded.kind, learnt = excluded.learnt,
+                     first_seen = excluded.first_seen, last_seen = excluded.last_seen",
+                )
+                .map_err(sql)?;
+            for (seg, mac, a) in &c.addrs6 {
+                let (i, o, n) = seg_cols(seg);
+                st.execute(params![
+                    i,
+                    o,
+                    n,
+                    a.ip.to_string(),
+                    mac.to_string(),
+                    a.kind.name(),
+                    a.learnt.name(),
+                    ns(a.first_seen),
+                    ns(a.last_seen),
+                ])
+                .map_err(sql)?;
+            }
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO routers6 (interface, outer_vlan, inner_vlan, ip, mac,
+                     first_seen, last_seen, adverts, retired_at, last_ra)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                )
+                .map_err(sql)?;
+            for (k, r) in &c.routers {
+                let (i, o, n) = seg_cols(&k.seg);
+                st.execute(params![
+                    i,
+                    o,
+                    n,
+                    k.ip.to_string(),
+                    k.mac.to_string(),
+                    ns(r.first_seen),
+                    ns(r.last_seen),
+                    ns(r.adverts),
+                    r.retired_at.map(ns),
+                    r.last
+                        .as_ref()
+                        .and_then(|ra| serde_json::to_string(ra).ok()),
+                ])
+                .map_err(sql)?;
+            }
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO dhcpv6_servers (interface, outer_vlan, inner_vlan,
+                     duid, first_seen, last_seen, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(sql)?;
+            for (k, s) in &c.servers6 {
+                let (i, o, n) = seg_cols(&k.seg);
+                st.execute(params![
+                    i,
+                    o,
+                    n,
+                    k.duid.to_string(),
+                    ns(s.first_seen),
+                    ns(s.last_seen),
+                    serde_json::to_string(s).unwrap_or_else(|_| "{}".into()),
+                ])
+                .map_err(sql)?;
+            }
+            let mut st = tx
+                .prepare_cached(
                     "INSERT OR REPLACE INTO findings (kind, subject, opened, interface, outer_vlan,
                      inner_vlan, last_seen, closed, packets, quiet_ns, evidence)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -472,9 +553,33 @@ impl Store {
             &mut skipped,
         )?;
         closed_findings.reverse();
+        let mut addrs6 = self.rows(
+            &format!("{ADDR6_COLS} ORDER BY last_seen DESC LIMIT ?1"),
+            [caps.addrs6 as i64],
+            addr6_row,
+            &mut skipped,
+        )?;
+        addrs6.reverse();
+        let mut routers = self.rows(
+            &format!("{ROUTER_COLS} ORDER BY last_seen DESC LIMIT ?1"),
+            [caps.routers as i64],
+            router_row,
+            &mut skipped,
+        )?;
+        routers.reverse();
+        let mut servers6 = self.rows(
+            &format!("{SERVER6_COLS} ORDER BY last_seen DESC LIMIT ?1"),
+            [caps.servers6 as i64],
+            server6_row,
+            &mut skipped,
+        )?;
+        servers6.reverse();
         let r = Restored {
             devices,
             servers,
+            addrs6,
+            routers,
+            servers6,
             open_findings,
             closed_findings,
         };
@@ -517,7 +622,7 @@ impl Store {
             path: self.path.clone(),
             source: e,
         })?;
-        let steps: [(&str, &[i64]); 5] = [
+        let steps: [(&str, &[i64]); 8] = [
             ("DELETE FROM events WHERE ts < ?1", &[ns(event_cut)]),
             (
                 "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1",
@@ -541,6 +646,22 @@ impl Store {
                 "DELETE FROM dhcp_servers WHERE rowid IN
                  (SELECT rowid FROM dhcp_servers ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
                 &[caps.servers as i64],
+            ),
+            (
+                "DELETE FROM addresses6 WHERE (SELECT count(*) FROM addresses6) > ?1
+                 AND rowid IN (SELECT rowid FROM addresses6
+                  ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
+                &[caps.addrs6 as i64],
+            ),
+            (
+                "DELETE FROM routers6 WHERE rowid IN
+                 (SELECT rowid FROM routers6 ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
+                &[caps.routers as i64],
+            ),
+            (
+                "DELETE FROM dhcpv6_servers WHERE rowid IN
+                 (SELECT rowid FROM dhcpv6_servers ORDER BY last_seen DESC LIMIT -1 OFFSET ?1)",
+                &[caps.servers6 as i64],
             ),
         ];
         let mut gone = 0u64;
@@ -597,6 +718,12 @@ const DEVICE_COLS: &str = "SELECT interface, outer_vlan, inner_vlan, ip, mac, fi
 const SERVER_COLS: &str = "SELECT interface, outer_vlan, inner_vlan, server_id, mac, first_seen,
     last_seen, offers, acks, naks, lowest_offered, highest_offered, recent_offers
     FROM dhcp_servers";
+const ADDR6_COLS: &str = "SELECT interface, outer_vlan, inner_vlan, ip, mac, kind, learnt,
+    first_seen, last_seen FROM addresses6";
+const ROUTER_COLS: &str = "SELECT interface, outer_vlan, inner_vlan, ip, mac, first_seen,
+    last_seen, adverts, retired_at, last_ra FROM routers6";
+const SERVER6_COLS: &str = "SELECT interface, outer_vlan, inner_vlan, duid, first_seen, last_seen,
+    detail FROM dhcpv6_servers";
 const FINDING_COLS: &str = "SELECT kind, subject, opened, interface, outer_vlan, inner_vlan,
     last_seen, closed, packets, quiet_ns, evidence FROM findings";
 const EVENT_COLS: &str =
@@ -726,6 +853,68 @@ fn device_row(r: &Row<'_>) -> Parsed<(DeviceKey, Device)> {
     )))
 }
 
+fn addr6_row(r: &Row<'_>) -> Parsed<(Segment, Mac, Addr6)> {
+    let seg = seg_from(&r.get::<_, String>(0)?, r.get(1)?, r.get(2)?);
+    let (Ok(ip), Ok(mac), Some(learnt)) = (
+        r.get::<_, String>(3)?.parse::<std::net::Ipv6Addr>(),
+        r.get::<_, String>(4)?.parse::<Mac>(),
+        Learnt::parse(&r.get::<_, String>(6)?),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        seg,
+        mac,
+        Addr6 {
+            ip,
+            // Derived again, so a row edited by hand cannot make it disagree with the address.
+            kind: AddrKind::of(ip, mac, learnt),
+            learnt,
+            first_seen: u(r.get(7)?),
+            last_seen: u(r.get(8)?),
+        },
+    )))
+}
+
+fn router_row(r: &Row<'_>) -> Parsed<(RouterKey, Router)> {
+    let seg = seg_from(&r.get::<_, String>(0)?, r.get(1)?, r.get(2)?);
+    let (Ok(ip), Ok(mac)) = (
+        r.get::<_, String>(3)?.parse::<std::net::Ipv6Addr>(),
+        r.get::<_, String>(4)?.parse::<Mac>(),
+    ) else {
+        return Ok(None);
+    };
+    let last: Option<String> = r.get(9)?;
+    let last = match last {
+        None => None,
+        Some(j) => match serde_json::from_str(&j) {
+            Ok(ra) => Some(ra),
+            Err(_) => return Ok(None),
+        },
+    };
+    Ok(Some((
+        RouterKey { seg, ip, mac },
+        Router {
+            first_seen: u(r.get(5)?),
+            last_seen: u(r.get(6)?),
+            adverts: u(r.get(7)?),
+            retired_at: r.get::<_, Option<i64>>(8)?.map(u),
+            last,
+        },
+    )))
+}
+
+fn server6_row(r: &Row<'_>) -> Parsed<(Server6Key, Server6)> {
+    let seg = seg_from(&r.get::<_, String>(0)?, r.get(1)?, r.get(2)?);
+    let (Ok(duid), Ok(s)) = (
+        r.get::<_, String>(3)?.parse::<crate::decode::Duid>(),
+        serde_json::from_str::<Server6>(&r.get::<_, String>(6)?),
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some((Server6Key { seg, duid }, s)))
+}
+
 fn server_row(r: &Row<'_>) -> Parsed<(ServerKey, Server)> {
     let seg = seg_from(&r.get::<_, String>(0)?, r.get(1)?, r.get(2)?);
     let (Ok(server_id), Ok(mac)) = (
@@ -787,7 +976,7 @@ fn finding_row(r: &Row<'_>) -> Parsed<Finding> {
 fn event_row(r: &Row<'_>) -> Parsed<HistoryEvent> {
     let seg = seg_from(&r.get::<_, String>(2)?, r.get(3)?, r.get(4)?);
     let (Some(ip), Ok(mac)) = (
-        parse::<Ipv4Addr>(r.get(5)?),
+        parse::<std::net::IpAddr>(r.get(5)?),
         r.get::<_, String>(6)?.parse::<Mac>(),
     ) else {
         return Ok(None);

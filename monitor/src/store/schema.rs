@@ -199,6 +199,43 @@ pub const MIGRATIONS: &[&str] = &[
     DROP TABLE events;
     ALTER TABLE events_v4 RENAME TO events;
     CREATE INDEX events_ts ON events (ts);",
+    // 5: IPv6 neighbours (one row per address), routers (their last advertisement as JSON)
+    // and DHCPv6 servers by DUID (their counters and recent offers as JSON).
+    "CREATE TABLE addresses6 (
+        interface  TEXT    NOT NULL,
+        outer_vlan INTEGER NOT NULL,
+        inner_vlan INTEGER NOT NULL,
+        ip         TEXT    NOT NULL,
+        mac        TEXT    NOT NULL,
+        kind       TEXT    NOT NULL,
+        learnt     TEXT    NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        PRIMARY KEY (interface, outer_vlan, inner_vlan, ip)
+    );
+    CREATE TABLE routers6 (
+        interface  TEXT    NOT NULL,
+        outer_vlan INTEGER NOT NULL,
+        inner_vlan INTEGER NOT NULL,
+        ip         TEXT    NOT NULL,
+        mac        TEXT    NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        adverts    INTEGER NOT NULL,
+        retired_at INTEGER,
+        last_ra    TEXT,
+        PRIMARY KEY (interface, outer_vlan, inner_vlan, ip, mac)
+    );
+    CREATE TABLE dhcpv6_servers (
+        interface  TEXT    NOT NULL,
+        outer_vlan INTEGER NOT NULL,
+        inner_vlan INTEGER NOT NULL,
+        duid       TEXT    NOT NULL,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        detail     TEXT    NOT NULL,
+        PRIMARY KEY (interface, outer_vlan, inner_vlan, duid)
+    );",
 ];
 
 /// The schema version this build writes.

@@ -12,6 +12,9 @@ const CAPS: Caps = Caps {
     devices: 1_000,
     servers: 100,
     closed_findings: 100,
+    addrs6: 1_000,
+    routers: 100,
+    servers6: 100,
 };
 
 fn ip(last: u8) -> Ipv4Addr {
@@ -62,7 +65,7 @@ fn a_batch_written_and_read_back_restores_the_same_engine_state() {
     let events = store.events_since(0, 100).unwrap();
     let kinds: Vec<_> = events.iter().map(|e| &*e.kind).collect();
     assert_eq!(kinds, ["arp_new", "arp_new", "arp_moved", "dhcp_ack"]);
-    assert_eq!(events[3].ip, Some(ip(50)));
+    assert_eq!(events[3].ip, Some(ip(50).into()));
     assert_eq!(events[3].detail.to_json()["server_id"], "10.0.0.254");
 }
 
@@ -300,7 +303,7 @@ fn retention_drops_old_and_surplus_rows() {
     let kept = store.events_since(0, 100).unwrap();
     assert_eq!(
         kept.first().map(|e| e.ip),
-        Some(Some(ip(15))),
+        Some(Some(ip(15).into())),
         "the newest five remain"
     );
     let (r, _) = store.load(caps).unwrap();
