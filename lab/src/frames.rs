@@ -40,7 +40,8 @@ impl L2 {
         self
     }
 
-    fn bytes(&self, ether_type: u16) -> Vec<u8> {
+    /// The Ethernet header (and tags) of a frame of `ether_type`.
+    pub fn bytes(&self, ether_type: u16) -> Vec<u8> {
         let mut v = Vec::with_capacity(64);
         v.extend_from_slice(&self.dst);
         v.extend_from_slice(&self.src);

@@ -7,6 +7,7 @@
 //! name and deleted by it; nothing is attached to or sent from the root namespace; processes
 //! are ended only by the PID the lab started them with (checked against their start time).
 pub mod frames;
+pub mod ipv6;
 pub mod lab;
 pub mod netns;
 pub mod proc;

@@ -96,6 +96,12 @@ pub enum Step {
     MacChange,
     DhcpStorm,
     VlanFrames,
+    Ipv6Router,
+    Dhcpv6,
+    RogueRouter,
+    RouterSpoof,
+    Ipv6Duplicate,
+    Ipv6VlanFrames,
 }
 
 impl Step {
@@ -108,6 +114,12 @@ impl Step {
         Step::MacChange,
         Step::DhcpStorm,
         Step::VlanFrames,
+        Step::Ipv6Router,
+        Step::Dhcpv6,
+        Step::RogueRouter,
+        Step::RouterSpoof,
+        Step::Ipv6Duplicate,
+        Step::Ipv6VlanFrames,
     ];
 
     pub fn name(self) -> &'static str {
@@ -118,6 +130,12 @@ impl Step {
             Step::DhcpClients => "dhcp-clients",
             Step::DuplicateIp => "duplicate-ip",
             Step::MacChange => "mac-change",
+            Step::Ipv6Router => "ipv6-router",
+            Step::Dhcpv6 => "dhcpv6",
+            Step::RogueRouter => "rogue-router",
+            Step::RouterSpoof => "router-spoof",
+            Step::Ipv6Duplicate => "ipv6-duplicate",
+            Step::Ipv6VlanFrames => "ipv6-vlan-frames",
             Step::DhcpStorm => "dhcp-storm",
             Step::VlanFrames => "vlan-frames",
         }
@@ -140,6 +158,16 @@ impl Step {
             }
             Step::DhcpStorm => "600 crafted clients send DHCPDISCOVER within 3 s",
             Step::VlanFrames => "crafted ARP and DHCP in VLAN 100 and QinQ 200/300",
+            Step::Ipv6Router => {
+                "radvd on srv advertises 2001:db8:77::/64; c1, c2, dupa autoconfigure and ping it"
+            }
+            Step::Dhcpv6 => "dnsmasq on srv serves DHCPv6; dhclient -6 on c1 takes a lease",
+            Step::RogueRouter => "radvd on rogue advertises 2001:db8:bad::/64",
+            Step::RouterSpoof => "THC kill_router6 on crafter: lifetime 0 in srv's name",
+            Step::Ipv6Duplicate => "dupb takes 2001:db8:77::50 while dupa holds it (DAD fails)",
+            Step::Ipv6VlanFrames => {
+                "crafted IPv6 in VLAN 100 (router spoof, duplicate probes) and a clean VLAN 200"
+            }
         }
     }
 
@@ -189,6 +217,12 @@ impl Step {
                     QINQ.0, QINQ.1
                 ))
             }
+            Step::Ipv6Router => crate::ipv6::router(lab),
+            Step::Dhcpv6 => crate::ipv6::dhcpv6(lab),
+            Step::RogueRouter => crate::ipv6::rogue_router(lab),
+            Step::RouterSpoof => crate::ipv6::router_spoof(lab),
+            Step::Ipv6Duplicate => crate::ipv6::duplicate(lab),
+            Step::Ipv6VlanFrames => crate::ipv6::vlan_frames(lab),
         }
     }
 }

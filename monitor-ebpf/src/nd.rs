@@ -42,6 +42,17 @@ struct RaFixed {
 // SAFETY: repr(C) bytes, alignment 1.
 unsafe impl Header for RaFixed {}
 
+/// The fixed part of a neighbour solicitation or advertisement after the ICMPv6 header:
+/// reserved or R/S/O flags, and the target address (read again by `ip6_events`).
+#[repr(C)]
+struct NsNaFixed {
+    _flags: [u8; 4],
+    _target: [u8; 16],
+}
+
+// SAFETY: repr(C) bytes, alignment 1.
+unsafe impl Header for NsNaFixed {}
+
 /// The only hop limit neighbour discovery may arrive with.
 const ND_HOP_LIMIT: u8 = 255;
 
@@ -72,11 +83,18 @@ pub fn classify(
     if behind_ext {
         counts.add(Counter::NdEvasion);
     }
-    if h.kind == ND_RA {
-        let ra = cur.take::<RaFixed>()?;
-        if ra.lifetime == [0, 0] {
-            counts.add(Counter::Icmpv6RaLifetimeZero);
+    match h.kind {
+        ND_RA => {
+            let ra = cur.take::<RaFixed>()?;
+            if ra.lifetime == [0, 0] {
+                counts.add(Counter::Icmpv6RaLifetimeZero);
+            }
         }
+        // The target is what an NS or NA is about: without it the message is cut short.
+        ND_NS | ND_NA => {
+            cur.take::<NsNaFixed>()?;
+        }
+        _ => {}
     }
     let Some(link) = link else { return Ok(()) };
     if ip.hop_limit != ND_HOP_LIMIT || !matches!(h.kind, ND_NS | ND_NA | ND_RA) {

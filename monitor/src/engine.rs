@@ -739,6 +739,9 @@ impl Engine {
             if let Some((ip, _)) = up6.neighbour {
                 j.addrs6.insert((obs.segment(), ip));
             }
+            for ip in &up6.leased {
+                j.addrs6.insert((obs.segment(), *ip));
+            }
             if let Some((k, _)) = up6.router {
                 j.routers.insert(k);
             }

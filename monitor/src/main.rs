@@ -68,9 +68,11 @@ enum Command {
     /// before the byte offset named); 1 anything else (e.g. the program cannot be loaded).
     Replay(ReplayArgs),
 
-    /// Devices a running agent knows: IP, MAC, interface, VLAN, source, state, host name.
+    /// Devices a running agent knows: IP, MAC, interface, VLAN, source, state, host name;
+    /// IPv6 addresses per station with how each was learnt (ns, na, dhcpv6) and its kind
+    /// (link_local, eui64, privacy, dhcpv6).
     ///
-    /// Example: l2watch devices --vlan 100 --api http://rack1:9731
+    /// Example: l2watch devices --vlan 100 --family 6 --api http://rack1:9731
     Devices(DeviceArgs),
 
     /// Findings of a running agent: open ones, or every one since a time.
@@ -80,6 +82,16 @@ enum Command {
 
     /// DHCP servers a running agent has seen, with their allowlist verdict and offered range.
     DhcpServers(QueryArgs),
+
+    /// DHCPv6 servers a running agent has seen, by DUID (a relay's MAC is not a server),
+    /// with the MACs they answered from and what they handed out.
+    Dhcpv6Servers(QueryArgs),
+
+    /// IPv6 routers a running agent has seen: source address and MAC per segment, prefixes,
+    /// flags, router lifetime, and the allowlist's verdict.
+    ///
+    /// Example: l2watch routers --api http://rack1:9731
+    Routers(QueryArgs),
 
     /// A running agent's event history (bindings learnt or changed, DHCP messages).
     ///
@@ -287,6 +299,10 @@ struct DeviceArgs {
     /// Only this interface.
     #[arg(long)]
     interface: Option<String>,
+    /// Only IPv4 rows (4: the device table) or IPv6 rows (6: each station's addresses, with
+    /// how each was learnt). Both by default.
+    #[arg(long, value_parser = ["4", "6"])]
+    family: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -424,6 +440,7 @@ fn main() -> ExitCode {
                 ("mac", a.mac),
                 ("vlan", a.vlan),
                 ("interface", a.interface),
+                ("family", a.family),
             ]);
             query_cmd(&a.q, &format!("/api/v1/devices{qs}"), query::devices_table)
         }
@@ -436,6 +453,8 @@ fn main() -> ExitCode {
             )
         }
         Command::DhcpServers(q) => query_cmd(&q, "/api/v1/dhcp/servers", query::servers_table),
+        Command::Dhcpv6Servers(q) => query_cmd(&q, "/api/v1/dhcpv6/servers", query::servers6_table),
+        Command::Routers(q) => query_cmd(&q, "/api/v1/ipv6/routers", query::routers_table),
         Command::Events(a) => {
             let qs = query::query_string(&[
                 ("since", a.since),

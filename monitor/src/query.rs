@@ -140,7 +140,12 @@ pub fn devices_table(body: &Value) -> String {
                 text(&d["mac"]),
                 text(&d["interface"]),
                 text(&d["vlan"]),
-                text(&d["source"]),
+                // IPv6 rows: how the address was learnt, and its kind.
+                if d["family"] == 6 {
+                    format!("{} ({})", text(&d["learnt"]), text(&d["kind"]))
+                } else {
+                    text(&d["source"])
+                },
                 text(&d["state"]),
                 text(&d["hostname"]),
                 time(&d["last_seen"]),
@@ -159,6 +164,104 @@ pub fn devices_table(body: &Value) -> String {
             "HOSTNAME",
             "LAST SEEN",
             "VENDOR",
+        ],
+        &rows,
+    )
+}
+
+pub fn routers_table(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = list(body, "routers")
+        .iter()
+        .map(|r| {
+            let ra = &r["last"];
+            let flags: Vec<&str> = [("managed", "M"), ("other", "O"), ("home_agent", "H")]
+                .into_iter()
+                .filter(|(k, _)| ra[k] == true)
+                .map(|(_, f)| f)
+                .collect();
+            let prefixes: Vec<String> = r["prefixes"]
+                .as_array()
+                .map(|v| v.iter().map(text).collect())
+                .unwrap_or_default();
+            vec![
+                text(&r["ip"]),
+                text(&r["mac"]),
+                text(&r["interface"]),
+                text(&r["vlan"]),
+                if prefixes.is_empty() {
+                    "-".into()
+                } else {
+                    prefixes.join(",")
+                },
+                if flags.is_empty() {
+                    "-".into()
+                } else {
+                    flags.join("")
+                },
+                text(&ra["preference"]),
+                text(&ra["router_lifetime_secs"]),
+                match r["authorized"].as_bool() {
+                    Some(true) => "yes".into(),
+                    Some(false) => "NO".into(),
+                    None => "-".into(),
+                },
+                time(&r["last_seen"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ADDRESS",
+            "MAC",
+            "INTERFACE",
+            "VLAN",
+            "PREFIXES",
+            "FLAGS",
+            "PREFERENCE",
+            "LIFETIME",
+            "ALLOWED",
+            "LAST SEEN",
+        ],
+        &rows,
+    )
+}
+
+pub fn servers6_table(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = list(body, "servers")
+        .iter()
+        .map(|s| {
+            let macs: Vec<String> = s["macs"]
+                .as_array()
+                .map(|v| v.iter().map(text).collect())
+                .unwrap_or_default();
+            vec![
+                text(&s["duid"]),
+                text(&s["interface"]),
+                text(&s["vlan"]),
+                macs.join(","),
+                text(&s["advertises"]),
+                text(&s["replies"]),
+                text(&s["relayed"]),
+                match s["authorized"].as_bool() {
+                    Some(true) => "yes".into(),
+                    Some(false) => "NO".into(),
+                    None => "-".into(),
+                },
+                time(&s["last_seen"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "DUID",
+            "INTERFACE",
+            "VLAN",
+            "MACS",
+            "ADVERTISES",
+            "REPLIES",
+            "RELAYED",
+            "ALLOWED",
+            "LAST SEEN",
         ],
         &rows,
     )

@@ -234,7 +234,7 @@ fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
         one(
             "nd_neighbor_advertisement",
             "ICMPv6 136 without a target link-layer option: the target is at the Ethernet source",
-            ip6(l2, LINK_LOCAL, 58, &icmp6(136, &[&[0x60, 0, 0, 0][..], &target[..]].concat()), 4),
+            ip6(l2, LINK_LOCAL, 58, &icmp6(136, &[&[0x60, 0, 0, 0][..], &target[..]].concat()), 24),
             vec!["other", "ipv6", "icmpv6", "icmpv6_na"],
             vec!["nd_events_sent"],
             vec![nd_new(l2, target, l2.src)],
@@ -247,7 +247,7 @@ fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
                 LINK_LOCAL,
                 58,
                 &icmp6(136, &[&[0x20, 0, 0, 0][..], &target[..], &nd_opt(2, other_mac)[..]].concat()),
-                4,
+                24,
             ),
             vec!["other", "ipv6", "icmpv6", "icmpv6_na"],
             vec!["nd_events_sent"],
@@ -256,7 +256,7 @@ fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
         one(
             "nd_neighbor_solicitation_slla",
             "ICMPv6 135 with a source link-layer option: the source is at the option's MAC",
-            ip6(l2, LINK_LOCAL, 58, &[&ns[..], &nd_opt(1, other_mac)[..]].concat(), 4),
+            ip6(l2, LINK_LOCAL, 58, &[&ns[..], &nd_opt(1, other_mac)[..]].concat(), 24),
             vec!["other", "ipv6", "icmpv6", "icmpv6_ns"],
             vec!["nd_events_sent"],
             vec![nd_new(l2, LINK_LOCAL, other_mac)],
@@ -272,7 +272,7 @@ fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
         one(
             "nd_dad_probe",
             "neighbour solicitation from :: (duplicate address detection): its target and MAC",
-            ip6(l2, UNSPECIFIED, 58, &ns, 4),
+            ip6(l2, UNSPECIFIED, 58, &ns, 24),
             vec!["other", "ipv6", "icmpv6", "icmpv6_ns", "icmpv6_dad_ns"],
             vec!["nd_events_sent"],
             vec![nd_ev(l2, event_kind::DAD_PROBE, target, l2.src, None)],
@@ -280,7 +280,7 @@ fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
         one(
             "nd_dad_probe_nonce",
             "a DAD probe with an RFC 7527 nonce option: the nonce comes along",
-            ip6(l2, UNSPECIFIED, 58, &[&ns[..], &nd_opt(14, nonce)[..]].concat(), 4),
+            ip6(l2, UNSPECIFIED, 58, &[&ns[..], &nd_opt(14, nonce)[..]].concat(), 24),
             vec!["other", "ipv6", "icmpv6", "icmpv6_ns", "icmpv6_dad_ns"],
             vec!["nd_events_sent"],
             vec![nd_ev(l2, event_kind::DAD_PROBE, target, l2.src, Some(nonce))],
@@ -296,7 +296,7 @@ fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
         one(
             "nd_behind_hop_by_hop",
             "a neighbour solicitation behind a hop-by-hop header: evasion (RFC 6980), still reported",
-            ip6(l2, LINK_LOCAL, 0, &[&[58, 0, 1, 4, 0, 0, 0, 0][..], &ns[..]].concat(), 8 + 4),
+            ip6(l2, LINK_LOCAL, 0, &[&[58, 0, 1, 4, 0, 0, 0, 0][..], &ns[..]].concat(), 8 + 24),
             vec!["other", "ipv6", "icmpv6", "icmpv6_ns", "nd_evasion"],
             vec!["nd_events_sent"],
             vec![nd_new(l2, LINK_LOCAL, l2.src)],
@@ -507,7 +507,7 @@ pub fn all() -> Vec<Fixture> {
         v.push(f(
             "nd_neighbor_solicitation",
             "ICMPv6 135 on every tag stack: tshark's icmpv6_nd_vlan_tagged when tagged",
-            ip6(&l2, LINK_LOCAL, 58, &icmp6(135, &[0; 20]), 4),
+            ip6(&l2, LINK_LOCAL, 58, &icmp6(135, &[0; 20]), 24),
             vec!["other", "ipv6", "icmpv6", "icmpv6_ns"],
             vec![nd_new(&l2, LINK_LOCAL, MAC_A)],
         ));
@@ -735,7 +735,7 @@ pub fn all() -> Vec<Fixture> {
         "IPv6 neighbour solicitation (ICMPv6 135): the IPv6 analogue of ARP, not ARP",
         {
             let mut b = ipv6(&l2, 58, &ns);
-            b.full_len = b.class_len + 40 + 4;
+            b.full_len = b.class_len + 40 + 24;
             b
         },
         vec!["other", "ipv6", "icmpv6", "icmpv6_ns"],

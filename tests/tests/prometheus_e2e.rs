@@ -207,10 +207,17 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
         .flat_map(|g| g["rules"].as_array().unwrap())
         .filter(|r| r["type"] == "alerting")
         .count();
-    assert_eq!(alert_rules, 14);
+    assert_eq!(alert_rules, 23);
 
-    // Clean phase: one server, clients through their whole lease life, tagged traffic.
-    for step in [Step::DhcpServer, Step::DhcpClients, Step::VlanFrames] {
+    // Clean phase: one server, clients through their whole lease life, tagged traffic; an
+    // IPv6 router with SLAAC hosts, and a DHCPv6 server with its client.
+    for step in [
+        Step::DhcpServer,
+        Step::DhcpClients,
+        Step::VlanFrames,
+        Step::Ipv6Router,
+        Step::Dhcpv6,
+    ] {
         step.run(&mut lab)
             .unwrap_or_else(|e| panic!("{}: {e}", step.name()));
     }
@@ -222,6 +229,7 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
             p.scalar(r#"sum(l2watch_dhcp_messages_total{type="release"})"#)
                 .is_some_and(|v| v >= 2.0)
                 && p.scalar(r#"sum(l2watch_devices{vlan="200.300"})"#) == Some(1.0)
+                && p.scalar("sum(l2watch_dhcpv6_servers)") == Some(1.0)
         },
     );
     prom.settle();

@@ -35,6 +35,15 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "the storm benchmark's peer (cargo xtask bench storm)",
     ),
     ("arpalert", "the storm benchmark's second peer"),
+    (
+        "radvd",
+        "real IPv6 routers (legitimate and rogue) in the lab",
+    ),
+    (
+        "iputils-ping",
+        "ping, real neighbour discovery between lab hosts",
+    ),
+    ("thc-ipv6", "kill_router6, the lab's router-lifetime spoof"),
 ];
 
 #[derive(Parser)]

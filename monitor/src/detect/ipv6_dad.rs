@@ -44,15 +44,17 @@ impl Default for DadConfig {
     }
 }
 
-/// Probes remembered per segment (a mass PXE boot probes thousands of addresses: each is
-/// kept, unlike NDPMon's single last target), and answers per answering MAC.
-const MAX_PROBES: usize = 16_384;
+/// Probed addresses remembered (a mass PXE boot probes thousands: each is kept, unlike
+/// NDPMon's single last target), probers per address, and answers per answering MAC.
+const MAX_PROBES: usize = 65_536;
+const PROBERS_PER_TARGET: usize = 4;
 const MAX_ANSWERS: usize = 64;
+/// Answering MACs tracked at most.
+const MAX_ANSWERERS: usize = 16_384;
 
+/// One station's probe for an address.
 #[derive(Clone, Copy)]
 struct Probe {
-    seg: Segment,
-    target: Ipv6Addr,
     mac: Mac,
     nonce: Option<[u8; 6]>,
     at: Nanos,
@@ -91,29 +93,42 @@ type Answer = (Ipv6Addr, Mac, Nanos);
 
 pub struct Ipv6Dad {
     cfg: DadConfig,
-    /// Recent probes, oldest first, and per (segment, target) the newest ones.
-    probes: VecDeque<Probe>,
+    /// Recent probes per (segment, target), newest last: an index, so a flood of probes
+    /// costs one lookup each.
+    probes: FastMap<(Segment, Ipv6Addr), Vec<Probe>>,
+    /// The same keys in the order they were last probed, for expiry.
+    order: VecDeque<(Nanos, Segment, Ipv6Addr)>,
     /// Per answering (segment, MAC): (target, victim, when).
     answers: FastMap<(Segment, Mac), VecDeque<Answer>>,
+    /// When `answers` was last swept.
+    swept: Nanos,
 }
 
 impl Ipv6Dad {
     pub fn new(cfg: DadConfig) -> Self {
         Ipv6Dad {
             cfg,
-            probes: VecDeque::new(),
+            probes: FastMap::default(),
+            order: VecDeque::new(),
             answers: FastMap::default(),
+            swept: 0,
         }
     }
 
+    /// Forgets probes older than the window, and the oldest addresses past the cap.
     fn expire(&mut self, now: Nanos) {
         let window = secs(self.cfg.window_secs);
-        while self
-            .probes
-            .front()
-            .is_some_and(|p| now.saturating_sub(p.at) > window)
-        {
-            self.probes.pop_front();
+        while let Some(&(at, seg, target)) = self.order.front() {
+            if now.saturating_sub(at) <= window && self.order.len() <= MAX_PROBES {
+                break;
+            }
+            self.order.pop_front();
+            // Only if this was its latest probe (a newer one has its own entry behind).
+            if let Some(list) = self.probes.get(&(seg, target)) {
+                if list.last().is_none_or(|p| p.at <= at) {
+                    self.probes.remove(&(seg, target));
+                }
+            }
         }
     }
 
@@ -121,10 +136,10 @@ impl Ipv6Dad {
     fn probed_by_other(&self, seg: Segment, target: Ipv6Addr, mac: Mac, now: Nanos) -> Option<Mac> {
         let ms = self.cfg.answer_ms * 1_000_000;
         self.probes
+            .get(&(seg, target))?
             .iter()
             .rev()
-            .take_while(|p| now.saturating_sub(p.at) <= ms)
-            .find(|p| p.seg == seg && p.target == target && p.mac != mac)
+            .find(|p| p.mac != mac && now.saturating_sub(p.at) <= ms)
             .map(|p| p.mac)
     }
 
@@ -139,10 +154,14 @@ impl Ipv6Dad {
         now: Nanos,
     ) -> Option<Signal> {
         let window = secs(self.cfg.window_secs);
-        if self.answers.len() >= MAX_PROBES && !self.answers.contains_key(&(seg, mac)) {
-            self.answers
-                .retain(|_, v| v.back().is_some_and(|a| now.saturating_sub(a.2) <= window));
-            if self.answers.len() >= MAX_PROBES {
+        if self.answers.len() >= MAX_ANSWERERS && !self.answers.contains_key(&(seg, mac)) {
+            // Swept at most once a window: a flood of answerers costs no sweep per answer.
+            if now.saturating_sub(self.swept) > window {
+                self.swept = now;
+                self.answers
+                    .retain(|_, v| v.back().is_some_and(|a| now.saturating_sub(a.2) <= window));
+            }
+            if self.answers.len() >= MAX_ANSWERERS {
                 return None;
             }
         }
@@ -207,14 +226,12 @@ impl Detector for Ipv6Dad {
                     ctx.v6.neighbours.holder(seg, target).filter(|(m, a)| {
                         *m != mac && now.saturating_sub(a.last_seen) <= held_window
                     });
-                let other_probe = self
-                    .probes
-                    .iter()
-                    .rev()
-                    .find(|p| {
-                        p.seg == seg && p.target == target && p.mac != mac && p.nonce != nonce
-                    })
-                    .copied();
+                let other_probe = self.probes.get(&(seg, target)).and_then(|l| {
+                    l.iter()
+                        .rev()
+                        .find(|p| p.mac != mac && p.nonce != nonce)
+                        .copied()
+                });
                 let ev = match (holder, other_probe) {
                     (Some((other, a)), _) => Some(DuplicateEvidence {
                         address: target,
@@ -252,16 +269,17 @@ impl Detector for Ipv6Dad {
                         quiet,
                     });
                 }
-                if self.probes.len() >= MAX_PROBES {
-                    self.probes.pop_front();
+                let list = self.probes.entry((seg, target)).or_default();
+                list.retain(|p| p.mac != mac);
+                if list.len() >= PROBERS_PER_TARGET {
+                    list.remove(0);
                 }
-                self.probes.push_back(Probe {
-                    seg,
-                    target,
+                list.push(Probe {
                     mac,
                     nonce,
                     at: now,
                 });
+                self.order.push_back((now, seg, target));
                 out
             }
             Observation::Neighbour {

@@ -64,6 +64,8 @@ pub struct L2Loop {
     probes: FastMap<(Segment, Ipv6Addr, Mac), ([u8; 6], Nanos)>,
     /// Echo times per segment, oldest first.
     echoes: FastMap<Segment, VecDeque<Nanos>>,
+    /// When `probes` was last swept.
+    swept: Nanos,
 }
 
 impl L2Loop {
@@ -72,6 +74,7 @@ impl L2Loop {
             cfg,
             probes: FastMap::default(),
             echoes: FastMap::default(),
+            swept: 0,
         }
     }
 
@@ -89,7 +92,12 @@ impl L2Loop {
             .probes
             .get(&key)
             .is_some_and(|(n, t)| *n == nonce && now.saturating_sub(*t) <= echo_ns);
-        if self.probes.len() >= MAX_PROBES && !self.probes.contains_key(&key) {
+        if self.probes.len() >= MAX_PROBES
+            && !self.probes.contains_key(&key)
+            && now.saturating_sub(self.swept) > echo_ns
+        {
+            // Swept at most once per echo window: a probe flood costs no sweep per probe.
+            self.swept = now;
             self.probes
                 .retain(|_, (_, t)| now.saturating_sub(*t) <= echo_ns);
         }

@@ -1,7 +1,6 @@
 //! The HTTP listener: `/metrics`, the JSON API under `/api/v1`, `/healthz` and `/readyz`.
 //! Errors are JSON objects with an `error` message and the right status code.
 use std::{
-    net::Ipv4Addr,
     sync::{atomic::Ordering, Arc},
     time::{Duration, UNIX_EPOCH},
 };
@@ -46,6 +45,8 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/devices", get(devices))
         .route("/api/v1/findings", get(findings))
         .route("/api/v1/dhcp/servers", get(servers))
+        .route("/api/v1/dhcpv6/servers", get(servers6))
+        .route("/api/v1/ipv6/routers", get(routers))
         .route("/api/v1/events", get(events))
         .fallback(|| async {
             ApiError(
@@ -126,16 +127,30 @@ struct DeviceQuery {
     mac: Option<String>,
     vlan: Option<String>,
     interface: Option<String>,
+    /// 4, 6, or both (absent).
+    family: Option<String>,
 }
 
 async fn devices(State(s): State<Arc<Shared>>, Query(q): Query<DeviceQuery>) -> ApiResult {
+    let (v4, v6) = match q.family.as_deref() {
+        None => (true, true),
+        Some("4") => (true, false),
+        Some("6") => (false, true),
+        Some(other) => return Err(bad(format!("family={other:?}: use 4 or 6"))),
+    };
     let ip =
         q.ip.as_deref()
             .map(|v| {
-                v.parse::<Ipv4Addr>()
-                    .map_err(|_| bad(format!("ip={v:?} is not an IPv4 address")))
+                v.parse::<std::net::IpAddr>()
+                    .map_err(|_| bad(format!("ip={v:?} is not an IPv4 or IPv6 address")))
             })
             .transpose()?;
+    // An address of one family rules out the other's rows.
+    let (v4, v6) = match ip {
+        Some(std::net::IpAddr::V4(_)) => (v4, false),
+        Some(std::net::IpAddr::V6(_)) => (false, v6),
+        None => (v4, v6),
+    };
     let mac = q
         .mac
         .as_deref()
@@ -143,25 +158,44 @@ async fn devices(State(s): State<Arc<Shared>>, Query(q): Query<DeviceQuery>) -> 
         .transpose()?;
     let vlan = q.vlan.as_deref();
     let interface = q.interface.as_deref();
+    let seg_ok = |seg: &crate::model::Segment| {
+        vlan.is_none_or(|v| seg.vlan_label() == v)
+            && interface.is_none_or(|i| seg.iface.name() == i)
+    };
     // Filter on the table before rows are built: a query for one IP must not build a million.
-    let rows = s.engine.lock().expect("engine lock").device_rows_where(
-        now_ns(),
-        |m| vendors().lookup(m),
-        |k, d| {
-            ip.is_none_or(|ip| k.ip == ip)
-                && mac.is_none_or(|m| d.mac == m)
-                && vlan.is_none_or(|v| k.seg.vlan_label() == v)
-                && interface.is_none_or(|i| k.seg.iface.name() == i)
-        },
-    );
-    let out: Vec<Value> = rows
-        .into_iter()
-        .filter_map(|r| {
+    let engine = s.engine.lock().expect("engine lock");
+    let now = now_ns();
+    let mut out: Vec<Value> = Vec::new();
+    if v4 {
+        let rows = engine.device_rows_where(
+            now,
+            |m| vendors().lookup(m),
+            |k, d| {
+                ip.is_none_or(|ip| std::net::IpAddr::V4(k.ip) == ip)
+                    && mac.is_none_or(|m| d.mac == m)
+                    && seg_ok(&k.seg)
+            },
+        );
+        out.extend(rows.into_iter().filter_map(|r| {
             let mut v = serde_json::to_value(&r).ok()?;
             v["interface"] = json!(r.key.seg.iface);
+            v["family"] = json!(4);
             Some(v)
-        })
-        .collect();
+        }));
+    }
+    if v6 {
+        let rows = engine.address6_rows_where(
+            now,
+            |m| vendors().lookup(m),
+            |seg, m, a| {
+                ip.is_none_or(|ip| std::net::IpAddr::V6(a.ip) == ip)
+                    && mac.is_none_or(|x| *m == x)
+                    && seg_ok(seg)
+            },
+        );
+        out.extend(rows.iter().filter_map(|r| serde_json::to_value(r).ok()));
+    }
+    drop(engine);
     Ok(Json(json!({ "count": out.len(), "devices": out })).into_response())
 }
 
@@ -227,6 +261,24 @@ async fn servers(State(s): State<Arc<Shared>>) -> ApiResult {
         })
         .collect();
     Ok(Json(json!({ "count": out.len(), "servers": out })).into_response())
+}
+
+async fn servers6(State(s): State<Arc<Shared>>) -> ApiResult {
+    let rows = s.engine.lock().expect("engine lock").server6_rows();
+    let out: Vec<Value> = rows
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect();
+    Ok(Json(json!({ "count": out.len(), "servers": out })).into_response())
+}
+
+async fn routers(State(s): State<Arc<Shared>>) -> ApiResult {
+    let rows = s.engine.lock().expect("engine lock").router_rows();
+    let out: Vec<Value> = rows
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect();
+    Ok(Json(json!({ "count": out.len(), "routers": out })).into_response())
 }
 
 #[derive(Deserialize)]

@@ -284,6 +284,12 @@ fn engine(
         e.open_findings().iter().map(|f| (f.kind, f.seg)).collect();
     let opened_total = e.findings_opened_total().clone();
     let rows = e.server_rows();
+    let mut addrs6: HashMap<Segment, i64> = HashMap::new();
+    for ((seg, _), st) in e.ipv6().neighbours.iter() {
+        *addrs6.entry(*seg).or_default() += st.addrs.len() as i64;
+    }
+    let routers = e.router_rows();
+    let servers6: Vec<Segment> = e.ipv6().servers.iter().map(|(k, _)| k.seg).collect();
     let st = e.stats();
     drop(e);
     let mut devices: BTreeMap<(String, String), i64> = BTreeMap::new();
@@ -381,6 +387,59 @@ fn engine(
     for ((i, v), n) in &per_seg {
         servers.with_label_values(&[i, v]).set(*n);
     }
+    let by_label = |segs: &mut dyn Iterator<Item = (Segment, i64)>| {
+        let mut m: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for (seg, n) in segs {
+            *m.entry((name(seg.iface), vlans.label(&seg))).or_default() += n;
+        }
+        m
+    };
+    let g = out.gauge(
+        "l2watch_ipv6_addresses",
+        "IPv6 addresses held by stations (NS, NA, DHCPv6), by interface and VLAN.",
+        &["interface", "vlan"],
+    )?;
+    for ((i, v), n) in by_label(&mut addrs6.into_iter()) {
+        g.with_label_values(&[&i, &v]).set(n);
+    }
+    let g = out.gauge(
+        "l2watch_ipv6_routers",
+        "IPv6 routers (source address and MAC) that sent router advertisements, by interface \
+         and VLAN.",
+        &["interface", "vlan"],
+    )?;
+    for ((i, v), n) in by_label(&mut routers.iter().map(|r| (r.key.seg, 1))) {
+        g.with_label_values(&[&i, &v]).set(n);
+    }
+    let info = out.gauge(
+        "l2watch_ipv6_router_info",
+        "One series per IPv6 router (capped by metrics.server_info_cap); 1 while it \
+         advertises a lifetime, 0 once it retired (lifetime 0).",
+        &["interface", "vlan", "router_ip", "mac", "authorized"],
+    )?;
+    for r in routers.iter().take(cfg.server_info_cap) {
+        let auth = match r.authorized {
+            Some(true) => "true",
+            Some(false) => "false",
+            None => "unknown",
+        };
+        info.with_label_values(&[
+            &name(r.key.seg.iface),
+            &vlans.label(&r.key.seg),
+            &r.key.ip.to_string(),
+            &r.key.mac.to_string(),
+            auth,
+        ])
+        .set(r.router.retired_at.is_none() as i64);
+    }
+    let g = out.gauge(
+        "l2watch_dhcpv6_servers",
+        "DHCPv6 servers (by DUID) that answered, by interface and VLAN.",
+        &["interface", "vlan"],
+    )?;
+    for ((i, v), n) in by_label(&mut servers6.into_iter().map(|s| (s, 1))) {
+        g.with_label_values(&[&i, &v]).set(n);
+    }
     out.gauge(
         "l2watch_dhcp_server_info_dropped",
         "DHCP servers not exported as l2watch_dhcp_server_info because of the cap.",
@@ -421,6 +480,26 @@ fn engine(
             "l2watch_dhcp_server_evictions_total",
             "DHCP servers evicted from the full server list.",
             st.dhcp_server_evictions,
+        ),
+        (
+            "l2watch_ipv6_moves_total",
+            "IPv6 addresses that moved to another MAC.",
+            st.ipv6_moves,
+        ),
+        (
+            "l2watch_ipv6_station_evictions_total",
+            "IPv6 stations (segment and MAC, with their addresses) evicted from the full table.",
+            st.ipv6_station_evictions,
+        ),
+        (
+            "l2watch_ipv6_router_evictions_total",
+            "IPv6 routers evicted from the full router table.",
+            st.router_evictions,
+        ),
+        (
+            "l2watch_dhcpv6_server_evictions_total",
+            "DHCPv6 servers evicted from the full server list.",
+            st.dhcpv6_server_evictions,
         ),
         (
             "l2watch_findings_dropped_total",

@@ -44,6 +44,8 @@ pub struct Update6 {
     pub router: Option<(RouterKey, bool)>,
     /// The DHCPv6 server that answered.
     pub server: Option<Server6Key>,
+    /// Addresses a DHCPv6 REPLY bound to its client.
+    pub leased: Vec<std::net::Ipv6Addr>,
 }
 
 impl Ipv6State {
@@ -101,6 +103,7 @@ impl Ipv6State {
                     for a in &msg.addresses {
                         self.neighbours
                             .observe(*seg, a.address, *dst_mac, Learnt::Dhcpv6, now);
+                        up.leased.push(a.address);
                     }
                 }
             }

@@ -322,3 +322,111 @@ fn a_full_journal_drops_history_and_counts_it_but_keeps_state() {
     assert_eq!(c.devices.len(), 5);
     assert_eq!(e.stats().history_dropped, 3);
 }
+
+/// IPv6 neighbours, routers and DHCPv6 servers survive a restart: the router table is what
+/// "established" is judged by, so a router trusted before the restart stays trusted.
+#[test]
+fn ipv6_state_is_written_and_read_back() {
+    use crate::{
+        decode::{dhcpv6, Dhcpv6Message, Duid},
+        model::{ArpChange, Observation, Segment},
+    };
+    let seg = Segment::from_vids(
+        crate::model::Iface::named("eth0"),
+        100,
+        monitor_common::NO_VLAN,
+    );
+    let ra = crate::decode::ra::decode(
+        &[
+            134, 0, 0, 0, 64, 0x40, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0, 3, 4, 64, 0xc0, 0, 0, 0x0e,
+            0x10, 0, 0, 0x07, 0x08, 0, 0, 0, 0, 0x20, 0x01, 0x0d, 0xb8, 0, 1, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0,
+        ],
+        true,
+    )
+    .unwrap();
+    let mut e = Engine::new(EngineConfig::default()).with_journal(1_000);
+    e.observe(
+        &Observation::Neighbour {
+            seg,
+            change: ArpChange::New,
+            ip: "2001:db8:1::a".parse().unwrap(),
+            mac: A,
+            old_mac: None,
+            advert: true,
+            router: false,
+            solicited: false,
+            override_flag: true,
+        },
+        SECOND,
+    );
+    e.observe(
+        &Observation::RouterAdvert {
+            seg,
+            src_mac: B,
+            src_ip: "fe80::b".parse().unwrap(),
+            ra: Box::new(ra),
+        },
+        2 * SECOND,
+    );
+    e.observe(
+        &Observation::Dhcpv6 {
+            seg,
+            src_mac: B,
+            src_ip: "fe80::b".parse().unwrap(),
+            dst_mac: A,
+            msg: Box::new(Dhcpv6Message {
+                msg_type: dhcpv6::REPLY,
+                xid: Some(7),
+                client_duid: None,
+                server_duid: Some(Duid(vec![0, 3, 0, 1, 2, 0, 0, 0, 0, 0xb])),
+                addresses: vec![dhcpv6::Lease6 {
+                    address: "2001:db8:1::100".parse().unwrap(),
+                    preferred_secs: 100,
+                    valid_secs: 200,
+                    temporary: false,
+                }],
+                prefixes: vec![],
+                status: None,
+                preference: Some(7),
+                dns_servers: vec![],
+                relays: vec![],
+                truncated: false,
+            }),
+        },
+        3 * SECOND,
+    );
+    let changes = e.take_changes();
+    assert_eq!(
+        changes.addrs6.len(),
+        2,
+        "the NA's address and the REPLY's: {changes:?}"
+    );
+    assert_eq!((changes.routers.len(), changes.servers6.len()), (1, 1));
+    let kinds: Vec<_> = changes.events.iter().map(|e| &*e.kind).collect();
+    assert_eq!(kinds, ["nd_new", "router_new", "dhcpv6_reply"]);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l2watch.db");
+    let (mut store, _) = Store::open(&path).unwrap();
+    store.write(&changes).unwrap();
+    let (restored, skipped) = store.load(CAPS).unwrap();
+    assert_eq!(skipped, 0);
+    let mut back = Engine::new(EngineConfig::default());
+    back.restore(restored);
+    let text = |e: &Engine| {
+        (
+            serde_json::to_string(&e.address6_rows_where(10 * SECOND, |_| None, |_, _, _| true))
+                .unwrap(),
+            serde_json::to_string(&e.router_rows()).unwrap(),
+            serde_json::to_string(&e.server6_rows()).unwrap(),
+        )
+    };
+    assert_eq!(text(&back), text(&e));
+    let (addrs, routers, servers) = text(&back);
+    assert!(addrs.contains("\"kind\":\"dhcpv6\""), "{addrs}");
+    assert!(routers.contains("2001:db8:1::/64"), "{routers}");
+    assert!(
+        servers.contains("\"duid\":\"0003000102000000000b\""),
+        "{servers}"
+    );
+}

@@ -83,7 +83,7 @@ fn cases() -> Vec<Case> {
     let mut ns = vec![135u8, 0, 0, 0, 0, 0, 0, 0];
     ns.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
     v.push(Case {
-        name: "IPv6 neighbour solicitation, counted, untagged".into(),
+        name: "IPv6 neighbour solicitation, repeat suppressed (tail call), untagged".into(),
         frame: ipv6(&L2::new(MAC_A, BROADCAST), 58, &ns).bytes,
         mode: Mode::Plain,
         budget: None,

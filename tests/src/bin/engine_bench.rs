@@ -7,7 +7,6 @@ use std::{
     alloc::{GlobalAlloc, Layout, System},
     collections::HashMap,
     hint::black_box,
-    net::Ipv4Addr,
     sync::atomic::{AtomicIsize, Ordering::Relaxed},
     time::Instant,
 };
@@ -19,7 +18,9 @@ use l2watch::{
     model::SECOND,
     store::Store,
 };
-use monitor_common::{event_kind, ArpEvent, DhcpEvent, EventHeader, DHCP_PAYLOAD_MAX, NO_VLAN};
+use monitor_common::{
+    event_kind, nd_binding, ArpEvent, DhcpEvent, EventHeader, NdEvent, DHCP_PAYLOAD_MAX, NO_VLAN,
+};
 
 /// Counts live heap bytes, so memory per device is measured rather than estimated.
 struct Counting;
@@ -86,6 +87,45 @@ fn arp_records(n: u32, kind: u8) -> Vec<Vec<u8>> {
                 eth_src: [0x02, 0x42, b[0], b[1], b[2], b[3]],
                 binding: 0,
                 _pad: [0; 7],
+            };
+            bytes_of(&ev)
+        })
+        .collect()
+}
+
+/// Ring-buffer records of `n` IPv6 neighbour events: NA bindings of 2001:db8::`i` held by
+/// station `i % 65536` (16 addresses per station at 1M: the neighbour table's capacity), or
+/// DAD probes for as many distinct targets.
+fn nd_records(n: u32, kind: u8) -> Vec<Vec<u8>> {
+    (0..n)
+        .map(|i| {
+            let s = (i % 65_536).to_be_bytes();
+            let mut ip = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+            ip[12..].copy_from_slice(&i.to_be_bytes());
+            let mac = [0x02, 0x44, 0, 0, s[2], s[3]];
+            let dad = kind == event_kind::DAD_PROBE;
+            let ev = NdEvent {
+                header: header(kind, 100 + (i % 16) as u16),
+                icmp_type: if dad { 135 } else { 136 },
+                binding: if dad {
+                    nd_binding::DAD
+                } else {
+                    nd_binding::HOLDER
+                },
+                flags: if dad {
+                    monitor_common::nd_flags::NONCE
+                } else {
+                    0
+                },
+                _pad: 0,
+                ip,
+                mac,
+                old_mac: [0; 6],
+                eth_src: mac,
+                nonce: [s[0], s[1], s[2], s[3], 1, 2],
+                src_ip: if dad { [0; 16] } else { ip },
+                dst_ip: [0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                _pad2: [0; 4],
             };
             bytes_of(&ev)
         })
@@ -177,14 +217,29 @@ fn ingest(e: &mut Engine, records: &[Vec<u8>]) -> f64 {
 
 /// The baseline: the same decoding, then one HashMap insert per event.
 fn ingest_baseline(records: &[Vec<u8>]) -> f64 {
-    let mut m: HashMap<(l2watch::model::Iface, u16, Ipv4Addr), [u8; 6]> = HashMap::new();
+    use l2watch::model::Observation;
+    let mut m: HashMap<(l2watch::model::Iface, u16, std::net::IpAddr), [u8; 6]> = HashMap::new();
     let t = Instant::now();
     for r in records {
         let ev = decode(r).expect("decodes");
-        if let Ok(l2watch::model::Observation::Arp { seg, ip, mac, .. }) = observe(&ev, iface()) {
-            m.insert((seg.iface, seg.outer_vlan.unwrap_or(0), ip), mac.0);
-        } else {
-            black_box(&ev);
+        match observe(&ev, iface()) {
+            Ok(Observation::Arp { seg, ip, mac, .. }) => {
+                m.insert((seg.iface, seg.outer_vlan.unwrap_or(0), ip.into()), mac.0);
+            }
+            Ok(
+                Observation::Neighbour { seg, ip, mac, .. }
+                | Observation::DadProbe {
+                    seg,
+                    target: ip,
+                    mac,
+                    ..
+                },
+            ) => {
+                m.insert((seg.iface, seg.outer_vlan.unwrap_or(0), ip.into()), mac.0);
+            }
+            _ => {
+                black_box(&ev);
+            }
         }
     }
     black_box(&m);
@@ -239,6 +294,8 @@ fn main() {
     let new = arp_records(n, event_kind::ARP_NEW);
     let refresh = arp_records(100_000, event_kind::ARP_REFRESH);
     let dhcp = dhcp_records(50_000);
+    let nd = nd_records(n, event_kind::ND_NEW);
+    let dad = nd_records(n, event_kind::DAD_PROBE);
     let mut rows: Vec<(&str, Vec<f64>, Vec<f64>, &str)> = vec![
         (
             "ARP: 1M new bindings, table of 1M",
@@ -258,6 +315,18 @@ fn main() {
             vec![],
             "-",
         ),
+        (
+            "ND: 1M new IPv6 bindings (NA), 65,536 stations x 16 addresses",
+            vec![],
+            vec![],
+            ">= 1,000,000/s",
+        ),
+        (
+            "ND: 1M DAD probes, distinct targets",
+            vec![],
+            vec![],
+            ">= 1,000,000/s",
+        ),
     ];
     for _ in 0..ROUNDS {
         let mut e = engine(n as usize);
@@ -270,6 +339,12 @@ fn main() {
         let mut e = engine(200_000);
         rows[2].1.push(ingest(&mut e, &dhcp));
         rows[2].2.push(ingest_baseline(&dhcp));
+        let mut e = engine(1_000);
+        rows[3].1.push(ingest(&mut e, &nd));
+        rows[3].2.push(ingest_baseline(&nd));
+        let mut e = engine(1_000);
+        rows[4].1.push(ingest(&mut e, &dad));
+        rows[4].2.push(ingest_baseline(&dad));
     }
     for (name, eng, base, target) in rows {
         let (eng, base) = (median(eng), median(base));
@@ -286,6 +361,8 @@ fn main() {
     drop(new);
     drop(refresh);
     drop(dhcp);
+    drop(nd);
+    drop(dad);
 
     println!("\n## SQLite writes (WAL, synchronous=NORMAL, one file in a temp dir)\n");
     println!("| rows | batched rows/s (1 transaction per 10k) | baseline rows/s (1 per row) | speed-up |");
