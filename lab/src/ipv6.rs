@@ -152,17 +152,21 @@ pub fn start_radvd(lab: &mut Lab, host: &str, prefix: &str, name: &str) -> Resul
 /// kernel's SLAAC, with DAD) and ping srv, so neighbour discovery binds them.
 pub fn router(lab: &mut Lab) -> Result<String, String> {
     enable(lab)?;
+    let iface = lab.host("srv").iface.clone();
     lab.host("srv").ns.exec(&[
         "ip",
         "-6",
         "addr",
-        "add",
+        "replace",
         &format!("{SERVER6}/64"),
         "dev",
-        &lab.host("srv").iface.clone(),
+        &iface,
         "nodad",
     ]);
-    start_radvd(lab, "srv", PREFIX, "radvd-srv")?;
+    // Idempotent: a second run (the demo's next round) keeps the router it has.
+    if !lab.daemon("radvd-srv").is_some_and(|d| d.alive()) {
+        start_radvd(lab, "srv", PREFIX, "radvd-srv")?;
+    }
     let mut got = Vec::new();
     for h in ["c1", "c2", "dupa"] {
         wait_until(&format!("{h}'s SLAAC address"), WAIT, || {
@@ -204,7 +208,9 @@ pub fn dhcpv6(lab: &mut Lab) -> Result<String, String> {
         "--log-dhcp".to_string(),
     ];
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    lab.start_daemon("dnsmasq6-srv", Some("srv"), "dnsmasq", &args)?;
+    if !lab.daemon("dnsmasq6-srv").is_some_and(|d| d.alive()) {
+        lab.start_daemon("dnsmasq6-srv", Some("srv"), "dnsmasq", &args)?;
+    }
     wait_until("dnsmasq's DHCPv6 range", Duration::from_secs(10), || {
         let d = lab.daemon("dnsmasq6-srv").expect("just started");
         std::fs::read_to_string(&d.log)
@@ -236,13 +242,16 @@ pub fn dhcpv6(lab: &mut Lab) -> Result<String, String> {
     Ok(format!("dnsmasq on srv serves DHCPv6; c1: {}", line.trim()))
 }
 
-/// rogue starts advertising [`ROGUE_PREFIX`] (after srv is established).
+/// rogue advertises [`ROGUE_PREFIX`] (after srv is established) for 6 s, then stops (radvd
+/// retires itself with a lifetime-0 RA from its own MAC: history, not a finding).
 pub fn rogue_router(lab: &mut Lab) -> Result<String, String> {
     enable(lab)?;
     start_radvd(lab, "rogue", ROGUE_PREFIX, "radvd-rogue")?;
-    // Its first advertisements go out at once.
-    std::thread::sleep(Duration::from_secs(2));
-    Ok(format!("rogue advertises {ROGUE_PREFIX}/64"))
+    std::thread::sleep(Duration::from_secs(6));
+    lab.stop_daemon("radvd-rogue");
+    Ok(format!(
+        "rogue advertised {ROGUE_PREFIX}/64 for 6 s, then retired"
+    ))
 }
 
 /// crafter runs THC's kill_router6 against srv's link-local address: an RA with router

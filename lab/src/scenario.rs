@@ -162,7 +162,7 @@ impl Step {
                 "radvd on srv advertises 2001:db8:77::/64; c1, c2, dupa autoconfigure and ping it"
             }
             Step::Dhcpv6 => "dnsmasq on srv serves DHCPv6; dhclient -6 on c1 takes a lease",
-            Step::RogueRouter => "radvd on rogue advertises 2001:db8:bad::/64",
+            Step::RogueRouter => "radvd on rogue advertises 2001:db8:bad::/64 for 6 s",
             Step::RouterSpoof => "THC kill_router6 on crafter: lifetime 0 in srv's name",
             Step::Ipv6Duplicate => "dupb takes 2001:db8:77::50 while dupa holds it (DAD fails)",
             Step::Ipv6VlanFrames => {

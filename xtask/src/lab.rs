@@ -213,6 +213,12 @@ const SCRIPT: &[(Option<Step>, u64)] = &[
     (Some(Step::RogueDhcpStop), 2),
     (Some(Step::MacChange), 6),
     (Some(Step::DhcpStorm), 6),
+    (Some(Step::Ipv6Router), 4),
+    (Some(Step::Dhcpv6), 4),
+    (Some(Step::RogueRouter), 4),
+    (Some(Step::RouterSpoof), 4),
+    (Some(Step::Ipv6Duplicate), 4),
+    (Some(Step::Ipv6VlanFrames), 6),
     (None, 30),
 ];
 
@@ -245,6 +251,13 @@ servers = ["{server}"]
 
 [engine.dhcp_storm]
 starvation_window_secs = 20
+quiet_secs = 20
+
+[engine.ipv6_dad]
+quiet_secs = 20
+
+[engine.ipv6_routers]
+established_secs = 3
 quiet_secs = 20
 "#,
         mon_if = lab.mon_if,

@@ -83,6 +83,28 @@ pub struct DhcpMessage {
     pub param_request_list: Vec<u8>,
     /// Option 52: whether `file` / `sname` carried options.
     pub overload: u8,
+    /// The fixed header's `sname` and `file` (empty when overloaded with options).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Option 60, e.g. `PXEClient:Arch:00007:UNDI:003016`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vendor_class: Option<String>,
+    /// Option 66 (TFTP server name) and 67 (boot file name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tftp_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bootfile: Option<String>,
+    /// Option 93: client system architectures (RFC 4578).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub client_arch: Vec<u16>,
+    /// Option 94: network interface identifier (type, major, minor).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ndi: Option<[u8; 3]>,
+    /// Option 97: client machine identifier (UUID/GUID), hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uuid: Option<String>,
 }
 
 impl DhcpMessage {
@@ -99,6 +121,43 @@ impl DhcpMessage {
     /// A server's reply (OFFER, ACK, NAK).
     pub fn is_server_reply(&self) -> bool {
         self.kind().is_some_and(DhcpMsgType::is_server_reply)
+    }
+
+    /// A PXE client: vendor class `PXEClient...`, or a client architecture (option 93).
+    pub fn is_pxe(&self) -> bool {
+        self.vendor_class
+            .as_deref()
+            .is_some_and(|v| v.starts_with("PXEClient"))
+            || !self.client_arch.is_empty()
+    }
+
+    /// The boot server a reply names: option 66, else siaddr (next server) when set.
+    pub fn boot_server(&self) -> Option<String> {
+        self.tftp_server
+            .clone()
+            .or_else(|| (!self.siaddr.is_unspecified()).then(|| self.siaddr.to_string()))
+    }
+
+    /// The boot file a reply names: option 67, else the `file` field.
+    pub fn boot_file(&self) -> Option<&str> {
+        self.bootfile.as_deref().or(self.file.as_deref())
+    }
+}
+
+/// The name of an RFC 4578 / IANA client architecture (option 93).
+pub fn arch_name(a: u16) -> &'static str {
+    match a {
+        0 => "x86_bios",
+        6 => "x86_uefi",
+        7 => "x64_uefi",
+        9 => "ebc",
+        10 => "arm32_uefi",
+        11 => "arm64_uefi",
+        15 => "x86_uefi_http",
+        16 => "x64_uefi_http",
+        19 => "arm32_uefi_http",
+        20 => "arm64_uefi_http",
+        _ => "other",
     }
 }
 
@@ -156,6 +215,14 @@ pub fn decode(bytes: &[u8], complete: bool) -> Result<DhcpMessage, DhcpError> {
         relay_agent: None,
         param_request_list: Vec::new(),
         overload: 0,
+        sname: None,
+        file: None,
+        vendor_class: None,
+        tftp_server: None,
+        bootfile: None,
+        client_arch: Vec::new(),
+        client_ndi: None,
+        client_uuid: None,
     };
     if bytes[1] == 1 && bytes[2] == 6 {
         let mut mac = [0u8; 6];
@@ -177,6 +244,14 @@ pub fn decode(bytes: &[u8], complete: bool) -> Result<DhcpMessage, DhcpError> {
             }
         }
         other => return Err(DhcpError::BadOverload(other)),
+    }
+    // The fields themselves, unless they carried options.
+    let field = |r: std::ops::Range<usize>| Some(text(&bytes[r])).filter(|s| !s.is_empty());
+    if m.overload & 1 == 0 {
+        m.file = field(FILE);
+    }
+    if m.overload & 2 == 0 {
+        m.sname = field(SNAME);
     }
     Ok(m)
 }
@@ -296,6 +371,36 @@ fn apply_option(code: u8, v: &[u8], m: &mut DhcpMessage) -> Result<(), DhcpError
         52 => {
             fixed(code, v, 1)?;
             m.overload = v[0];
+        }
+        60 | 66 | 67 => {
+            if v.is_empty() {
+                return Err(DhcpError::BadOptionLength { code, len: 0 });
+            }
+            let t = Some(text(v));
+            match code {
+                60 => m.vendor_class = t,
+                66 => m.tftp_server = t,
+                _ => m.bootfile = t,
+            }
+        }
+        93 => {
+            if v.is_empty() || !v.len().is_multiple_of(2) {
+                return Err(DhcpError::BadOptionLength { code, len: v.len() });
+            }
+            m.client_arch = v
+                .chunks_exact(2)
+                .map(|c| u16::from_be_bytes([c[0], c[1]]))
+                .collect();
+        }
+        94 => {
+            fixed(code, v, 3)?;
+            m.client_ndi = Some([v[0], v[1], v[2]]);
+        }
+        97 => {
+            if v.is_empty() {
+                return Err(DhcpError::BadOptionLength { code, len: 0 });
+            }
+            m.client_uuid = Some(hex(v));
         }
         _ => {}
     }
@@ -420,6 +525,42 @@ mod tests {
         assert_eq!(m.hostname.as_deref(), Some("over"));
         let bad = message(&[52, 1, 7, 255]);
         assert_eq!(decode(&bad, true), Err(DhcpError::BadOverload(7)));
+    }
+
+    #[test]
+    fn pxe_options_and_the_boot_offer() {
+        let mut o = vec![53, 1, 1];
+        let class = b"PXEClient:Arch:00007:UNDI:003016";
+        o.extend_from_slice(&[60, class.len() as u8]);
+        o.extend_from_slice(class);
+        o.extend_from_slice(&[93, 2, 0, 7, 94, 3, 1, 3, 16, 97, 3, 0, 0xab, 0xcd, 255]);
+        let m = decode(&message(&o), true).unwrap();
+        assert!(m.is_pxe());
+        assert_eq!(m.client_arch, [7]);
+        assert_eq!(arch_name(m.client_arch[0]), "x64_uefi");
+        assert_eq!(m.client_ndi, Some([1, 3, 16]));
+        assert_eq!(m.client_uuid.as_deref(), Some("00:ab:cd"));
+        // An OFFER naming its boot server by siaddr and its file in the fixed header...
+        let mut v = message(&[53, 1, 2, 255]);
+        v[20..24].copy_from_slice(&[10, 0, 0, 5]);
+        v[FILE.start..FILE.start + 12].copy_from_slice(b"pxelinux.0\0\0");
+        let m = decode(&v, true).unwrap();
+        assert_eq!(m.boot_server().as_deref(), Some("10.0.0.5"));
+        assert_eq!(m.boot_file(), Some("pxelinux.0"));
+        // ...and options 66 and 67 win over them.
+        let mut v = message(&[
+            53, 1, 2, 66, 4, b't', b'f', b't', b'p', 67, 3, b'a', b'.', b'e', 255,
+        ]);
+        v[20..24].copy_from_slice(&[10, 0, 0, 5]);
+        let m = decode(&v, true).unwrap();
+        assert_eq!(m.boot_server().as_deref(), Some("tftp"));
+        assert_eq!(m.boot_file(), Some("a.e"));
+        // A file field overloaded with options is not a file name.
+        let mut v = message(&[53, 1, 2, 52, 1, 1, 255]);
+        v[FILE.start..FILE.start + 6].copy_from_slice(&[67, 3, b'b', b'.', b'e', 255]);
+        let m = decode(&v, true).unwrap();
+        assert_eq!((m.file.as_deref(), m.boot_file()), (None, Some("b.e")));
+        assert!(!decode(&message(&[53, 1, 1, 255]), true).unwrap().is_pxe());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! neighbours, the DHCP and DHCPv6 servers, and the IPv6 routers.
 pub mod devices;
 pub mod dhcp_servers;
+pub mod dhcp_transactions;
 pub mod dhcpv6_servers;
 pub mod ipv6;
 pub mod neighbours6;

@@ -2,6 +2,9 @@
 //! it was learnt and what kind of address it is; and per address the station holding it.
 //! Bounded twice: stations (least recently seen evicted) and addresses per station (the
 //! least recently seen of that station's addresses goes first, as privacy addresses rotate).
+//! A station seen once waits on probation (an eighth of the capacity) until it is seen again a
+//! second later: a flood of one-shot MACs (THC's `flood_advertise6`) churns probation only,
+//! and the established stations survive it.
 use std::{net::Ipv6Addr, num::NonZeroUsize};
 
 use serde::Serialize;
@@ -96,6 +99,7 @@ pub struct Addr6 {
 /// A station's addresses, most recently seen last.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Station6 {
+    pub first_seen: Nanos,
     pub addrs: Vec<Addr6>,
 }
 
@@ -129,20 +133,86 @@ impl Default for Neighbours6Config {
 }
 
 pub struct Neighbours6 {
+    /// Stations seen again at least [`PROMOTE_AFTER`] after their first sighting.
     stations: FastLru<(Segment, Mac), Station6>,
+    /// Stations seen once so far: a flood of one-shot MACs churns this tier only, and the
+    /// established stations survive it.
+    probation: FastLru<(Segment, Mac), Station6>,
     holders: FastMap<(Segment, Ipv6Addr), Mac>,
     per_station: usize,
     evictions: u64,
 }
 
+/// A station seen again this long after its first sighting is established.
+pub const PROMOTE_AFTER: Nanos = crate::model::SECOND;
+
 impl Neighbours6 {
     pub fn new(cfg: &Neighbours6Config) -> Self {
+        let cap = cfg.capacity.max(2);
+        let probation = (cap / 8).max(1);
+        let lru = |n: usize| fast_lru(NonZeroUsize::new(n).expect("non-zero"));
         Neighbours6 {
-            stations: fast_lru(NonZeroUsize::new(cfg.capacity.max(1)).expect("non-zero")),
+            stations: lru(cap - probation),
+            probation: lru(probation),
             holders: FastMap::default(),
             per_station: cfg.max_addrs_per_station.max(1),
             evictions: 0,
         }
+    }
+
+    fn peek_mut(&mut self, key: &(Segment, Mac)) -> Option<&mut Station6> {
+        if self.stations.contains(key) {
+            self.stations.peek_mut(key)
+        } else {
+            self.probation.peek_mut(key)
+        }
+    }
+
+    /// Forgets an evicted station's addresses.
+    fn evicted(&mut self, (s, m): (Segment, Mac), gone: Station6) {
+        self.evictions += 1;
+        for a in gone.addrs {
+            if self.holders.get(&(s, a.ip)) == Some(&m) {
+                self.holders.remove(&(s, a.ip));
+            }
+        }
+    }
+
+    /// The station's entry, in its tier: promoted when seen again after [`PROMOTE_AFTER`],
+    /// created on probation when new. `established` puts a new one straight in the main tier
+    /// (a station read back from the store).
+    fn entry(&mut self, key: (Segment, Mac), now: Nanos, established: bool) -> &mut Station6 {
+        if self.stations.contains(&key) {
+            return self.stations.get_mut(&key).expect("present");
+        }
+        let promote = match self.probation.peek(&key) {
+            Some(st) => established || now.saturating_sub(st.first_seen) >= PROMOTE_AFTER,
+            None => established,
+        };
+        if promote {
+            let st = self.probation.pop(&key).unwrap_or(Station6 {
+                first_seen: now,
+                ..Station6::default()
+            });
+            if let Some((k, gone)) = self.stations.push(key, st) {
+                if k != key {
+                    self.evicted(k, gone);
+                }
+            }
+            return self.stations.get_mut(&key).expect("just inserted");
+        }
+        if !self.probation.contains(&key) {
+            let st = Station6 {
+                first_seen: now,
+                ..Station6::default()
+            };
+            if let Some((k, gone)) = self.probation.push(key, st) {
+                if k != key {
+                    self.evicted(k, gone);
+                }
+            }
+        }
+        self.probation.get_mut(&key).expect("just inserted")
     }
 
     /// `mac` holds `ip` on `seg` now.
@@ -154,31 +224,33 @@ impl Neighbours6 {
         learnt: Learnt,
         now: Nanos,
     ) -> Change6 {
+        self.observe_in(seg, ip, mac, learnt, now, false)
+    }
+
+    fn observe_in(
+        &mut self,
+        seg: Segment,
+        ip: Ipv6Addr,
+        mac: Mac,
+        learnt: Learnt,
+        now: Nanos,
+        established: bool,
+    ) -> Change6 {
         let mut change = Change6::New;
         if let Some(old) = self.holders.get(&(seg, ip)).copied() {
             if old == mac {
                 change = Change6::Refreshed;
             } else {
                 change = Change6::Moved { old_mac: old };
-                if let Some(st) = self.stations.peek_mut(&(seg, old)) {
+                if let Some(st) = self.peek_mut(&(seg, old)) {
                     st.addrs.retain(|a| a.ip != ip);
                 }
             }
         }
         let kind = AddrKind::of(ip, mac, learnt);
-        if !self.stations.contains(&(seg, mac)) {
-            if let Some(((s, m), gone)) = self.stations.push((seg, mac), Station6::default()) {
-                if (s, m) != (seg, mac) {
-                    self.evictions += 1;
-                    for a in gone.addrs {
-                        if self.holders.get(&(s, a.ip)) == Some(&m) {
-                            self.holders.remove(&(s, a.ip));
-                        }
-                    }
-                }
-            }
-        }
-        let st = self.stations.get_mut(&(seg, mac)).expect("just inserted");
+        let per_station = self.per_station;
+        let st = self.entry((seg, mac), now, established);
+        let mut dropped = None;
         if let Some(i) = st.addrs.iter().position(|a| a.ip == ip) {
             let mut a = st.addrs.remove(i);
             a.last_seen = now;
@@ -189,9 +261,8 @@ impl Neighbours6 {
             }
             st.addrs.push(a);
         } else {
-            if st.addrs.len() >= self.per_station {
-                let gone = st.addrs.remove(0);
-                self.holders.remove(&(seg, gone.ip));
+            if st.addrs.len() >= per_station {
+                dropped = Some(st.addrs.remove(0).ip);
             }
             st.addrs.push(Addr6 {
                 ip,
@@ -201,15 +272,19 @@ impl Neighbours6 {
                 last_seen: now,
             });
         }
+        if let Some(gone) = dropped {
+            self.holders.remove(&(seg, gone));
+        }
         self.holders.insert((seg, ip), mac);
         change
     }
 
-    /// Puts back an address read from the store.
+    /// Puts back an address read from the store (its station established).
     pub fn restore(&mut self, seg: Segment, mac: Mac, a: Addr6) {
         let ip = a.ip;
-        self.observe(seg, ip, mac, a.learnt, a.last_seen);
-        if let Some(st) = self.stations.peek_mut(&(seg, mac)) {
+        self.observe_in(seg, ip, mac, a.learnt, a.last_seen, true);
+        if let Some(st) = self.peek_mut(&(seg, mac)) {
+            st.first_seen = st.first_seen.min(a.first_seen);
             if let Some(x) = st.addrs.iter_mut().find(|x| x.ip == ip) {
                 *x = a;
             }
@@ -219,22 +294,19 @@ impl Neighbours6 {
     /// The station holding `ip`, and when it was last seen with it.
     pub fn holder(&self, seg: Segment, ip: Ipv6Addr) -> Option<(Mac, &Addr6)> {
         let mac = *self.holders.get(&(seg, ip))?;
-        let a = self
-            .stations
-            .peek(&(seg, mac))?
-            .addrs
-            .iter()
-            .find(|a| a.ip == ip)?;
+        let a = self.station(seg, mac)?.addrs.iter().find(|a| a.ip == ip)?;
         Some((mac, a))
     }
 
     pub fn station(&self, seg: Segment, mac: Mac) -> Option<&Station6> {
-        self.stations.peek(&(seg, mac))
+        self.stations
+            .peek(&(seg, mac))
+            .or_else(|| self.probation.peek(&(seg, mac)))
     }
 
-    /// Every station, most recently seen first.
+    /// Every station: established ones first, each tier most recently seen first.
     pub fn iter(&self) -> impl Iterator<Item = (&(Segment, Mac), &Station6)> {
-        self.stations.iter()
+        self.stations.iter().chain(self.probation.iter())
     }
 
     /// Addresses held.
@@ -243,7 +315,7 @@ impl Neighbours6 {
     }
 
     pub fn stations(&self) -> usize {
-        self.stations.len()
+        self.stations.len() + self.probation.len()
     }
 
     pub fn evictions(&self) -> u64 {
@@ -285,22 +357,19 @@ mod tests {
     #[test]
     fn addresses_group_per_station_bounded_and_move() {
         let mut t = Neighbours6::new(&Neighbours6Config {
-            capacity: 2,
+            capacity: 16,
             max_addrs_per_station: 2,
         });
-        let (a, b, c) = (
-            Mac([2, 0, 0, 0, 0, 1]),
-            Mac([2, 0, 0, 0, 0, 2]),
-            Mac([2, 0, 0, 0, 0, 3]),
-        );
+        let (a, b) = (Mac([2, 0, 0, 0, 0, 1]), Mac([2, 0, 0, 0, 0, 2]));
         let ip = |n: u16| Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n);
-        assert_eq!(t.observe(seg(), ip(1), a, Learnt::Ns, 1), Change6::New);
+        let s = crate::model::SECOND;
+        assert_eq!(t.observe(seg(), ip(1), a, Learnt::Ns, s), Change6::New);
         assert_eq!(
-            t.observe(seg(), ip(1), a, Learnt::Na, 2),
+            t.observe(seg(), ip(1), a, Learnt::Na, 2 * s),
             Change6::Refreshed
         );
-        t.observe(seg(), ip(2), a, Learnt::Ns, 3);
-        t.observe(seg(), ip(3), a, Learnt::Ns, 4);
+        t.observe(seg(), ip(2), a, Learnt::Ns, 3 * s);
+        t.observe(seg(), ip(3), a, Learnt::Ns, 4 * s);
         let st = t.station(seg(), a).unwrap();
         assert_eq!(
             st.addrs.iter().map(|x| x.ip).collect::<Vec<_>>(),
@@ -311,16 +380,45 @@ mod tests {
             "the oldest address went with its slot"
         );
         assert_eq!(
-            t.observe(seg(), ip(3), b, Learnt::Na, 5),
+            t.observe(seg(), ip(3), b, Learnt::Na, 5 * s),
             Change6::Moved { old_mac: a }
         );
         assert_eq!(t.holder(seg(), ip(3)).unwrap().0, b);
-        t.observe(seg(), ip(9), c, Learnt::Ns, 6);
-        assert_eq!(t.stations(), 2);
-        assert_eq!(t.evictions(), 1);
-        assert!(
-            t.holder(seg(), ip(2)).is_none(),
-            "a's addresses left with it"
-        );
+        assert_eq!(t.station(seg(), a).unwrap().addrs.len(), 1);
+    }
+
+    #[test]
+    fn a_flood_of_one_shot_stations_churns_probation_and_real_ones_survive() {
+        let mut t = Neighbours6::new(&Neighbours6Config {
+            capacity: 1_024,
+            max_addrs_per_station: 16,
+        });
+        let s = crate::model::SECOND;
+        let real: Vec<Mac> = (1..=100u8).map(|i| Mac([2, 0, 0, 0, 1, i])).collect();
+        for (i, m) in real.iter().enumerate() {
+            let ip = Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, i as u16);
+            t.observe(seg(), ip, *m, Learnt::Na, s);
+            // Seen again (a refresh, another address) a minute later: established.
+            t.observe(seg(), ip, *m, Learnt::Na, 61 * s);
+        }
+        for i in 0..100_000u32 {
+            let b = i.to_be_bytes();
+            let ip = Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, (i >> 16) as u16, i as u16);
+            t.observe(
+                seg(),
+                ip,
+                Mac([2, 0xff, b[0], b[1], b[2], b[3]]),
+                Learnt::Na,
+                62 * s,
+            );
+        }
+        for m in &real {
+            assert!(
+                t.station(seg(), *m).is_some(),
+                "{m} was evicted by the flood"
+            );
+        }
+        assert!(t.stations() <= 1_024);
+        assert!(t.evictions() >= 100_000 - 128, "{}", t.evictions());
     }
 }

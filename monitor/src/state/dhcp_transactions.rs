@@ -1,0 +1,298 @@
+//! DHCPv4 transactions: messages paired by (segment, xid, client MAC), as tshark pairs them
+//! by `dhcp.id`. DISCOVER -> OFFERs (one per server, each with its delay), REQUEST ->
+//! ACK/NAK, INFORM -> ACK, and DECLINE. Each records the time to the first answer, which
+//! server the client chose (the REQUEST's option 54), the relay (giaddr) and, for PXE
+//! clients, the architecture and the boot offer. A transaction unanswered after `timeout`
+//! ends `unanswered`. Bounded: the oldest transaction is evicted (and counted).
+use std::{net::Ipv4Addr, num::NonZeroUsize};
+
+use monitor_common::DhcpMsgType;
+use serde::Serialize;
+
+use crate::{
+    decode::DhcpMessage,
+    model::{fast_lru, FastLru, Mac, Nanos, Segment},
+};
+
+/// What identifies a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct TxKey {
+    #[serde(flatten)]
+    pub seg: Segment,
+    pub xid: u32,
+    pub client: Mac,
+}
+
+/// How a transaction ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Still waiting for an answer (or for the client's next step).
+    Pending,
+    /// Offers came, the client has not requested yet.
+    Offered,
+    Bound,
+    Nak,
+    Declined,
+    /// An INFORM answered by an ACK.
+    Informed,
+    /// No answer within the timeout.
+    Unanswered,
+}
+
+impl Outcome {
+    pub const ENDED: &'static [Outcome] = &[
+        Outcome::Bound,
+        Outcome::Nak,
+        Outcome::Declined,
+        Outcome::Informed,
+        Outcome::Unanswered,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Pending => "pending",
+            Outcome::Offered => "offered",
+            Outcome::Bound => "bound",
+            Outcome::Nak => "nak",
+            Outcome::Declined => "declined",
+            Outcome::Informed => "informed",
+            Outcome::Unanswered => "unanswered",
+        }
+    }
+}
+
+/// One server's answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    pub server: Ipv4Addr,
+    pub mac: Mac,
+    /// What it answered: offer, ack or nak.
+    pub kind: &'static str,
+    /// Since the client's DISCOVER (an offer) or REQUEST/INFORM (an ack or nak).
+    pub delay_ns: Nanos,
+    pub yiaddr: Ipv4Addr,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_file: Option<String>,
+}
+
+/// Answers kept per transaction (one per server is the norm).
+const MAX_ANSWERS: usize = 8;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Transaction {
+    pub started: Nanos,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discover_at: Option<Nanos>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_at: Option<Nanos>,
+    pub answers: Vec<Answer>,
+    /// The server the client chose (its REQUEST's option 54).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<Ipv4Addr>,
+    pub outcome: Outcome,
+    /// The relay it came through (giaddr), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<Ipv4Addr>,
+    pub pxe: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<u16>,
+}
+
+impl Transaction {
+    /// The time to the first OFFER.
+    pub fn first_offer_delay(&self) -> Option<Nanos> {
+        self.answers
+            .iter()
+            .filter(|a| a.kind == "offer")
+            .map(|a| a.delay_ns)
+            .min()
+    }
+}
+
+/// What one message did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TxUpdate {
+    pub key: Option<TxKey>,
+    /// A server answered, after this long.
+    pub answer: Option<(Ipv4Addr, &'static str, Nanos)>,
+    /// The transaction ended with this outcome.
+    pub ended: Option<Outcome>,
+}
+
+pub struct Transactions {
+    map: FastLru<TxKey, Transaction>,
+    timeout: Nanos,
+    evictions: u64,
+}
+
+impl Transactions {
+    pub fn new(capacity: usize, timeout: Nanos) -> Self {
+        Transactions {
+            map: fast_lru(NonZeroUsize::new(capacity.max(1)).expect("non-zero")),
+            timeout,
+            evictions: 0,
+        }
+    }
+
+    /// Pairs one message (from `src_mac`, at `now`) into its transaction.
+    pub fn observe(
+        &mut self,
+        seg: Segment,
+        src_mac: Mac,
+        msg: &DhcpMessage,
+        now: Nanos,
+    ) -> TxUpdate {
+        let Some(kind) = msg.kind() else {
+            return TxUpdate::default();
+        };
+        let client = msg.chaddr.unwrap_or(src_mac);
+        let key = TxKey {
+            seg,
+            xid: msg.xid,
+            client,
+        };
+        let mut up = TxUpdate {
+            key: Some(key),
+            ..TxUpdate::default()
+        };
+        let relay = (!msg.giaddr.is_unspecified()).then_some(msg.giaddr);
+        match kind {
+            DhcpMsgType::Discover | DhcpMsgType::Request | DhcpMsgType::Inform => {
+                let tx = self.entry(key, now);
+                match kind {
+                    DhcpMsgType::Discover => {
+                        tx.discover_at.get_or_insert(now);
+                    }
+                    _ => {
+                        tx.request_at = Some(now);
+                        tx.chosen = msg.server_id.or(tx.chosen);
+                        if tx.outcome == Outcome::Offered {
+                            tx.outcome = Outcome::Pending;
+                        }
+                    }
+                }
+                tx.relay = relay.or(tx.relay);
+                if msg.is_pxe() {
+                    tx.pxe = true;
+                    tx.arch = msg.client_arch.first().copied().or(tx.arch);
+                }
+            }
+            DhcpMsgType::Offer | DhcpMsgType::Ack | DhcpMsgType::Nak => {
+                let tx = self.entry(key, now);
+                let since = match kind {
+                    DhcpMsgType::Offer => tx.discover_at,
+                    _ => tx.request_at,
+                }
+                .unwrap_or(tx.started);
+                let delay = now.saturating_sub(since);
+                let server = msg.server_id.unwrap_or(Ipv4Addr::UNSPECIFIED);
+                if tx.answers.len() < MAX_ANSWERS {
+                    tx.answers.push(Answer {
+                        server,
+                        mac: src_mac,
+                        kind: crate::decode::dhcp::msg_type_name(msg.msg_type),
+                        delay_ns: delay,
+                        yiaddr: msg.yiaddr,
+                        boot_server: msg.boot_server(),
+                        boot_file: msg.boot_file().map(str::to_string),
+                    });
+                }
+                tx.relay = relay.or(tx.relay);
+                up.answer = Some((
+                    server,
+                    crate::decode::dhcp::msg_type_name(msg.msg_type),
+                    delay,
+                ));
+                let ended = match kind {
+                    DhcpMsgType::Offer => {
+                        if tx.outcome == Outcome::Pending {
+                            tx.outcome = Outcome::Offered;
+                        }
+                        None
+                    }
+                    DhcpMsgType::Nak => Some(Outcome::Nak),
+                    _ if tx.request_at.is_some()
+                        && tx.discover_at.is_none()
+                        && msg.yiaddr.is_unspecified() =>
+                    {
+                        Some(Outcome::Informed)
+                    }
+                    _ => Some(Outcome::Bound),
+                };
+                if let Some(o) = ended {
+                    if !Outcome::ENDED.contains(&tx.outcome) {
+                        tx.outcome = o;
+                        up.ended = Some(o);
+                    }
+                }
+            }
+            DhcpMsgType::Decline => {
+                let tx = self.entry(key, now);
+                tx.outcome = Outcome::Declined;
+                up.ended = Some(Outcome::Declined);
+            }
+            DhcpMsgType::Release => {}
+        }
+        up
+    }
+
+    fn entry(&mut self, key: TxKey, now: Nanos) -> &mut Transaction {
+        if !self.map.contains(&key) {
+            let tx = Transaction {
+                started: now,
+                discover_at: None,
+                request_at: None,
+                answers: Vec::new(),
+                chosen: None,
+                outcome: Outcome::Pending,
+                relay: None,
+                pxe: false,
+                arch: None,
+            };
+            if let Some((k, _)) = self.map.push(key, tx) {
+                if k != key {
+                    self.evictions += 1;
+                }
+            }
+        }
+        self.map.get_mut(&key).expect("just inserted")
+    }
+
+    /// Ends transactions that waited longer than the timeout without an answer; returns them.
+    pub fn tick(&mut self, now: Nanos) -> Vec<(TxKey, Transaction)> {
+        let mut out = Vec::new();
+        // Oldest last in the LRU's iteration; waiting ones are the ones to check.
+        for (k, tx) in self.map.iter_mut() {
+            let waiting = matches!(tx.outcome, Outcome::Pending);
+            let since = tx.request_at.or(tx.discover_at).unwrap_or(tx.started);
+            if waiting && now.saturating_sub(since) > self.timeout {
+                tx.outcome = Outcome::Unanswered;
+                out.push((*k, tx.clone()));
+            }
+        }
+        out
+    }
+
+    pub fn get(&self, key: &TxKey) -> Option<&Transaction> {
+        self.map.peek(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&TxKey, &Transaction)> {
+        self.map.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+}
