@@ -44,6 +44,14 @@ pub struct EngineConfig {
     pub arp_flood: ArpFloodConfig,
     pub arp_scan: ArpScanConfig,
     pub l2_loop: LoopConfig,
+    /// DHCPv4 transactions (request paired with answers).
+    pub dhcp_transactions: crate::state::dhcp_transactions::TxConfig,
+    pub dhcp_unanswered: crate::detect::dhcp_unanswered::UnansweredConfig,
+    pub dhcp_slow: crate::detect::dhcp_slow::SlowConfig,
+    pub dhcp_nak_storm: crate::detect::dhcp_nak_storm::NakStormConfig,
+    pub dhcp_pool: crate::detect::dhcp_pool::PoolConfig,
+    pub pxe_boot: crate::detect::pxe_boot::PxeConfig,
+    pub dhcp_relay: crate::detect::dhcp_relay::RelayConfig,
     /// IPv6 neighbours, routers and DHCPv6 servers: capacities.
     pub ipv6: Ipv6StateConfig,
     pub ipv6_dad: crate::detect::ipv6_dad::DadConfig,
@@ -547,6 +555,9 @@ pub struct Restored {
 pub struct Engine {
     table: DeviceTable,
     servers: DhcpServers,
+    txs: crate::state::dhcp_transactions::Transactions,
+    /// Transactions ended, by segment and outcome (bounded by the kernel's segments).
+    outcomes: BTreeMap<(Segment, crate::state::dhcp_transactions::Outcome), u64>,
     v6: Ipv6State,
     /// The DHCP allowlists, for the server list's verdict.
     dhcp_allow: DhcpServerConfig,
@@ -565,6 +576,11 @@ impl Engine {
         Engine {
             table: DeviceTable::new(cfg.devices.clone()),
             servers: DhcpServers::new(cfg.limits.max_dhcp_servers),
+            txs: crate::state::dhcp_transactions::Transactions::new(
+                cfg.dhcp_transactions.capacity,
+                cfg.dhcp_transactions.timeout_secs.saturating_mul(SECOND),
+            ),
+            outcomes: BTreeMap::new(),
             v6: Ipv6State::new(&cfg.ipv6),
             dhcp_allow: cfg.dhcp_servers.clone(),
             router_allow: cfg.ipv6_routers.clone(),
@@ -706,6 +722,15 @@ impl Engine {
         }
         let up = update_state_from(&mut self.table, &mut self.servers, obs, now, held_back);
         let up6 = self.v6.update(obs, now);
+        let tx = match obs {
+            Observation::Dhcp {
+                seg, src_mac, msg, ..
+            } => self.txs.observe(*seg, *src_mac, msg, now),
+            _ => Default::default(),
+        };
+        if let (Some(o), Some(k)) = (tx.ended, tx.key) {
+            *self.outcomes.entry((k.seg, o)).or_default() += 1;
+        }
         if let Some((_, Change6::Moved { .. })) = up6.neighbour {
             self.stats.ipv6_moves += 1;
         }
@@ -720,6 +745,8 @@ impl Engine {
             change: up.change,
             v6: &self.v6,
             update6: &up6,
+            txs: &self.txs,
+            tx: &tx,
         };
         let signals = self.detectors.observe(obs, &ctx, now);
         if let Some(j) = self.journal.as_mut() {
@@ -817,6 +844,12 @@ impl Engine {
     /// Once per pipeline tick: the detectors' own tick (conditions that hold because something
     /// did not happen), then findings that went quiet are closed.
     pub fn tick(&mut self, now: Nanos) -> Vec<FindingEvent> {
+        for (k, _) in self.txs.tick(now) {
+            *self
+                .outcomes
+                .entry((k.seg, crate::state::dhcp_transactions::Outcome::Unanswered))
+                .or_default() += 1;
+        }
         let signals = self.detectors.tick(now);
         let mut out = self.apply(signals, now);
         let closed = self.findings.tick(now);
@@ -842,6 +875,15 @@ impl Engine {
     /// The IPv6 neighbours, routers and DHCPv6 servers.
     pub fn ipv6(&self) -> &Ipv6State {
         &self.v6
+    }
+
+    /// The DHCPv4 transactions, and how many ended each way per segment.
+    pub fn transactions(&self) -> &crate::state::dhcp_transactions::Transactions {
+        &self.txs
+    }
+
+    pub fn outcomes(&self) -> &BTreeMap<(Segment, crate::state::dhcp_transactions::Outcome), u64> {
+        &self.outcomes
     }
 
     /// The engine's counters; evictions and drops are read from the tables that count them.
@@ -938,6 +980,22 @@ impl Engine {
         out
     }
 
+    /// The DHCPv4 transactions as reported, oldest first.
+    pub fn transaction_rows(&self) -> Vec<TxRow> {
+        let mut v: Vec<TxRow> = self
+            .txs
+            .iter()
+            .map(|(k, t)| TxRow {
+                key: *k,
+                vlan: k.seg.vlan_label(),
+                xid_hex: format!("{:#010x}", k.xid),
+                tx: t.clone(),
+            })
+            .collect();
+        v.sort_by_key(|r| (r.tx.started, r.key));
+        v
+    }
+
     /// The IPv6 routers as reported, by segment.
     pub fn router_rows(&self) -> Vec<RouterRow> {
         let mut v: Vec<_> = self
@@ -1024,6 +1082,18 @@ pub struct Address6Row {
     pub first_seen: Nanos,
     pub last_seen: Nanos,
     pub state: DeviceState,
+}
+
+/// A DHCPv4 transaction as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct TxRow {
+    #[serde(flatten)]
+    pub key: crate::state::dhcp_transactions::TxKey,
+    pub vlan: String,
+    /// The transaction id as tshark shows `dhcp.id`.
+    pub xid_hex: String,
+    #[serde(flatten)]
+    pub tx: crate::state::dhcp_transactions::Transaction,
 }
 
 /// An IPv6 router as reported.

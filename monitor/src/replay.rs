@@ -164,6 +164,8 @@ pub struct AnalysisReport {
     pub addresses6: Vec<crate::engine::Address6Row>,
     pub dhcp_servers: Vec<crate::engine::ServerRow>,
     pub routers: Vec<crate::engine::RouterRow>,
+    /// DHCPv4 transactions, paired by (segment, xid, client MAC).
+    pub dhcp_transactions: Vec<crate::engine::TxRow>,
     pub dhcpv6_servers: Vec<crate::engine::Server6Row>,
     /// Open findings at the end of the capture, then those that closed during it.
     pub findings: Vec<crate::detect::Finding>,
@@ -240,6 +242,7 @@ pub fn analyze(
         addresses6: engine.address6_rows_where(last_ts, |m| vendors.lookup(m), |_, _, _| true),
         dhcp_servers: engine.server_rows(),
         routers: engine.router_rows(),
+        dhcp_transactions: engine.transaction_rows(),
         dhcpv6_servers: engine.server6_rows(),
         findings,
         engine: engine.stats(),

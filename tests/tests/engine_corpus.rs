@@ -331,6 +331,45 @@ fn dhcpv6_servers_by_duid_and_ipv6_addresses_per_station() {
     assert!(rows.iter().any(|r| r.2 == "link_local"), "{rows:?}");
 }
 
+/// DHCP transactions paired by (segment, xid, client): the relayed capture shows its two
+/// relays (the ground truth's third giaddr is in a lease query, not a DORA), and zeek's shows
+/// the NAK, then the ACK of the client's second REQUEST, then its DECLINE.
+#[test]
+fn dhcp_transactions_show_relays_and_outcomes_in_order() {
+    privileged!();
+    let r = run("tcpdump_dhcp-rfc4388.pcap");
+    let relays: BTreeSet<String> = r
+        .dhcp_transactions
+        .iter()
+        .filter_map(|t| t.tx.relay.map(|g| g.to_string()))
+        .collect();
+    assert_eq!(relays, ["10.30.1.1", "10.50.1.1"].map(String::from).into());
+    let gt = ground_truth();
+    let giaddrs = strings(
+        &gt.iter()
+            .find(|f| f["file"] == "tcpdump_dhcp-rfc4388.pcap")
+            .unwrap()["dhcp_giaddrs"],
+    );
+    assert!(
+        relays.is_subset(&giaddrs),
+        "{relays:?} against tshark's {giaddrs:?}"
+    );
+    for t in &r.dhcp_transactions {
+        assert_eq!(t.tx.outcome.name(), "bound", "{t:?}");
+        let offer = t.tx.first_offer_delay().expect("an offer");
+        assert!(offer > 0, "{t:?}");
+    }
+    let r = run("zeek_dhcp.pcap");
+    let t = r
+        .dhcp_transactions
+        .iter()
+        .find(|t| t.xid_hex == "0x000007c0")
+        .expect("the DORA's transaction");
+    let outcomes: Vec<&str> = t.tx.outcomes.iter().map(|o| o.name()).collect();
+    assert_eq!(outcomes, ["nak", "bound", "declined"], "{t:?}");
+    assert_eq!(t.key.client.to_string(), "90:b1:1c:99:49:29");
+}
+
 #[test]
 fn rows_are_named_by_the_capture_interface_or_the_flag() {
     privileged!();

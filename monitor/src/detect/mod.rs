@@ -5,6 +5,11 @@ pub mod apipa;
 pub mod arp_flood;
 pub mod arp_scan;
 pub mod dhcp;
+pub mod dhcp_nak_storm;
+pub mod dhcp_pool;
+pub mod dhcp_relay;
+pub mod dhcp_slow;
+pub mod dhcp_unanswered;
 pub mod dhcpv6;
 pub mod duplicate_ip;
 pub mod ipv6_dad;
@@ -15,6 +20,7 @@ pub mod ipv6_router;
 pub mod l2_loop;
 pub mod mac_change;
 pub mod mac_collision;
+pub mod pxe_boot;
 pub mod registry;
 pub mod subject;
 
@@ -110,6 +116,18 @@ finding_kinds! {
     Dhcpv6RogueServer / DHCPV6_ROGUE_SERVER = "dhcpv6_rogue_server",
     /// Two or more DHCPv6 servers (by DUID) answering on one segment.
     Dhcpv6CompetingServers / DHCPV6_COMPETING_SERVERS = "dhcpv6_competing_servers",
+    /// DISCOVERs on a segment, and no OFFER: its DHCP is silent.
+    DhcpUnanswered / DHCP_UNANSWERED = "dhcp_unanswered",
+    /// The median DISCOVER-to-OFFER delay on a segment stays above the threshold.
+    DhcpSlow / DHCP_SLOW = "dhcp_slow",
+    /// Many NAKs on one segment.
+    DhcpNakStorm / DHCP_NAK_STORM = "dhcp_nak_storm",
+    /// A server that offered before now only NAKs, or stays silent while clients ask.
+    DhcpPoolExhausted / DHCP_POOL_EXHAUSTED = "dhcp_pool_exhausted",
+    /// Servers offer PXE clients different boot servers or files.
+    PxeBootServerConflict / PXE_BOOT_SERVER_CONFLICT = "pxe_boot_server_conflict",
+    /// A segment's DHCP relays (giaddr) changed.
+    DhcpRelayChanged / DHCP_RELAY_CHANGED = "dhcp_relay_changed",
 }
 
 impl std::fmt::Display for FindingKind {
@@ -154,6 +172,9 @@ pub struct Context<'a> {
     /// IPv6 neighbours, routers and DHCPv6 servers after the update, and what it did.
     pub v6: &'a Ipv6State,
     pub update6: &'a Update6,
+    /// DHCPv4 transactions after the update, and what the message did to its own.
+    pub txs: &'a crate::state::dhcp_transactions::Transactions,
+    pub tx: &'a crate::state::dhcp_transactions::TxUpdate,
 }
 
 /// A finding: a condition with evidence that opened, may still be open, or closed.
@@ -471,6 +492,24 @@ pub(crate) mod tests_support {
         }
     }
 
+    /// A DHCP message of `msg_type` with `xid` from `src`: a client's (its own chaddr) or a
+    /// server's (server id 10.0.0.<last byte of src>, to client 02:00:00:00:09:09).
+    pub fn dhcp_msg(src: Mac, msg_type: u8, xid: u32) -> Observation {
+        let server = matches!(msg_type, 2 | 5 | 6);
+        let client = if server { Mac([2, 0, 0, 0, 9, 9]) } else { src };
+        let mut m = msg(if server { 2 } else { 1 }, msg_type, client);
+        m.xid = xid;
+        if server {
+            m.server_id = Some(Ipv4Addr::new(10, 0, 0, src.0[5]));
+        }
+        Observation::Dhcp {
+            seg: seg(),
+            src_mac: src,
+            src_ip: m.server_id.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            msg: Box::new(m),
+        }
+    }
+
     pub fn dhcp_decline(mac: Mac, ip: Ipv4Addr) -> Observation {
         let mut m = msg(1, 4, mac);
         m.requested_ip = Some(ip);
@@ -505,6 +544,7 @@ pub(crate) mod tests_support {
         pub table: DeviceTable,
         pub servers: DhcpServers,
         pub v6: crate::state::Ipv6State,
+        pub txs: crate::state::dhcp_transactions::Transactions,
     }
 
     impl<D: Detector> Harness<D> {
@@ -514,18 +554,30 @@ pub(crate) mod tests_support {
                 table: DeviceTable::new(DeviceTableConfig::default()),
                 servers: DhcpServers::new(64),
                 v6: crate::state::Ipv6State::new(&Default::default()),
+                txs: crate::state::dhcp_transactions::Transactions::new(
+                    1_024,
+                    10 * crate::model::SECOND,
+                ),
             }
         }
 
         pub fn feed(&mut self, obs: &Observation, now: Nanos) -> Vec<Signal> {
             let change = update_state(&mut self.table, &mut self.servers, obs, now).change;
             let update6 = self.v6.update(obs, now);
+            let tx = match obs {
+                Observation::Dhcp {
+                    seg, src_mac, msg, ..
+                } => self.txs.observe(*seg, *src_mac, msg, now),
+                _ => Default::default(),
+            };
             let ctx = Context {
                 table: &self.table,
                 servers: &self.servers,
                 change,
                 v6: &self.v6,
                 update6: &update6,
+                txs: &self.txs,
+                tx: &tx,
             };
             self.detector.observe(obs, &ctx, now)
         }

@@ -5,10 +5,12 @@ use serde_json::Value;
 
 use super::{
     apipa::Apipa, arp_flood::ArpFlood, arp_scan::ArpScan, dhcp::DhcpServerWatch, dhcp::DhcpStorm,
-    dhcpv6::Dhcpv6Servers, duplicate_ip::DuplicateIp, ipv6_dad::Ipv6Dad,
-    ipv6_lifetime_spoof::Ipv6LifetimeSpoof, ipv6_prefix::Ipv6Prefix,
+    dhcp_nak_storm::DhcpNakStorm, dhcp_pool::DhcpPool, dhcp_relay::DhcpRelay, dhcp_slow::DhcpSlow,
+    dhcp_unanswered::DhcpUnanswered, dhcpv6::Dhcpv6Servers, duplicate_ip::DuplicateIp,
+    ipv6_dad::Ipv6Dad, ipv6_lifetime_spoof::Ipv6LifetimeSpoof, ipv6_prefix::Ipv6Prefix,
     ipv6_ra_consistency::Ipv6RaConsistency, ipv6_router::Ipv6Router, l2_loop::L2Loop,
-    mac_change::MacChange, mac_collision::MacCollision, Context, Detector, Signal,
+    mac_change::MacChange, mac_collision::MacCollision, pxe_boot::PxeBoot, Context, Detector,
+    Signal,
 };
 use crate::{
     engine::EngineConfig,
@@ -98,6 +100,36 @@ const REGISTRY: &[Entry] = &[
         name: "ipv6_ra_consistency",
         build: |c| Box::new(Ipv6RaConsistency::new(c.ipv6_routers.clone())),
         settings: |c| json(&c.ipv6_routers),
+    },
+    Entry {
+        name: "dhcp_unanswered",
+        build: |c| Box::new(DhcpUnanswered::new(c.dhcp_unanswered.clone())),
+        settings: |c| json(&c.dhcp_unanswered),
+    },
+    Entry {
+        name: "dhcp_slow",
+        build: |c| Box::new(DhcpSlow::new(c.dhcp_slow.clone())),
+        settings: |c| json(&c.dhcp_slow),
+    },
+    Entry {
+        name: "dhcp_nak_storm",
+        build: |c| Box::new(DhcpNakStorm::new(c.dhcp_nak_storm.clone())),
+        settings: |c| json(&c.dhcp_nak_storm),
+    },
+    Entry {
+        name: "dhcp_pool",
+        build: |c| Box::new(DhcpPool::new(c.dhcp_pool.clone())),
+        settings: |c| json(&c.dhcp_pool),
+    },
+    Entry {
+        name: "pxe_boot",
+        build: |c| Box::new(PxeBoot::new(c.pxe_boot.clone())),
+        settings: |c| json(&c.pxe_boot),
+    },
+    Entry {
+        name: "dhcp_relay",
+        build: |c| Box::new(DhcpRelay::new(c.dhcp_relay.clone())),
+        settings: |c| json(&c.dhcp_relay),
     },
     Entry {
         name: "dhcpv6_servers",

@@ -14,6 +14,25 @@ use crate::{
     model::{fast_lru, FastLru, Mac, Nanos, Segment},
 };
 
+/// The transaction table's settings.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TxConfig {
+    /// Transactions kept at most (the oldest is evicted).
+    pub capacity: usize,
+    /// A DISCOVER, REQUEST or INFORM with no answer for this long is unanswered.
+    pub timeout_secs: u64,
+}
+
+impl Default for TxConfig {
+    fn default() -> Self {
+        TxConfig {
+            capacity: 65_536,
+            timeout_secs: 10,
+        }
+    }
+}
+
 /// What identifies a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub struct TxKey {
@@ -93,6 +112,9 @@ pub struct Transaction {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chosen: Option<Ipv4Addr>,
     pub outcome: Outcome,
+    /// Every outcome this transaction id reached, in order: a client that starts over with
+    /// the same xid after a NAK shows `nak`, then `bound`.
+    pub outcomes: Vec<Outcome>,
     /// The relay it came through (giaddr), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay: Option<Ipv4Addr>,
@@ -110,6 +132,16 @@ impl Transaction {
             .map(|a| a.delay_ns)
             .min()
     }
+}
+
+/// Outcomes remembered per transaction id.
+const MAX_OUTCOMES: usize = 8;
+
+fn push_outcome(tx: &mut Transaction, o: Outcome) {
+    if tx.outcomes.len() >= MAX_OUTCOMES {
+        tx.outcomes.remove(0);
+    }
+    tx.outcomes.push(o);
 }
 
 /// What one message did.
@@ -162,6 +194,15 @@ impl Transactions {
         match kind {
             DhcpMsgType::Discover | DhcpMsgType::Request | DhcpMsgType::Inform => {
                 let tx = self.entry(key, now);
+                // After an outcome, a client message starts the next round.
+                if Outcome::ENDED.contains(&tx.outcome) {
+                    tx.started = now;
+                    tx.discover_at = None;
+                    tx.request_at = None;
+                    tx.answers.clear();
+                    tx.chosen = None;
+                    tx.outcome = Outcome::Pending;
+                }
                 match kind {
                     DhcpMsgType::Discover => {
                         tx.discover_at.get_or_insert(now);
@@ -225,6 +266,7 @@ impl Transactions {
                 if let Some(o) = ended {
                     if !Outcome::ENDED.contains(&tx.outcome) {
                         tx.outcome = o;
+                        push_outcome(tx, o);
                         up.ended = Some(o);
                     }
                 }
@@ -232,6 +274,7 @@ impl Transactions {
             DhcpMsgType::Decline => {
                 let tx = self.entry(key, now);
                 tx.outcome = Outcome::Declined;
+                push_outcome(tx, Outcome::Declined);
                 up.ended = Some(Outcome::Declined);
             }
             DhcpMsgType::Release => {}
@@ -248,6 +291,7 @@ impl Transactions {
                 answers: Vec::new(),
                 chosen: None,
                 outcome: Outcome::Pending,
+                outcomes: Vec::new(),
                 relay: None,
                 pxe: false,
                 arch: None,
@@ -270,6 +314,7 @@ impl Transactions {
             let since = tx.request_at.or(tx.discover_at).unwrap_or(tx.started);
             if waiting && now.saturating_sub(since) > self.timeout {
                 tx.outcome = Outcome::Unanswered;
+                push_outcome(tx, Outcome::Unanswered);
                 out.push((*k, tx.clone()));
             }
         }
@@ -294,5 +339,127 @@ impl Transactions {
 
     pub fn evictions(&self) -> u64 {
         self.evictions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Iface, SECOND};
+
+    fn seg() -> Segment {
+        Segment::from_vids(Iface::named("eth0"), 100, monitor_common::NO_VLAN)
+    }
+
+    const CLIENT: Mac = Mac([2, 0, 0, 0, 1, 1]);
+
+    fn msg(t: u8, server: Option<[u8; 4]>, yiaddr: [u8; 4]) -> DhcpMessage {
+        let mut b = vec![0u8; 236];
+        b[0] = if matches!(t, 2 | 5 | 6) { 2 } else { 1 };
+        b[1] = 1;
+        b[2] = 6;
+        b[4..8].copy_from_slice(&0x1234u32.to_be_bytes());
+        b[16..20].copy_from_slice(&yiaddr);
+        b[28..34].copy_from_slice(&CLIENT.0);
+        b.extend_from_slice(&monitor_common::proto::DHCP_MAGIC);
+        b.extend_from_slice(&[53, 1, t]);
+        if let Some(s) = server {
+            b.extend_from_slice(&[54, 4, s[0], s[1], s[2], s[3]]);
+        }
+        b.push(255);
+        crate::decode::decode_dhcp(&b, true).unwrap()
+    }
+
+    #[test]
+    fn a_dora_pairs_offers_per_server_the_choice_and_the_outcome() {
+        let mut t = Transactions::new(16, 10 * SECOND);
+        let (a, b) = ([10, 0, 0, 1], [10, 0, 0, 2]);
+        let srv = |n| Mac([2, 0, 0, 0, 0, n]);
+        t.observe(seg(), CLIENT, &msg(1, None, [0; 4]), SECOND);
+        let up = t.observe(
+            seg(),
+            srv(1),
+            &msg(2, Some(a), [10, 0, 0, 50]),
+            SECOND + 20_000_000,
+        );
+        assert_eq!(up.answer, Some((Ipv4Addr::from(a), "offer", 20_000_000)));
+        t.observe(
+            seg(),
+            srv(2),
+            &msg(2, Some(b), [10, 0, 0, 60]),
+            SECOND + 900_000_000,
+        );
+        t.observe(seg(), CLIENT, &msg(3, Some(a), [0; 4]), 2 * SECOND);
+        let up = t.observe(
+            seg(),
+            srv(1),
+            &msg(5, Some(a), [10, 0, 0, 50]),
+            2 * SECOND + 5_000_000,
+        );
+        assert_eq!(up.ended, Some(Outcome::Bound));
+        let key = up.key.unwrap();
+        let tx = t.get(&key).unwrap();
+        assert_eq!(tx.chosen, Some(Ipv4Addr::from(a)));
+        assert_eq!(tx.first_offer_delay(), Some(20_000_000));
+        assert_eq!(tx.answers.len(), 3);
+        assert_eq!(
+            tx.answers[2].delay_ns, 5_000_000,
+            "the ACK is timed from the REQUEST"
+        );
+        assert!(
+            t.tick(100 * SECOND).is_empty(),
+            "an ended transaction never times out"
+        );
+    }
+
+    #[test]
+    fn naks_declines_informs_and_silence() {
+        let mut t = Transactions::new(16, 10 * SECOND);
+        let s = [10, 0, 0, 1];
+        let srv = Mac([2, 0, 0, 0, 0, 1]);
+        t.observe(seg(), CLIENT, &msg(3, Some(s), [0; 4]), SECOND);
+        let up = t.observe(seg(), srv, &msg(6, Some(s), [0; 4]), SECOND + 1);
+        assert_eq!(up.ended, Some(Outcome::Nak));
+        let mut t = Transactions::new(16, 10 * SECOND);
+        t.observe(seg(), CLIENT, &msg(8, None, [0; 4]), SECOND);
+        let up = t.observe(seg(), srv, &msg(5, Some(s), [0; 4]), SECOND + 1);
+        assert_eq!(up.ended, Some(Outcome::Informed));
+        let mut t = Transactions::new(16, 10 * SECOND);
+        t.observe(seg(), CLIENT, &msg(1, None, [0; 4]), SECOND);
+        assert!(
+            t.tick(11 * SECOND).is_empty(),
+            "10 s is not past the timeout"
+        );
+        let gone = t.tick(11 * SECOND + 1);
+        assert_eq!(gone.len(), 1);
+        assert_eq!(gone[0].1.outcome, Outcome::Unanswered);
+        assert!(t.tick(20 * SECOND).is_empty(), "reported once");
+    }
+
+    #[test]
+    fn a_client_starting_over_after_a_nak_is_a_new_round() {
+        let mut t = Transactions::new(16, 10 * SECOND);
+        let s = [10, 0, 0, 1];
+        let srv = Mac([2, 0, 0, 0, 0, 1]);
+        t.observe(seg(), CLIENT, &msg(3, Some(s), [0; 4]), SECOND);
+        t.observe(seg(), srv, &msg(6, Some(s), [0; 4]), SECOND + 1);
+        t.observe(seg(), CLIENT, &msg(3, Some(s), [0; 4]), 2 * SECOND);
+        let up = t.observe(seg(), srv, &msg(5, Some(s), [10, 0, 0, 9]), 2 * SECOND + 7);
+        assert_eq!(up.ended, Some(Outcome::Bound));
+        let tx = t.get(&up.key.unwrap()).unwrap();
+        assert_eq!(tx.outcomes, [Outcome::Nak, Outcome::Bound]);
+        assert_eq!(tx.answers.len(), 1, "this round's answers only");
+        assert_eq!(tx.answers[0].delay_ns, 7);
+    }
+
+    #[test]
+    fn bounded_oldest_first() {
+        let mut t = Transactions::new(2, SECOND);
+        for xid in 0..5u32 {
+            let mut m = msg(1, None, [0; 4]);
+            m.xid = xid;
+            t.observe(seg(), CLIENT, &m, SECOND);
+        }
+        assert_eq!((t.len(), t.evictions()), (2, 3));
     }
 }
