@@ -556,8 +556,8 @@ pub struct Engine {
     table: DeviceTable,
     servers: DhcpServers,
     txs: crate::state::dhcp_transactions::Transactions,
-    /// Transactions ended, by segment and outcome (bounded by the kernel's segments).
-    outcomes: BTreeMap<(Segment, crate::state::dhcp_transactions::Outcome), u64>,
+    /// Answer delays, outcomes, unanswered requests and boot offers, for the metrics.
+    health: crate::state::dhcp_health::DhcpHealth,
     v6: Ipv6State,
     /// The DHCP allowlists, for the server list's verdict.
     dhcp_allow: DhcpServerConfig,
@@ -580,7 +580,7 @@ impl Engine {
                 cfg.dhcp_transactions.capacity,
                 cfg.dhcp_transactions.timeout_secs.saturating_mul(SECOND),
             ),
-            outcomes: BTreeMap::new(),
+            health: Default::default(),
             v6: Ipv6State::new(&cfg.ipv6),
             dhcp_allow: cfg.dhcp_servers.clone(),
             router_allow: cfg.ipv6_routers.clone(),
@@ -728,8 +728,26 @@ impl Engine {
             } => self.txs.observe(*seg, *src_mac, msg, now),
             _ => Default::default(),
         };
-        if let (Some(o), Some(k)) = (tx.ended, tx.key) {
-            *self.outcomes.entry((k.seg, o)).or_default() += 1;
+        if let Some(k) = tx.key {
+            let t = self.txs.get(&k);
+            self.health.observe(&tx, t);
+            // An ACK with a lease: how the machine boots, and the path it came by.
+            if let (Some(t), Some(dev), Observation::Dhcp { msg, .. }) = (t, up.device, obs) {
+                if msg.kind() == Some(DhcpMsgType::Ack) && !msg.yiaddr.is_unspecified() {
+                    let boot = crate::state::Boot {
+                        pxe: t.pxe,
+                        arch: t
+                            .arch
+                            .map(|a| crate::decode::dhcp::arch_name(a).to_string()),
+                        boot_server: msg.boot_server(),
+                        boot_file: msg.boot_file().map(str::to_string),
+                        relay: t.relay,
+                        circuit_id: t.circuit_id.clone(),
+                        remote_id: t.remote_id.clone(),
+                    };
+                    self.table.set_boot(&dev, boot);
+                }
+            }
         }
         if let Some((_, Change6::Moved { .. })) = up6.neighbour {
             self.stats.ipv6_moves += 1;
@@ -844,11 +862,8 @@ impl Engine {
     /// Once per pipeline tick: the detectors' own tick (conditions that hold because something
     /// did not happen), then findings that went quiet are closed.
     pub fn tick(&mut self, now: Nanos) -> Vec<FindingEvent> {
-        for (k, _) in self.txs.tick(now) {
-            *self
-                .outcomes
-                .entry((k.seg, crate::state::dhcp_transactions::Outcome::Unanswered))
-                .or_default() += 1;
+        for (k, t) in self.txs.tick(now) {
+            self.health.unanswered(k.seg, &t);
         }
         let signals = self.detectors.tick(now);
         let mut out = self.apply(signals, now);
@@ -877,13 +892,14 @@ impl Engine {
         &self.v6
     }
 
-    /// The DHCPv4 transactions, and how many ended each way per segment.
+    /// The DHCPv4 transactions.
     pub fn transactions(&self) -> &crate::state::dhcp_transactions::Transactions {
         &self.txs
     }
 
-    pub fn outcomes(&self) -> &BTreeMap<(Segment, crate::state::dhcp_transactions::Outcome), u64> {
-        &self.outcomes
+    /// Answer delays, outcomes, unanswered requests and boot offers.
+    pub fn dhcp_health(&self) -> &crate::state::dhcp_health::DhcpHealth {
+        &self.health
     }
 
     /// The engine's counters; evictions and drops are read from the tables that count them.
@@ -943,6 +959,7 @@ impl Engine {
                 lease: d.lease,
                 state: self.table.state(d, now),
                 mac_changes: d.mac_changes,
+                boot: d.boot.as_deref().cloned(),
             })
             .collect()
     }
@@ -1041,6 +1058,11 @@ impl Engine {
                 key: *k,
                 vlan: k.seg.vlan_label(),
                 authorized: self.dhcp_allow.authorized(k),
+                boot_offer: self.health.boot_offer.get(&(k.seg, k.server_id)).cloned(),
+                offer_delay_seconds: self
+                    .health
+                    .offer_quantiles(k.seg, k.server_id)
+                    .map(|(p50, p90, p99)| Quantiles { p50, p90, p99 }),
                 server: s.clone(),
             })
             .collect();
@@ -1063,6 +1085,9 @@ pub struct DeviceRow {
     pub lease: Option<Lease>,
     pub state: DeviceState,
     pub mac_changes: u32,
+    /// PXE, architecture, boot server and file, relay and circuit (DHCP devices).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot: Option<crate::state::Boot>,
 }
 
 /// One IPv6 address of a station, as reported (JSON, API).
@@ -1122,12 +1147,26 @@ pub struct Server6Row {
     pub server: Server6,
 }
 
+/// Delay quantiles, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Quantiles {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerRow {
     #[serde(flatten)]
     pub key: crate::state::ServerKey,
     pub vlan: String,
     pub authorized: Option<bool>,
+    /// The boot server and file of its latest offer that named one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_offer: Option<crate::state::dhcp_health::BootOffer>,
+    /// Its OFFER delay (from the DISCOVER), estimated from the histogram's buckets.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offer_delay_seconds: Option<Quantiles>,
     #[serde(flatten)]
     pub server: crate::state::Server,
 }

@@ -150,6 +150,28 @@ pub fn devices_table(body: &Value) -> String {
                 text(&d["hostname"]),
                 time(&d["last_seen"]),
                 text(&d["vendor"]),
+                {
+                    let b = &d["boot"];
+                    let mut parts = Vec::new();
+                    if b["pxe"] == true {
+                        parts.push(format!("pxe {}", b["arch"].as_str().unwrap_or("?")));
+                    }
+                    let offer = boot(b);
+                    if offer != "-" {
+                        parts.push(offer);
+                    }
+                    if let Some(r) = b["relay"].as_str() {
+                        parts.push(format!("via {r}"));
+                    }
+                    if let Some(c) = b["circuit_id"].as_str() {
+                        parts.push(format!("circuit {c}"));
+                    }
+                    if parts.is_empty() {
+                        "-".into()
+                    } else {
+                        parts.join(" ")
+                    }
+                },
             ]
         })
         .collect();
@@ -164,6 +186,7 @@ pub fn devices_table(body: &Value) -> String {
             "HOSTNAME",
             "LAST SEEN",
             "VENDOR",
+            "BOOT",
         ],
         &rows,
     )
@@ -298,6 +321,22 @@ pub fn findings_table(body: &Value) -> String {
     )
 }
 
+/// Seconds as whole milliseconds.
+fn ms(v: &Value) -> String {
+    v.as_f64()
+        .map_or("-".into(), |s| format!("{:.0}", s * 1000.0))
+}
+
+/// A boot offer as `file@server`, `-` when none.
+fn boot(v: &Value) -> String {
+    match (v["boot_file"].as_str(), v["boot_server"].as_str()) {
+        (Some(f), Some(s)) => format!("{f}@{s}"),
+        (Some(f), None) => f.to_string(),
+        (None, Some(s)) => format!("@{s}"),
+        (None, None) => "-".into(),
+    }
+}
+
 pub fn servers_table(body: &Value) -> String {
     let rows: Vec<Vec<String>> = list(body, "servers")
         .iter()
@@ -320,6 +359,11 @@ pub fn servers_table(body: &Value) -> String {
                 text(&s["acks"]),
                 text(&s["naks"]),
                 range,
+                match s["offer_delay_seconds"].as_object() {
+                    Some(q) => format!("{}/{}/{}", ms(&q["p50"]), ms(&q["p90"]), ms(&q["p99"])),
+                    None => "-".into(),
+                },
+                boot(&s["boot_offer"]),
                 time(&s["last_seen"]),
             ]
         })
@@ -335,6 +379,8 @@ pub fn servers_table(body: &Value) -> String {
             "ACKS",
             "NAKS",
             "RANGE",
+            "OFFER MS P50/90/99",
+            "BOOT",
             "LAST SEEN",
         ],
         &rows,

@@ -114,6 +114,67 @@ impl Out {
         Ok(g)
     }
 
+    /// A histogram family from bucket counts the engine keeps (the client library only
+    /// observes values one by one): `rows` are label values and their histogram.
+    fn histogram(
+        &self,
+        name: &str,
+        help: &str,
+        labels: &[&str],
+        rows: Vec<(Vec<String>, crate::state::dhcp_health::Hist)>,
+    ) -> Result<(), MetricsError> {
+        use prometheus::proto;
+        let mut metrics = Vec::new();
+        for (values, h) in rows {
+            let mut m = proto::Metric::default();
+            m.set_label(
+                labels
+                    .iter()
+                    .zip(values)
+                    .map(|(l, v)| {
+                        let mut p = proto::LabelPair::default();
+                        p.set_name(l.to_string());
+                        p.set_value(v);
+                        p
+                    })
+                    .collect(),
+            );
+            let mut hist = proto::Histogram::default();
+            let mut cumulative = 0;
+            hist.set_bucket(
+                crate::state::dhcp_health::BUCKETS
+                    .iter()
+                    .zip(h.buckets)
+                    .map(|(b, n)| {
+                        cumulative += n;
+                        let mut bucket = proto::Bucket::default();
+                        bucket.set_upper_bound(*b);
+                        bucket.set_cumulative_count(cumulative);
+                        bucket
+                    })
+                    .collect(),
+            );
+            hist.set_sample_count(h.count);
+            hist.set_sample_sum(h.sum_secs);
+            m.set_histogram(hist);
+            metrics.push(m);
+        }
+        let mut mf = proto::MetricFamily::default();
+        mf.set_name(name.to_string());
+        mf.set_help(help.to_string());
+        mf.set_field_type(proto::MetricType::HISTOGRAM);
+        mf.set_metric(metrics);
+        let desc = prometheus::core::Desc::new(
+            name.to_string(),
+            help.to_string(),
+            labels.iter().map(|l| l.to_string()).collect(),
+            Default::default(),
+        )?;
+        self.0.register(Box::new(Fixed { desc, mf }))?;
+        self.note(name, "histogram", help, labels);
+        Ok(())
+    }
+
     fn float_gauge(
         &self,
         name: &str,
@@ -124,6 +185,22 @@ impl Out {
         self.0.register(Box::new(g.clone()))?;
         self.note(name, "gauge", help, labels);
         Ok(g)
+    }
+}
+
+/// A family built by hand (a histogram from the engine's bucket counts).
+struct Fixed {
+    desc: prometheus::core::Desc,
+    mf: prometheus::proto::MetricFamily,
+}
+
+impl prometheus::core::Collector for Fixed {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        vec![self.mf.clone()]
     }
 }
 
@@ -290,6 +367,29 @@ fn engine(
     }
     let routers = e.router_rows();
     let servers6: Vec<Segment> = e.ipv6().servers.iter().map(|(k, _)| k.seg).collect();
+    let health = e.dhcp_health();
+    let response: Vec<_> = health
+        .response
+        .iter()
+        .take(cfg.server_info_cap)
+        .map(|((seg, server, kind), h)| (*seg, *server, *kind, h.clone()))
+        .collect();
+    let outcomes: Vec<_> = health.outcomes.iter().map(|(k, n)| (*k, *n)).collect();
+    let unanswered: Vec<_> = health.unanswered.iter().map(|(k, n)| (*k, *n)).collect();
+    let boot: Vec<_> = health
+        .boot_offers
+        .iter()
+        .take(cfg.server_info_cap)
+        .map(|((seg, b), n)| (*seg, b.clone(), *n))
+        .collect();
+    let mut pxe: BTreeMap<(Segment, &'static str), BTreeSet<crate::model::Mac>> = BTreeMap::new();
+    for (k, t) in e.transactions().iter() {
+        if t.pxe {
+            let arch = t.arch.map_or("unknown", crate::decode::dhcp::arch_name);
+            pxe.entry((k.seg, arch)).or_default().insert(k.client);
+        }
+    }
+    let health_dropped = health.dropped;
     let st = e.stats();
     drop(e);
     let mut devices: BTreeMap<(String, String), i64> = BTreeMap::new();
@@ -432,6 +532,74 @@ fn engine(
         ])
         .set(r.router.retired_at.is_none() as i64);
     }
+    let mut hist_rows: BTreeMap<Vec<String>, crate::state::dhcp_health::Hist> = BTreeMap::new();
+    for (seg, server, kind, h) in response {
+        let k = vec![
+            name(seg.iface),
+            vlans.label(&seg),
+            server.to_string(),
+            kind.into(),
+        ];
+        let e = hist_rows.entry(k).or_default();
+        // Segments folded into vlan="other" add up.
+        for (a, b) in e.buckets.iter_mut().zip(h.buckets) {
+            *a += b;
+        }
+        e.count += h.count;
+        e.sum_secs += h.sum_secs;
+    }
+    out.histogram(
+        "l2watch_dhcp_response_seconds",
+        "DHCP answer delay per server: an OFFER from the client's DISCOVER, an ACK or NAK from \
+         its REQUEST (at most metrics.server_info_cap servers).",
+        &["interface", "vlan", "server", "type"],
+        hist_rows.into_iter().collect(),
+    )?;
+    let c = out.counter(
+        "l2watch_dhcp_transactions_total",
+        "DHCP transactions ended, by outcome (bound, nak, declined, informed, unanswered).",
+        &["interface", "vlan", "outcome"],
+    )?;
+    for ((seg, o), n) in outcomes {
+        c.with_label_values(&[&name(seg.iface), &vlans.label(&seg), o.name()])
+            .inc_by(n);
+    }
+    let c = out.counter(
+        "l2watch_dhcp_unanswered_total",
+        "DISCOVERs and REQUESTs no server answered within engine.dhcp_transactions.timeout_secs.",
+        &["interface", "vlan", "type"],
+    )?;
+    for ((seg, t), n) in unanswered {
+        c.with_label_values(&[&name(seg.iface), &vlans.label(&seg), t])
+            .inc_by(n);
+    }
+    let g = out.gauge(
+        "l2watch_dhcp_pxe_clients",
+        "PXE clients (vendor class PXEClient, or option 93) in the transaction table, by \
+         architecture.",
+        &["interface", "vlan", "arch"],
+    )?;
+    for ((seg, arch), clients) in &pxe {
+        g.with_label_values(&[name(seg.iface).as_str(), vlans.label(seg).as_str(), arch])
+            .add(clients.len() as i64);
+    }
+    let c = out.counter(
+        "l2watch_dhcp_boot_offers_total",
+        "OFFERs naming a boot server (option 66, else siaddr), by boot server (at most \
+         metrics.server_info_cap).",
+        &["interface", "vlan", "boot_server"],
+    )?;
+    for (seg, b, n) in boot {
+        c.with_label_values(&[&name(seg.iface), &vlans.label(&seg), &b])
+            .inc_by(n);
+    }
+    out.counter(
+        "l2watch_dhcp_health_keys_dropped_total",
+        "DHCP health keys (server delays, outcomes, boot servers) not tracked: a map was full.",
+        &[],
+    )?
+    .with_label_values::<&str>(&[])
+    .inc_by(health_dropped);
     let g = out.gauge(
         "l2watch_dhcpv6_servers",
         "DHCPv6 servers (by DUID) that answered, by interface and VLAN.",
@@ -666,6 +834,38 @@ mod tests {
         for t in DhcpMsgType::ALL {
             assert_eq!(Some(*t), DhcpMsgType::from_code(*t as u8));
             assert_eq!(t.counter().export().map(|e| e.1), Some(t.name()));
+        }
+    }
+
+    #[test]
+    fn a_histogram_from_bucket_counts_is_a_prometheus_histogram() {
+        let out = Out::new();
+        let mut h = crate::state::dhcp_health::Hist::default();
+        h.observe(0.003);
+        h.observe(0.3);
+        h.observe(20.0);
+        out.histogram(
+            "t_seconds",
+            "test",
+            &["server"],
+            vec![(vec!["10.0.0.1".into()], h)],
+        )
+        .unwrap();
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&out.0.gather(), &mut buf)
+            .unwrap();
+        let text = String::from_utf8(buf).unwrap();
+        for line in [
+            "# TYPE t_seconds histogram",
+            r#"t_seconds_bucket{server="10.0.0.1",le="0.001"} 0"#,
+            r#"t_seconds_bucket{server="10.0.0.1",le="0.005"} 1"#,
+            r#"t_seconds_bucket{server="10.0.0.1",le="0.5"} 2"#,
+            r#"t_seconds_bucket{server="10.0.0.1",le="10"} 2"#,
+            r#"t_seconds_bucket{server="10.0.0.1",le="+Inf"} 3"#,
+            r#"t_seconds_count{server="10.0.0.1"} 3"#,
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} not in:\n{text}");
         }
     }
 

@@ -83,6 +83,38 @@ pub struct Device {
     pub previous: Option<(Mac, Nanos)>,
     /// How many times the MAC changed.
     pub mac_changes: u32,
+    /// How the machine booted and reached DHCP (boxed: most devices have none).
+    pub boot: Option<Box<Boot>>,
+}
+
+/// What a machine's DHCP said about booting and the path it came by.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Boot {
+    /// A PXE client (vendor class PXEClient, or option 93).
+    pub pxe: bool,
+    /// Option 93's first architecture, by name (x64_uefi, x86_bios, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub arch: Option<String>,
+    /// The boot server and file its lease named (options 66/67, else siaddr and `file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub boot_file: Option<String>,
+    /// The relay (giaddr) and the relay agent's circuit and remote ids (option 82).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<std::net::Ipv4Addr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+}
+
+impl Boot {
+    /// Whether there is anything to record.
+    pub fn is_empty(&self) -> bool {
+        *self == Boot::default()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
@@ -291,6 +323,7 @@ impl DeviceTable {
             lease: None,
             previous: None,
             mac_changes: 0,
+            boot: None,
         };
         if self.len() >= self.cfg.capacity.max(1) {
             // The probation tier goes first: flood entries before real stations.
@@ -345,6 +378,13 @@ impl DeviceTable {
             }
         }
         change
+    }
+
+    /// Records how the device at `key` booted (its ACK and transaction said so).
+    pub fn set_boot(&mut self, key: &DeviceKey, boot: Boot) {
+        if let Some(d) = self.peek_mut(key) {
+            d.boot = (!boot.is_empty()).then(|| Box::new(boot));
+        }
     }
 
     /// Ends a lease (DHCPRELEASE) without forgetting the binding.

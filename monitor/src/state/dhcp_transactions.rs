@@ -121,6 +121,11 @@ pub struct Transaction {
     pub pxe: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub arch: Option<u16>,
+    /// The relay agent's circuit and remote ids (option 82), as any message carried them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
 }
 
 impl Transaction {
@@ -191,6 +196,11 @@ impl Transactions {
             ..TxUpdate::default()
         };
         let relay = (!msg.giaddr.is_unspecified()).then_some(msg.giaddr);
+        if let Some(ra) = &msg.relay_agent {
+            let tx = self.entry(key, now);
+            tx.circuit_id = ra.circuit_id.clone().or(tx.circuit_id.take());
+            tx.remote_id = ra.remote_id.clone().or(tx.remote_id.take());
+        }
         match kind {
             DhcpMsgType::Discover | DhcpMsgType::Request | DhcpMsgType::Inform => {
                 let tx = self.entry(key, now);
@@ -295,6 +305,8 @@ impl Transactions {
                 relay: None,
                 pxe: false,
                 arch: None,
+                circuit_id: None,
+                remote_id: None,
             };
             if let Some((k, _)) = self.map.push(key, tx) {
                 if k != key {

@@ -1,6 +1,7 @@
 //! State stage: what is on the wire now, all bounded: the device table (IPv4) and the IPv6
 //! neighbours, the DHCP and DHCPv6 servers, and the IPv6 routers.
 pub mod devices;
+pub mod dhcp_health;
 pub mod dhcp_servers;
 pub mod dhcp_transactions;
 pub mod dhcpv6_servers;
@@ -15,6 +16,6 @@ pub use neighbours6::{Addr6, AddrKind, Change6, Learnt, Neighbours6, Neighbours6
 pub use routers::{Router, RouterKey, Routers};
 
 pub use devices::{
-    Change, Device, DeviceKey, DeviceState, DeviceTable, DeviceTableConfig, Lease, Source,
+    Boot, Change, Device, DeviceKey, DeviceState, DeviceTable, DeviceTableConfig, Lease, Source,
 };
 pub use dhcp_servers::{DhcpServers, Server, ServerKey};

@@ -327,15 +327,15 @@ impl Store {
                 .prepare_cached(
                     "INSERT INTO devices (interface, outer_vlan, inner_vlan, ip, mac,
                      first_seen, last_seen, source, hostname, lease_server, lease_secs,
-                     lease_expires, prev_mac, prev_until, mac_changes)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)
+                     lease_expires, prev_mac, prev_until, mac_changes, boot)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)
                      ON CONFLICT (interface, outer_vlan, inner_vlan, ip) DO UPDATE SET
                      mac = excluded.mac, first_seen = excluded.first_seen,
                      last_seen = excluded.last_seen, source = excluded.source,
                      hostname = excluded.hostname, lease_server = excluded.lease_server,
                      lease_secs = excluded.lease_secs, lease_expires = excluded.lease_expires,
                      prev_mac = excluded.prev_mac, prev_until = excluded.prev_until,
-                     mac_changes = excluded.mac_changes",
+                     mac_changes = excluded.mac_changes, boot = excluded.boot",
                 )
                 .map_err(sql)?;
             let (mut ip_buf, mut mac_buf) = (String::new(), String::new());
@@ -357,6 +357,9 @@ impl Store {
                     d.previous.map(|(m, _)| m.to_string()),
                     d.previous.map(|(_, t)| ns(t)),
                     d.mac_changes,
+                    d.boot
+                        .as_deref()
+                        .and_then(|b| serde_json::to_string(b).ok()),
                 ])
                 .map_err(sql)?;
             }
@@ -714,7 +717,7 @@ impl Store {
 
 const DEVICE_COLS: &str = "SELECT interface, outer_vlan, inner_vlan, ip, mac, first_seen,
     last_seen, source, hostname, lease_server, lease_secs, lease_expires, prev_mac, prev_until,
-    mac_changes FROM devices";
+    mac_changes, boot FROM devices";
 const SERVER_COLS: &str = "SELECT interface, outer_vlan, inner_vlan, server_id, mac, first_seen,
     last_seen, offers, acks, naks, lowest_offered, highest_offered, recent_offers
     FROM dhcp_servers";
@@ -849,6 +852,10 @@ fn device_row(r: &Row<'_>) -> Parsed<(DeviceKey, Device)> {
             lease,
             previous: prev_mac.zip(prev_until.map(u)),
             mac_changes: r.get(14)?,
+            boot: r
+                .get::<_, Option<String>>(15)?
+                .and_then(|j| serde_json::from_str(&j).ok())
+                .map(Box::new),
         },
     )))
 }

@@ -236,6 +236,9 @@ pub const MIGRATIONS: &[&str] = &[
         detail     TEXT    NOT NULL,
         PRIMARY KEY (interface, outer_vlan, inner_vlan, duid)
     );",
+    // 6: how a device booted and reached DHCP (PXE, architecture, boot offer, relay,
+    // circuit), as JSON.
+    "ALTER TABLE devices ADD COLUMN boot TEXT;",
 ];
 
 /// The schema version this build writes.
