@@ -6,6 +6,7 @@
 //! Safety rules kept here: every namespace and interface is created by the lab with a unique
 //! name and deleted by it; nothing is attached to or sent from the root namespace; processes
 //! are ended only by the PID the lab started them with (checked against their start time).
+pub mod dhcp_health;
 pub mod frames;
 pub mod ipv6;
 pub mod lab;

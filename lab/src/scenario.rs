@@ -102,6 +102,11 @@ pub enum Step {
     RouterSpoof,
     Ipv6Duplicate,
     Ipv6VlanFrames,
+    SlowDhcp,
+    PxeClient,
+    PxeConflict,
+    DeadVlan,
+    HealthyVlan,
 }
 
 impl Step {
@@ -120,6 +125,11 @@ impl Step {
         Step::RouterSpoof,
         Step::Ipv6Duplicate,
         Step::Ipv6VlanFrames,
+        Step::SlowDhcp,
+        Step::PxeClient,
+        Step::PxeConflict,
+        Step::DeadVlan,
+        Step::HealthyVlan,
     ];
 
     pub fn name(self) -> &'static str {
@@ -136,6 +146,11 @@ impl Step {
             Step::RouterSpoof => "router-spoof",
             Step::Ipv6Duplicate => "ipv6-duplicate",
             Step::Ipv6VlanFrames => "ipv6-vlan-frames",
+            Step::SlowDhcp => "slow-dhcp",
+            Step::PxeClient => "pxe-client",
+            Step::PxeConflict => "pxe-conflict",
+            Step::DeadVlan => "dead-vlan",
+            Step::HealthyVlan => "healthy-vlan",
             Step::DhcpStorm => "dhcp-storm",
             Step::VlanFrames => "vlan-frames",
         }
@@ -168,6 +183,13 @@ impl Step {
             Step::Ipv6VlanFrames => {
                 "crafted IPv6 in VLAN 100 (router spoof, duplicate probes) and a clean VLAN 200"
             }
+            Step::SlowDhcp => "srv's dnsmasq restarted with --dhcp-reply-delay=2; c2 bound 3 times",
+            Step::PxeClient => "dhclient on c1 as a PXE client (vendor class, x64 UEFI)",
+            Step::PxeConflict => {
+                "srv and rogue offer different boot files; c1 asks as a PXE client (x64 UEFI)"
+            }
+            Step::DeadVlan => "crafted DISCOVERs from 3 clients in VLAN 300, where no server is",
+            Step::HealthyVlan => "crafted DORA of 3 clients in VLAN 200, answered in ms",
         }
     }
 
@@ -223,6 +245,11 @@ impl Step {
             Step::RouterSpoof => crate::ipv6::router_spoof(lab),
             Step::Ipv6Duplicate => crate::ipv6::duplicate(lab),
             Step::Ipv6VlanFrames => crate::ipv6::vlan_frames(lab),
+            Step::SlowDhcp => crate::dhcp_health::slow_server(lab),
+            Step::PxeClient => crate::dhcp_health::pxe_client(lab),
+            Step::PxeConflict => crate::dhcp_health::pxe_conflict(lab),
+            Step::DeadVlan => crate::dhcp_health::dead_vlan(lab),
+            Step::HealthyVlan => crate::dhcp_health::healthy_vlan(lab),
         }
     }
 }
@@ -231,6 +258,16 @@ impl Step {
 /// lab subnet, with a [`LEASE_SECS`] lease and a [`RENEW_SECS`] renewal time. Waits until it
 /// serves.
 pub fn start_dnsmasq(lab: &mut Lab, host: &str, range: &str) -> Result<(), String> {
+    start_dnsmasq_with(lab, host, range, &[])
+}
+
+/// [`start_dnsmasq`] with `extra` options (a reply delay, a boot file).
+pub fn start_dnsmasq_with(
+    lab: &mut Lab,
+    host: &str,
+    range: &str,
+    extra: &[&str],
+) -> Result<(), String> {
     let iface = lab.host(host).iface.clone();
     let leases = lab.path(&format!("dnsmasq-{host}.leases"));
     let pid = lab.path(&format!("dnsmasq-{host}.pid"));
@@ -250,8 +287,14 @@ pub fn start_dnsmasq(lab: &mut Lab, host: &str, range: &str) -> Result<(), Strin
         "--user=root".to_string(),
         "--dhcp-authoritative".to_string(),
         "--log-dhcp".to_string(),
+        // dnsmasq pings an address before offering it to a new client and waits for the
+        // echo to time out: first offers then take seconds, which l2watch reports as
+        // dhcp_slow (threshold 1 s). The lab's servers answer at once; the slow-dhcp step
+        // delays its server on purpose.
+        "--no-ping".to_string(),
     ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut args: Vec<&str> = args.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra);
     let name = format!("dnsmasq-{host}");
     lab.start_daemon(&name, Some(host), "dnsmasq", &args)?;
     // Serving once it has logged its range; it exits at once on a bad option or address.

@@ -29,6 +29,26 @@ impl Agent {
         )
     }
 
+    /// `l2watch run` on `iface` in `ns`, serving on 127.0.0.1:`port`, without a database,
+    /// with `config` when given; returns once it is ready.
+    pub fn serving(
+        ns: &Netns,
+        iface: &str,
+        port: u16,
+        config: Option<&std::path::Path>,
+        ready_within: Duration,
+    ) -> Agent {
+        let listen = format!("127.0.0.1:{port}");
+        let mut args = vec!["run", "--iface", iface, "--listen", &listen, "--no-db"];
+        let cfg = config.map(|c| c.to_str().expect("utf-8 path").to_string());
+        if let Some(c) = &cfg {
+            args.extend(["--config", c.as_str()]);
+        }
+        let mut agent = Agent::start_with_log(ns, &args, "info");
+        agent.wait_for("ready", ready_within, |v| v["message"] == "ready");
+        agent
+    }
+
     /// Starts the agent with the given `--log-level`.
     pub fn start_with_log(ns: &Netns, args: &[&str], log_level: &str) -> Agent {
         let mut cmd = ns.command(l2watch_bin().to_str().expect("utf-8 path"));

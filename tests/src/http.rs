@@ -79,3 +79,33 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// GETs `path` and parses its JSON, asserting status 200.
+pub fn json(ns: &Netns, port: u16, path: &str) -> serde_json::Value {
+    let (status, body) = get(ns, port, path);
+    assert_eq!(status, 200, "{path}: {body}");
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{path}: {e}: {body}"))
+}
+
+/// Polls the JSON at `path` until `pred` holds; panics with the last body after `timeout`.
+pub fn wait_json(
+    ns: &Netns,
+    port: u16,
+    path: &str,
+    what: &str,
+    timeout: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let v = json(ns, port, path);
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}:\n{v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

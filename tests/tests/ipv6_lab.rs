@@ -3,7 +3,7 @@
 //! to dhclient -6, a rogue radvd, THC's kill_router6, two hosts taking one address (the
 //! kernel's DAD fails), and crafted tagged copies in VLAN 100 beside a clean VLAN 200. Every
 //! planted problem is found, with its evidence, and the clean part raises nothing.
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use l2watch_lab::ipv6;
 use l2watch_tests::{
@@ -24,25 +24,11 @@ fn step(lab: &mut Lab, s: Step) -> String {
 }
 
 fn api(lab: &Lab, path: &str) -> Value {
-    let (status, body) = http::get(&lab.mon, PORT, path);
-    assert_eq!(status, 200, "{path}: {body}");
-    serde_json::from_str(&body).expect("JSON")
+    http::json(&lab.mon, PORT, path)
 }
 
-/// Waits until `pred` holds for the JSON at `path`; panics with the last body.
 fn wait_api(lab: &Lab, path: &str, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = api(lab, path);
-        if pred(&v) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {what}:\n{v:#}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    http::wait_json(&lab.mon, PORT, path, what, WAIT, pred)
 }
 
 /// The open findings of `kind`.
@@ -97,22 +83,7 @@ fn real_ipv6_software_and_every_planted_problem() {
     // Routers count as established 3 s after they are first seen (10 s by default), so
     // the rogue can come soon after.
     std::fs::write(&config, "[engine.ipv6_routers]\nestablished_secs = 3\n").unwrap();
-    let listen = format!("127.0.0.1:{PORT}");
-    let mut agent = Agent::start_with_log(
-        &lab.mon,
-        &[
-            "run",
-            "--iface",
-            &lab.mon_if,
-            "--listen",
-            &listen,
-            "--no-db",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-        "info",
-    );
-    agent.wait_for("ready", WAIT, |v| v["message"] == "ready");
+    let mut agent = Agent::serving(&lab.mon, &lab.mon_if, PORT, Some(&config), WAIT);
 
     // A legitimate router; hosts autoconfigure and talk to it.
     step(&mut lab, Step::Ipv6Router);

@@ -207,7 +207,7 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
         .flat_map(|g| g["rules"].as_array().unwrap())
         .filter(|r| r["type"] == "alerting")
         .count();
-    assert_eq!(alert_rules, 23);
+    assert_eq!(alert_rules, 27);
 
     // Clean phase: one server, clients through their whole lease life, tagged traffic; an
     // IPv6 router with SLAAC hosts, and a DHCPv6 server with its client.
@@ -217,6 +217,7 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
         Step::VlanFrames,
         Step::Ipv6Router,
         Step::Dhcpv6,
+        Step::PxeClient,
     ] {
         step.run(&mut lab)
             .unwrap_or_else(|e| panic!("{}: {e}", step.name()));

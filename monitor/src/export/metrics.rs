@@ -368,20 +368,23 @@ fn engine(
     let routers = e.router_rows();
     let servers6: Vec<Segment> = e.ipv6().servers.iter().map(|(k, _)| k.seg).collect();
     let health = e.dhcp_health();
-    let response: Vec<_> = health
+    // Sorted, so that the capped set is stable from scrape to scrape.
+    let mut response: Vec<_> = health
         .response
         .iter()
-        .take(cfg.server_info_cap)
         .map(|((seg, server, kind), h)| (*seg, *server, *kind, h.clone()))
         .collect();
+    response.sort_by(|a, b| (a.0, a.1, a.2).cmp(&(b.0, b.1, b.2)));
+    response.truncate(cfg.server_info_cap.saturating_mul(3));
     let outcomes: Vec<_> = health.outcomes.iter().map(|(k, n)| (*k, *n)).collect();
     let unanswered: Vec<_> = health.unanswered.iter().map(|(k, n)| (*k, *n)).collect();
-    let boot: Vec<_> = health
+    let mut boot: Vec<_> = health
         .boot_offers
         .iter()
-        .take(cfg.server_info_cap)
         .map(|((seg, b), n)| (*seg, b.clone(), *n))
         .collect();
+    boot.sort();
+    boot.truncate(cfg.server_info_cap);
     let mut pxe: BTreeMap<(Segment, &'static str), BTreeSet<crate::model::Mac>> = BTreeMap::new();
     for (k, t) in e.transactions().iter() {
         if t.pxe {

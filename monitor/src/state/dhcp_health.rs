@@ -1,9 +1,11 @@
 //! DHCP service health, aggregated for the metrics: each server's answer delays as a
 //! histogram, transactions by outcome, unanswered DISCOVERs and REQUESTs, and offers per boot
 //! server, per segment. Bounded: past `MAX_KEYS` new keys are not tracked (and counted).
-use std::{collections::BTreeMap, net::Ipv4Addr};
+//! Hash maps, not ordered ones: segments order by interface name, and a lookup per message
+//! must not compare names; the exporter sorts at scrape time.
+use std::net::Ipv4Addr;
 
-use crate::model::{Nanos, Segment};
+use crate::model::{FastMap, Nanos, Segment};
 
 use super::dhcp_transactions::{Outcome, Transaction, TxUpdate};
 
@@ -65,19 +67,19 @@ pub struct BootOffer {
 #[derive(Debug, Default)]
 pub struct DhcpHealth {
     /// (segment, server, answer kind) -> delays.
-    pub response: BTreeMap<(Segment, Ipv4Addr, &'static str), Hist>,
-    pub outcomes: BTreeMap<(Segment, Outcome), u64>,
+    pub response: FastMap<(Segment, Ipv4Addr, &'static str), Hist>,
+    pub outcomes: FastMap<(Segment, Outcome), u64>,
     /// (segment, "discover" | "request" | "inform") -> unanswered transactions.
-    pub unanswered: BTreeMap<(Segment, &'static str), u64>,
+    pub unanswered: FastMap<(Segment, &'static str), u64>,
     /// (segment, boot server) -> offers naming it.
-    pub boot_offers: BTreeMap<(Segment, String), u64>,
+    pub boot_offers: FastMap<(Segment, String), u64>,
     /// (segment, server) -> the boot server and file of its latest offer that named one.
-    pub boot_offer: BTreeMap<(Segment, Ipv4Addr), BootOffer>,
+    pub boot_offer: FastMap<(Segment, Ipv4Addr), BootOffer>,
     /// Keys not tracked because a map was full.
     pub dropped: u64,
 }
 
-fn bump<K: Ord>(m: &mut BTreeMap<K, u64>, k: K, dropped: &mut u64) {
+fn bump<K: std::hash::Hash + Eq>(m: &mut FastMap<K, u64>, k: K, dropped: &mut u64) {
     if let Some(v) = m.get_mut(&k) {
         *v += 1;
     } else if m.len() < MAX_KEYS {
@@ -106,14 +108,14 @@ impl DhcpHealth {
                     if let Some(b) = &a.boot_server {
                         bump(
                             &mut self.boot_offers,
-                            (key.seg, b.clone()),
+                            (key.seg, b.to_string()),
                             &mut self.dropped,
                         );
                     }
                     if a.boot_server.is_some() || a.boot_file.is_some() {
                         let offer = BootOffer {
-                            boot_server: a.boot_server.clone(),
-                            boot_file: a.boot_file.clone(),
+                            boot_server: a.boot_server.as_deref().map(str::to_string),
+                            boot_file: a.boot_file.as_deref().map(str::to_string),
                         };
                         let k = (key.seg, server);
                         if self.boot_offer.contains_key(&k) || self.boot_offer.len() < MAX_KEYS {

@@ -27,7 +27,9 @@ pub struct TxConfig {
 impl Default for TxConfig {
     fn default() -> Self {
         TxConfig {
-            capacity: 65_536,
+            // Transactions last seconds: 16k in flight covers a whole rack PXE-booting at
+            // once, and ended ones (oldest first) make room.
+            capacity: 16_384,
             timeout_secs: 10,
         }
     }
@@ -92,9 +94,9 @@ pub struct Answer {
     pub delay_ns: Nanos,
     pub yiaddr: Ipv4Addr,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub boot_server: Option<String>,
+    pub boot_server: Option<Box<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub boot_file: Option<String>,
+    pub boot_file: Option<Box<str>>,
 }
 
 /// Answers kept per transaction (one per server is the norm).
@@ -241,14 +243,16 @@ impl Transactions {
                 let delay = now.saturating_sub(since);
                 let server = msg.server_id.unwrap_or(Ipv4Addr::UNSPECIFIED);
                 if tx.answers.len() < MAX_ANSWERS {
+                    // Exactly as many as there are: most transactions hold one or two.
+                    tx.answers.reserve_exact(1);
                     tx.answers.push(Answer {
                         server,
                         mac: src_mac,
                         kind: crate::decode::dhcp::msg_type_name(msg.msg_type),
                         delay_ns: delay,
                         yiaddr: msg.yiaddr,
-                        boot_server: msg.boot_server(),
-                        boot_file: msg.boot_file().map(str::to_string),
+                        boot_server: msg.boot_server().map(String::into_boxed_str),
+                        boot_file: msg.boot_file().map(Box::from),
                     });
                 }
                 tx.relay = relay.or(tx.relay);
