@@ -370,6 +370,51 @@ fn dhcp_transactions_show_relays_and_outcomes_in_order() {
     assert_eq!(t.key.client.to_string(), "90:b1:1c:99:49:29");
 }
 
+/// Every DHCP transaction is paired as tshark pairs it: on every capture not marked fuzzed,
+/// the (transaction id, client MAC) pairs of the transaction table equal those of tshark's
+/// `dhcp.id` and `dhcp.hw.mac_addr` over every message with a type 1 to 8 (option 53).
+#[test]
+fn dhcp_transactions_pair_as_tshark_pairs_them() {
+    privileged!();
+    let fuzzed = fuzzed_files();
+    let mut failures = Vec::new();
+    let mut paired = 0;
+    for f in ground_truth() {
+        let name = f["file"].as_str().unwrap();
+        if fuzzed.contains(name) || f["counts"]["dhcp"].as_u64() == Some(0) {
+            continue;
+        }
+        let out = std::process::Command::new("tshark")
+            .args(["-r", corpus_dir().join(name).to_str().unwrap()])
+            .args(["-Y", "dhcp.option.dhcp >= 1 && dhcp.option.dhcp <= 8"])
+            .args(["-T", "fields", "-e", "dhcp.id", "-e", "dhcp.hw.mac_addr"])
+            // chaddr, not the copy inside a client identifier (option 61).
+            .args(["-E", "occurrence=f"])
+            .output()
+            .expect("tshark (`cargo xtask setup` installs Debian's tshark)");
+        assert!(out.status.success(), "tshark on {name}");
+        let want: BTreeSet<(String, String)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (id, mac) = l.split_once('\t')?;
+                Some((id.to_string(), mac.to_string()))
+            })
+            .collect();
+        let r = run(name);
+        let got: BTreeSet<(String, String)> = r
+            .dhcp_transactions
+            .iter()
+            .map(|t| (t.xid_hex.clone(), t.key.client.to_string()))
+            .collect();
+        paired += got.len();
+        if got != want {
+            failures.push(format!("{name}: {got:?}, tshark pairs {want:?}"));
+        }
+    }
+    assert!(paired >= 50, "only {paired} transactions in the corpus");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
 #[test]
 fn rows_are_named_by_the_capture_interface_or_the_flag() {
     privileged!();

@@ -44,6 +44,10 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "ping, real neighbour discovery between lab hosts",
     ),
     ("thc-ipv6", "kill_router6, the lab's router-lifetime spoof"),
+    (
+        "tshark",
+        "the corpus tests pair DHCP transactions as tshark does (dhcp.id)",
+    ),
 ];
 
 #[derive(Parser)]

@@ -1,6 +1,8 @@
 //! `dhcp_slow`: the median delay from DISCOVER to the first OFFER on a segment stays above
 //! `threshold_ms` over the window (at least `min_samples` transactions): a server behind a
 //! slow relay, an overloaded one, or a port in STP listening state eating the first tries.
+//! Offers are only recorded as they come; the median is taken once a tick, so a burst of
+//! offers costs no sort each.
 use std::{collections::VecDeque, net::Ipv4Addr};
 
 use super::{kind, secs, Context, Detector, FindingKind, Signal, Subject};
@@ -74,6 +76,7 @@ impl Detector for DhcpSlow {
         &[kind::DHCP_SLOW]
     }
 
+    /// Records the delay of each transaction's first offer; the median is judged once a tick.
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
         let (Some((server, "offer", delay)), Some(key)) = (ctx.tx.answer, ctx.tx.key) else {
             return vec![];
@@ -90,43 +93,51 @@ impl Detector for DhcpSlow {
         if !self.delays.contains_key(&seg) && self.delays.len() >= MAX_SEGMENTS {
             return vec![];
         }
-        let window = secs(self.cfg.window_secs);
         let d = self.delays.entry(seg).or_default();
-        while d.front().is_some_and(|x| now.saturating_sub(x.0) > window) {
-            d.pop_front();
-        }
         if d.len() >= PER_SEGMENT {
             d.pop_front();
         }
         d.push_back((now, server, delay));
-        if d.len() < self.cfg.min_samples.max(1) {
-            return vec![];
-        }
-        let median = median_ms(d.iter().map(|x| x.2).collect());
-        if median <= self.cfg.threshold_ms as f64 {
-            return vec![];
-        }
-        let mut per: FastMap<Ipv4Addr, Vec<Nanos>> = FastMap::default();
-        for x in d.iter() {
-            per.entry(x.1).or_default().push(x.2);
-        }
-        let mut servers: Vec<(Ipv4Addr, f64)> =
-            per.into_iter().map(|(s, v)| (s, median_ms(v))).collect();
-        servers.sort_by_key(|s| s.0);
-        vec![Signal {
-            kind: kind::DHCP_SLOW,
-            subject: Subject::Segment(seg),
-            seg,
-            packets: 1,
-            evidence: super::evidence(&Evidence {
-                median_ms: median,
-                threshold_ms: self.cfg.threshold_ms,
-                samples: d.len(),
-                servers,
-                window_secs: self.cfg.window_secs,
-            }),
-            quiet: secs(self.cfg.quiet_secs),
-        }]
+        vec![]
+    }
+
+    fn tick(&mut self, now: Nanos) -> Vec<Signal> {
+        let window = secs(self.cfg.window_secs);
+        let mut out = Vec::new();
+        self.delays.retain(|seg, d| {
+            while d.front().is_some_and(|x| now.saturating_sub(x.0) > window) {
+                d.pop_front();
+            }
+            if d.len() < self.cfg.min_samples.max(1) {
+                return !d.is_empty();
+            }
+            let median = median_ms(d.iter().map(|x| x.2).collect());
+            if median > self.cfg.threshold_ms as f64 {
+                let mut per: FastMap<Ipv4Addr, Vec<Nanos>> = FastMap::default();
+                for x in d.iter() {
+                    per.entry(x.1).or_default().push(x.2);
+                }
+                let mut servers: Vec<(Ipv4Addr, f64)> =
+                    per.into_iter().map(|(s, v)| (s, median_ms(v))).collect();
+                servers.sort_by_key(|s| s.0);
+                out.push(Signal {
+                    kind: kind::DHCP_SLOW,
+                    subject: Subject::Segment(*seg),
+                    seg: *seg,
+                    packets: 1,
+                    evidence: super::evidence(&Evidence {
+                        median_ms: median,
+                        threshold_ms: self.cfg.threshold_ms,
+                        samples: d.len(),
+                        servers,
+                        window_secs: self.cfg.window_secs,
+                    }),
+                    quiet: secs(self.cfg.quiet_secs),
+                });
+            }
+            true
+        });
+        out
     }
 }
 
@@ -142,21 +153,26 @@ mod tests {
     fn a_median_first_offer_over_the_threshold_is_slow() {
         let mut h = Harness::new(DhcpSlow::new(SlowConfig::default()));
         let srv = Mac([2, 0, 0, 0, 0, 1]);
-        let mut last = vec![];
         for (n, delay_ms) in [(1u32, 1500u64), (2, 1600), (3, 200)] {
             let t = n as u64 * 10 * SECOND;
             // The client's DISCOVER carries chaddr 02:00:00:00:09:09, as the server's offer.
             h.feed(&dhcp_msg(Mac([2, 0, 0, 0, 9, 9]), 1, n), t);
-            last = h.feed(&dhcp_msg(srv, 2, n), t + delay_ms * 1_000_000);
+            assert!(h
+                .feed(&dhcp_msg(srv, 2, n), t + delay_ms * 1_000_000)
+                .is_empty());
             if n < 3 {
-                assert!(last.is_empty(), "too few samples yet");
+                assert!(
+                    h.detector.tick(t + 2 * SECOND).is_empty(),
+                    "too few samples yet"
+                );
             }
         }
+        let last = h.detector.tick(32 * SECOND);
         assert_eq!(last.len(), 1);
         assert_eq!(last[0].evidence["median_ms"], 1500.0);
         assert_eq!(last[0].evidence["servers"][0][0], "10.0.0.1");
         // A second server's later offer to the same client is not a first offer.
-        let more = h.feed(&dhcp_msg(Mac([2, 0, 0, 0, 0, 2]), 2, 3), 31 * SECOND);
-        assert!(more.is_empty());
+        h.feed(&dhcp_msg(Mac([2, 0, 0, 0, 0, 2]), 2, 3), 33 * SECOND);
+        assert_eq!(h.detector.tick(34 * SECOND)[0].evidence["samples"], 3);
     }
 }

@@ -57,6 +57,8 @@ pub enum Outcome {
     Declined,
     /// An INFORM answered by an ACK.
     Informed,
+    /// The client gave its lease back (RELEASE: nothing to answer).
+    Released,
     /// No answer within the timeout.
     Unanswered,
 }
@@ -67,6 +69,7 @@ impl Outcome {
         Outcome::Nak,
         Outcome::Declined,
         Outcome::Informed,
+        Outcome::Released,
         Outcome::Unanswered,
     ];
 
@@ -78,6 +81,7 @@ impl Outcome {
             Outcome::Nak => "nak",
             Outcome::Declined => "declined",
             Outcome::Informed => "informed",
+            Outcome::Released => "released",
             Outcome::Unanswered => "unanswered",
         }
     }
@@ -291,7 +295,12 @@ impl Transactions {
                 push_outcome(tx, Outcome::Declined);
                 up.ended = Some(Outcome::Declined);
             }
-            DhcpMsgType::Release => {}
+            DhcpMsgType::Release => {
+                let tx = self.entry(key, now);
+                tx.outcome = Outcome::Released;
+                push_outcome(tx, Outcome::Released);
+                up.ended = Some(Outcome::Released);
+            }
         }
         up
     }
