@@ -113,11 +113,23 @@ struct StarvationEvidence {
 
 pub struct DhcpServerWatch {
     cfg: DhcpServerConfig,
+    /// When each server, and each segment's competition (with how many servers), was last
+    /// signalled: an open finding is refreshed at most once a second, so a busy server's
+    /// every reply does not rebuild its evidence.
+    last: crate::model::FastLru<ServerKey, Nanos>,
+    last_competing: crate::model::FastLru<Segment, (Nanos, usize)>,
 }
+
+/// The shortest time between two signals of one open finding.
+const RESIGNAL: Nanos = SECOND;
 
 impl DhcpServerWatch {
     pub fn new(cfg: DhcpServerConfig) -> Self {
-        DhcpServerWatch { cfg }
+        DhcpServerWatch {
+            cfg,
+            last: super::lazy_lru(4_096),
+            last_competing: super::lazy_lru(4_096),
+        }
     }
 
     /// Whether an allowlist covers `key`'s segment, and if so whether it lists the server.
@@ -197,7 +209,15 @@ impl Detector for DhcpServerWatch {
             Some(false) => Some(kind::DHCP_ROGUE_SERVER),
             None => Some(kind::DHCP_SERVER_SEEN),
         };
+        let fresh = self
+            .last
+            .get(&key)
+            .is_none_or(|t| now.saturating_sub(*t) >= RESIGNAL);
+        if fresh {
+            self.last.put(key, now);
+        }
         let mut out: Vec<Signal> = seen_kind
+            .filter(|_| fresh)
             .map(|kind| Signal {
                 kind,
                 subject,
@@ -212,7 +232,12 @@ impl Detector for DhcpServerWatch {
         let active = ctx.servers.active_on(key.seg, since);
         let mut ids: Vec<_> = active.iter().map(|(k, _)| k.server_id).collect();
         ids.dedup();
-        if ids.len() >= 2 {
+        let due = self
+            .last_competing
+            .get(&key.seg)
+            .is_none_or(|(t, n)| *n != ids.len() || now.saturating_sub(*t) >= RESIGNAL);
+        if ids.len() >= 2 && due {
+            self.last_competing.put(key.seg, (now, ids.len()));
             let overlap = active.iter().enumerate().any(|(i, (ka, a))| {
                 active[i + 1..]
                     .iter()
@@ -271,6 +296,8 @@ struct SegRate {
     /// (second, messages) most recent last.
     buckets: VecDeque<(u64, u64)>,
     clients: crate::model::FastMap<Mac, Nanos>,
+    /// When `clients` was last pruned to the window.
+    pruned: Nanos,
 }
 
 pub struct DhcpStorm {
@@ -343,15 +370,20 @@ impl Detector for DhcpStorm {
         if msg.kind() == Some(DhcpMsgType::Discover) {
             let window = secs(cfg.starvation_window_secs);
             st.clients.insert(msg.chaddr.unwrap_or(*src_mac), now);
-            // Prune only once the threshold is reached; keep at most twice the threshold.
-            if st.clients.len() >= cfg.starvation_clients {
+            // Prune to the window once the threshold is reached, at most every 100 ms; past
+            // twice the threshold keep the newest `threshold` (so the sort runs once per
+            // `threshold` new clients, not on each).
+            if st.clients.len() >= cfg.starvation_clients
+                && now.saturating_sub(st.pruned) >= SECOND / 10
+            {
+                st.pruned = now;
                 st.clients.retain(|_, t| now.saturating_sub(*t) <= window);
-                if st.clients.len() > cfg.starvation_clients * 2 {
-                    let mut times: Vec<_> = st.clients.values().copied().collect();
-                    times.sort_unstable();
-                    let cut = times[times.len() - cfg.starvation_clients * 2];
-                    st.clients.retain(|_, t| *t >= cut);
-                }
+            }
+            if st.clients.len() > cfg.starvation_clients.max(1) * 2 {
+                let mut times: Vec<_> = st.clients.values().copied().collect();
+                times.sort_unstable();
+                let cut = times[times.len() - cfg.starvation_clients.max(1)];
+                st.clients.retain(|_, t| *t >= cut);
             }
             if st.clients.len() >= cfg.starvation_clients {
                 out.push(Signal {

@@ -310,10 +310,10 @@ fn main() {
             ">= 1,000,000/s",
         ),
         (
-            "DHCP: DORA of 50k clients (200k messages)",
+            "DHCP: DORA of 50k clients (200k messages), transactions on",
             vec![],
             vec![],
-            "-",
+            ">= 500,000/s",
         ),
         (
             "ND: 1M new IPv6 bindings (NA), 65,536 stations x 16 addresses",
@@ -348,10 +348,15 @@ fn main() {
     }
     for (name, eng, base, target) in rows {
         let (eng, base) = (median(eng), median(base));
-        let verdict = match target {
-            "-" => String::from("-"),
-            t if eng >= 1e6 => format!("{t}: met"),
-            t => format!("{t}: **missed**"),
+        // The figure after ">= ", commas left out.
+        let want: Option<f64> = target
+            .strip_prefix(">= ")
+            .and_then(|t| t.split('/').next())
+            .and_then(|n| n.replace(',', "").parse().ok());
+        let verdict = match want {
+            None => String::from("-"),
+            Some(w) if eng >= w => format!("{target}: met"),
+            Some(_) => format!("{target}: **missed**"),
         };
         println!(
             "| {name} | {eng:.0} | {base:.0} | {:.2}x | {verdict} |",
