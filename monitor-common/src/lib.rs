@@ -51,6 +51,23 @@ pub mod proto {
     /// Pre-standard QinQ outer tag, still sent by some switches.
     pub const ETH_P_QINQ_LEGACY: u16 = 0x9100;
     pub const ETH_P_IPV6: u16 = 0x86dd;
+    /// LLDP (IEEE 802.1AB).
+    pub const ETH_P_LLDP: u16 = 0x88cc;
+    /// Slow protocols (IEEE 802.3 annex 57A): LACP is subtype 1, marker 2, OAM 3.
+    pub const ETH_P_SLOW: u16 = 0x8809;
+    pub const SLOW_SUBTYPE_LACP: u8 = 1;
+    /// An EtherType field below this is an 802.3 length: an LLC header follows.
+    pub const ETH_P_802_3_MIN: u16 = 0x0600;
+    /// LLC: the spanning-tree SAP (DSAP, SSAP, UI) and SNAP.
+    pub const LLC_STP: [u8; 3] = [0x42, 0x42, 0x03];
+    pub const LLC_SNAP: [u8; 3] = [0xaa, 0xaa, 0x03];
+    /// Cisco's OUI under SNAP, with CDP's and PVST+'s protocol ids.
+    pub const OUI_CISCO: [u8; 3] = [0x00, 0x00, 0x0c];
+    pub const SNAP_PID_CDP: u16 = 0x2000;
+    pub const SNAP_PID_PVST: u16 = 0x010b;
+    /// STP BPDU types and flag bits.
+    pub const BPDU_TCN: u8 = 0x80;
+    pub const BPDU_FLAG_TC: u8 = 0x01;
     pub const IPPROTO_UDP: u8 = 17;
     pub const IPPROTO_ICMPV6: u8 = 58;
     /// IPv6 extension headers the walk steps over.
@@ -430,6 +447,20 @@ pub mod families {
         label: "type",
         per_vlan: true,
     };
+    pub const SWITCH_PDUS: Family = Family {
+        name: "l2watch_switch_pdus_total",
+        help: "Frames from the switch side by protocol: lldp, cdp, stp (STP, RSTP, MSTP, PVST+ \
+               BPDUs), lacp, and other slow protocols.",
+        label: "protocol",
+        per_vlan: true,
+    };
+    pub const STP_CHANGES: Family = Family {
+        name: "l2watch_stp_topology_changes_total",
+        help: "BPDUs announcing a topology change: the TC flag set (topology_change), or a \
+               topology change notification BPDU (tcn).",
+        label: "kind",
+        per_vlan: true,
+    };
     /// Every counter family.
     pub const COUNTERS: &[&Family] = &[
         &FRAMES,
@@ -444,6 +475,8 @@ pub mod families {
         &ND,
         &ND_SPECIAL,
         &DHCPV6,
+        &SWITCH_PDUS,
+        &STP_CHANGES,
     ];
 
     pub const KERNEL_EVENTS: Family = Family {
@@ -620,6 +653,20 @@ named_indices! {
         Dhcpv6RelayRepl = "dhcpv6_relay_repl" => exp(&families::DHCPV6, "relay_repl"),
         /// Any other DHCPv6 message type (lease query, bulk lease query, ...).
         Dhcpv6Other = "dhcpv6_other" => exp(&families::DHCPV6, "other"),
+        /// EtherType 0x88cc (tshark `lldp`).
+        Lldp = "lldp" => exp(&families::SWITCH_PDUS, "lldp"),
+        /// LLC/SNAP, Cisco OUI, protocol 0x2000 (tshark `cdp`).
+        Cdp = "cdp" => exp(&families::SWITCH_PDUS, "cdp"),
+        /// BPDUs: LLC 0x42, or PVST+ (SNAP, Cisco OUI, protocol 0x010b) (tshark `stp`).
+        Stp = "stp" => exp(&families::SWITCH_PDUS, "stp"),
+        /// BPDUs with the topology-change flag (tshark `stp.flags.tc == 1`).
+        StpTopologyChange = "stp_topology_change" => exp(&families::STP_CHANGES, "topology_change"),
+        /// Topology change notification BPDUs (tshark `stp.type == 0x80`).
+        StpTcn = "stp_tcn" => exp(&families::STP_CHANGES, "tcn"),
+        /// Slow protocols subtype 1 (tshark `lacp`).
+        Lacp = "lacp" => exp(&families::SWITCH_PDUS, "lacp"),
+        /// Other slow protocols (marker, OAM, ...).
+        SlowOther = "slow_other" => exp(&families::SWITCH_PDUS, "slow_other"),
     }
 }
 

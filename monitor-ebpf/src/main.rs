@@ -26,12 +26,13 @@ mod nd;
 mod rate;
 mod scan;
 mod segment;
+mod switch;
 mod vlan;
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, macros::xdp, programs::XdpContext};
 use monitor_common::{
     jump,
-    proto::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6},
+    proto::{ETH_P_802_3_MIN, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6, ETH_P_LLDP, ETH_P_SLOW},
     Counter,
 };
 
@@ -104,6 +105,19 @@ fn classify(ctx: &XdpContext) -> bool {
             let r = ipv6::classify(ctx, &mut cur, &mut counts, Some(&link));
             queued = link.queued.get();
             r
+        }
+        (Some(_), Walk::EtherType(ETH_P_LLDP)) => {
+            counts.add(Counter::Other);
+            counts.add(Counter::Lldp);
+            Ok(())
+        }
+        (Some(_), Walk::EtherType(ETH_P_SLOW)) => {
+            counts.add(Counter::Other);
+            switch::slow(&mut cur, &mut counts)
+        }
+        (Some(_), Walk::EtherType(t)) if t < ETH_P_802_3_MIN => {
+            counts.add(Counter::Other);
+            switch::llc(&mut cur, &mut counts)
         }
         (Some(_), Walk::EtherType(_)) => {
             counts.add(Counter::Other);

@@ -54,6 +54,12 @@ pub const TSHARK_KEYS: &[&str] = &[
     "dhcpv6_information_request",
     "dhcpv6_relay_forw",
     "dhcpv6_relay_repl",
+    "lldp",
+    "cdp",
+    "stp",
+    "stp_topology_change",
+    "stp_tcn",
+    "lacp",
 ];
 
 /// Totals over all segments (and the overflow slots), keyed by tshark-compatible names, plus

@@ -369,6 +369,102 @@ fn ipv6_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
     v
 }
 
+/// A frame of `ether_type` (or an 802.3 length) with `payload`; `needs` bytes of it decide
+/// the class, so a cut before them is malformed.
+fn l2_frame(l2: &L2, ether_type: u16, payload: &[u8], needs: usize) -> Built {
+    let mut bytes = l2.bytes(ether_type);
+    let class_len = bytes.len();
+    bytes.extend_from_slice(payload);
+    Built {
+        bytes,
+        class_len,
+        full_len: class_len + needs,
+    }
+}
+
+/// LLDP, LACP and the other slow protocols, STP/RSTP/PVST+ BPDUs and CDP (untagged).
+fn switch_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
+    let stp_llc = [0x42, 0x42, 0x03];
+    let snap = |pid: u16| {
+        let p = pid.to_be_bytes();
+        [0xaa, 0xaa, 0x03, 0x00, 0x00, 0x0c, p[0], p[1]]
+    };
+    // A configuration BPDU: protocol 0, version 0, type 0, flags, then 31 bytes.
+    let config = |flags: u8| [&[0u8, 0, 0, 0, flags][..], &[0u8; 30][..]].concat();
+    let rst = [&[0u8, 0, 2, 2, 0x3c][..], &[0u8; 31][..]].concat();
+    vec![
+        one(
+            "lldp",
+            "EtherType 0x88cc: an LLDP frame",
+            l2_frame(l2, 0x88cc, &[0x02, 0x07, 0x04, 2, 0, 0, 0, 0, 1, 0, 0], 0),
+            vec!["other", "lldp"],
+            vec![],
+            vec![],
+        ),
+        one(
+            "lacp",
+            "slow protocols, subtype 1: an LACPDU",
+            l2_frame(l2, 0x8809, &[1, 1, 1, 0x14, 0, 0], 1),
+            vec!["other", "lacp"],
+            vec![],
+            vec![],
+        ),
+        one(
+            "slow_marker",
+            "slow protocols, subtype 2 (marker): not LACP",
+            l2_frame(l2, 0x8809, &[2, 1, 1, 0x10], 1),
+            vec!["other", "slow_other"],
+            vec![],
+            vec![],
+        ),
+        one(
+            "stp_config_topology_change",
+            "802.3 + LLC 0x42: a configuration BPDU with the topology-change flag",
+            l2_frame(l2, 38, &[&stp_llc[..], &config(0x01)[..]].concat(), 3 + 5),
+            vec!["other", "stp", "stp_topology_change"],
+            vec![],
+            vec![],
+        ),
+        one(
+            "stp_tcn",
+            "802.3 + LLC 0x42: a topology change notification BPDU",
+            l2_frame(l2, 7, &[&stp_llc[..], &[0, 0, 0, 0x80][..]].concat(), 3 + 4),
+            vec!["other", "stp", "stp_tcn"],
+            vec![],
+            vec![],
+        ),
+        one(
+            "pvst_rst_bpdu",
+            "802.3 + SNAP, Cisco OUI, protocol 0x010b: a PVST+ RST BPDU, no topology change",
+            l2_frame(l2, 44, &[&snap(0x010b)[..], &rst[..]].concat(), 8 + 5),
+            vec!["other", "stp"],
+            vec![],
+            vec![],
+        ),
+        one(
+            "cdp",
+            "802.3 + SNAP, Cisco OUI, protocol 0x2000: a CDP frame",
+            l2_frame(
+                l2,
+                16,
+                &[&snap(0x2000)[..], &[2, 180, 0, 0, 0, 1, 0, 4][..]].concat(),
+                8,
+            ),
+            vec!["other", "cdp"],
+            vec![],
+            vec![],
+        ),
+        one(
+            "llc_other",
+            "802.3 + LLC of another SAP (NetBIOS 0xf0): other, nothing more",
+            l2_frame(l2, 20, &[0xf0, 0xf0, 0x03, 0, 0, 0, 0, 0], 3),
+            vec!["other"],
+            vec![],
+            vec![],
+        ),
+    ]
+}
+
 fn vlans(l2: &L2) -> (Option<u16>, Option<u16>) {
     let outer = l2.tags.first().map(|t| t.1);
     let inner = if l2.tags.len() >= 2 {
@@ -753,5 +849,6 @@ pub fn all() -> Vec<Fixture> {
         vec![],
     ));
     v.extend(ipv6_fixtures(&l2, &one));
+    v.extend(switch_fixtures(&l2, &one));
     v
 }
