@@ -212,13 +212,7 @@ fn ipv6_routers_dad_targets_and_dhcpv6_duids_agree_with_tshark() {
 fn the_ns_nonce_capture_yields_the_dad_target_with_its_nonce() {
     privileged!();
     let file = corpus_dir().join("tcpdump_icmpv6-ns-nonce.pcap");
-    let out = l2watch(&["replay", "--json", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let v = replay_json(&file);
     let dad: Vec<&Value> = v["events"]
         .as_array()
         .expect("events")
@@ -260,6 +254,17 @@ fn dhcp_flood_and_arp_sweep_raise_the_expected_events() {
     assert_eq!(r.stats["arp_suppressed"], 502);
 }
 
+/// `l2watch replay --json FILE`, which must succeed, as JSON.
+fn replay_json(file: &Path) -> Value {
+    let out = l2watch(&["replay", "--json", file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
 fn l2watch(args: &[&str]) -> std::process::Output {
     Command::new(l2watch_bin())
         .args(args)
@@ -271,13 +276,7 @@ fn l2watch(args: &[&str]) -> std::process::Output {
 fn replay_json_has_the_tshark_keys() {
     privileged!();
     let file = corpus_dir().join("zeek_icmp_dot1q.pcap");
-    let out = l2watch(&["replay", "--json", file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let v = replay_json(&file);
     for k in KEYS {
         assert!(v["counts"][k].is_u64(), "missing counts.{k}");
     }

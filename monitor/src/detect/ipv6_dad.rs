@@ -210,6 +210,13 @@ impl Detector for Ipv6Dad {
     }
 
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
+        // Every other observation (ARP, DHCP, ...) leaves the probe index alone.
+        if !matches!(
+            obs,
+            Observation::DadProbe { .. } | Observation::Neighbour { advert: true, .. }
+        ) {
+            return Vec::new();
+        }
         self.expire(now);
         let quiet = secs(self.cfg.quiet_secs);
         match obs {

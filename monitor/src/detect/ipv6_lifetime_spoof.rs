@@ -9,7 +9,7 @@
 //! A router retiring itself (lifetime 0 from its own MAC) is recorded in the router table and
 //! the history (`router_retired`), not raised.
 use super::{
-    ipv6_router::{RouterConfig, RouterEvidence},
+    ipv6_router::{advert, RouterConfig, RouterEvidence},
     kind, secs, Context, Detector, FindingKind, Signal, Subject,
 };
 use crate::{
@@ -79,10 +79,7 @@ impl Detector for Ipv6LifetimeSpoof {
     }
 
     fn observe(&mut self, obs: &Observation, ctx: &Context<'_>, now: Nanos) -> Vec<Signal> {
-        let Observation::RouterAdvert { ra, .. } = obs else {
-            return vec![];
-        };
-        let Some((key, _)) = ctx.update6.router else {
+        let Some((ra, key, me)) = advert(obs, ctx) else {
             return vec![];
         };
         let signal = |spoofer: &RouterKey, ev: SpoofEvidence| Signal {
@@ -108,7 +105,6 @@ impl Detector for Ipv6LifetimeSpoof {
                 })
                 .map(|(k, _)| *k)
                 .collect();
-            let me = ctx.v6.routers.get(&key);
             return spoofers
                 .iter()
                 .map(|s| {
@@ -119,7 +115,7 @@ impl Detector for Ipv6LifetimeSpoof {
                             spoofing_mac: s.mac,
                             reason: "known_router",
                             owner_mac: Some(key.mac),
-                            router: me.map(|r| RouterEvidence::of(&key, r)),
+                            router: Some(RouterEvidence::of(&key, me)),
                         },
                     )
                 })
