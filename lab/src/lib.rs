@@ -13,3 +13,4 @@ pub mod lab;
 pub mod netns;
 pub mod proc;
 pub mod scenario;
+pub mod switch;

@@ -42,6 +42,59 @@ pub const ND_MAX_OPTIONS: usize = 4;
 /// a DHCPv6 reply with a dozen addresses both fit.
 pub const IP6_PAYLOAD_MAX: usize = 1024;
 
+/// Bytes of a switch-protocol PDU (LLDP, CDP, BPDU, LACPDU) copied into a [`SwitchEvent`]:
+/// LACPDUs are 110, BPDUs at most 102 (MSTP with one MSTI more), LLDP and CDP from real
+/// switches a few hundred. A longer PDU is reported cut (`wire_len` says how long it was).
+pub const SWITCH_PAYLOAD_MAX: usize = 512;
+
+/// The switch protocols the kernel reports ([`SwitchEvent::proto`]), with the names the
+/// agent uses for them.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum SwitchProto {
+    /// EtherType 0x88cc; the payload starts at the first TLV.
+    Lldp = 1,
+    /// LLC/SNAP, Cisco OUI, 0x2000; the payload starts at the CDP version byte.
+    Cdp = 2,
+    /// LLC SAP 0x42; the payload starts at the BPDU's protocol id.
+    Stp = 3,
+    /// LLC/SNAP, Cisco OUI, 0x010b (PVST+); the payload starts at the BPDU.
+    Pvst = 4,
+    /// Slow protocols subtype 1; the payload starts at the subtype.
+    Lacp = 5,
+}
+
+impl SwitchProto {
+    pub const ALL: &'static [SwitchProto] = &[
+        SwitchProto::Lldp,
+        SwitchProto::Cdp,
+        SwitchProto::Stp,
+        SwitchProto::Pvst,
+        SwitchProto::Lacp,
+    ];
+
+    pub const fn from_code(code: u8) -> Option<SwitchProto> {
+        Some(match code {
+            1 => SwitchProto::Lldp,
+            2 => SwitchProto::Cdp,
+            3 => SwitchProto::Stp,
+            4 => SwitchProto::Pvst,
+            5 => SwitchProto::Lacp,
+            _ => return None,
+        })
+    }
+
+    pub const fn name(self) -> &'static str {
+        match self {
+            SwitchProto::Lldp => "lldp",
+            SwitchProto::Cdp => "cdp",
+            SwitchProto::Stp => "stp",
+            SwitchProto::Pvst => "pvst",
+            SwitchProto::Lacp => "lacp",
+        }
+    }
+}
+
 /// Wire constants of the protocols the program parses: one home for kernel and agent.
 pub mod proto {
     pub const ETH_P_IP: u16 = 0x0800;
@@ -253,6 +306,10 @@ pub mod map_names {
     /// Hash: [`super::PendingDhcpKey`] -> [`super::Ip6Event`]: state-bearing DHCPv6 messages
     /// (ADVERTISE, REPLY, RELEASE, DECLINE, RECONFIGURE, RELAY-REPL) held back.
     pub const PENDING_DHCP6: &str = "PENDING_DHCP6";
+    /// Content hash of the last switch PDU reported per (segment, source, protocol).
+    pub const SWITCH_SEEN: &str = "SWITCH_SEEN";
+    /// Held-back switch PDUs, newest per (segment, source, protocol), drained by the agent.
+    pub const PENDING_SWITCH: &str = "PENDING_SWITCH";
 }
 
 /// Default capacities of the maps the loader sizes (`ProbeConfig` starts from these).
@@ -269,6 +326,8 @@ pub mod map_sizes {
     pub const ROUTERS_SEEN: u32 = 1024;
     pub const PENDING_RA: u32 = 1024;
     pub const PENDING_DHCP6: u32 = 2048;
+    pub const SWITCH_SEEN: u32 = 4096;
+    pub const PENDING_SWITCH: u32 = 1024;
 }
 
 /// Whether a DHCPv6 message type carries state (a server's answer, a lease given back or
@@ -301,11 +360,17 @@ pub const PROGRAM_NAME: &str = "l2watch";
 /// DHCPv6 into events (loaded, never attached).
 pub const IP6_PROGRAM_NAME: &str = "l2watch_ip6";
 
+/// Name of the XDP program the classifier tail-calls to turn a changed LLDP, CDP, BPDU or
+/// LACPDU into an event (loaded, never attached).
+pub const SWITCH_PROGRAM_NAME: &str = "l2watch_switch";
+
 /// Slots of the `JUMPS` program array.
 pub mod jump {
     /// [`super::IP6_PROGRAM_NAME`].
     pub const IP6_EVENTS: u32 = 0;
-    pub const COUNT: u32 = 1;
+    /// [`super::SWITCH_PROGRAM_NAME`].
+    pub const SWITCH_EVENTS: u32 = 1;
+    pub const COUNT: u32 = 2;
 }
 
 /// A metric family the agent exports kernel values under. Which value goes where is said once,
@@ -801,6 +866,21 @@ named_indices! {
         Dhcpv6PendingFull = "dhcpv6_pending_full" => exp(&families::PENDING_FULL, "dhcpv6"),
         /// IPv6 message copies (RA, DHCPv6) that failed (should stay zero).
         Ip6CopyFailed = "ip6_copy_failed" => exp(&families::KERNEL_ERRORS, "ip6_copy_failed"),
+        /// Changed switch PDUs (LLDP, CDP, BPDUs, LACPDUs) pushed to the ring buffer.
+        SwitchEventsSent = "switch_events_sent" => exp(&families::KERNEL_EVENTS, "switch"),
+        /// Switch PDUs identical to the sender's last one (the steady stream, by design).
+        SwitchSuppressed = "switch_suppressed" => exp(&families::SUPPRESSED, "switch"),
+        /// Switch events the token bucket held back (into `PENDING_SWITCH`).
+        SwitchRateLimited = "switch_rate_limited" => exp(&families::RATE_LIMITED, "switch"),
+        /// Switch events that met a full ring buffer (then parked in `PENDING_SWITCH`).
+        SwitchRingbufFull = "switch_ringbuf_full" => exp(&families::RINGBUF_DROPS, "switch"),
+        /// Switch events parked in `PENDING_SWITCH` (newest per sender and protocol).
+        SwitchDeferred = "switch_deferred" => exp(&families::DEFERRED, "switch"),
+        /// Switch events lost: `PENDING_SWITCH` was full (the sender's next PDU is retried).
+        SwitchPendingFull = "switch_pending_full" => exp(&families::PENDING_FULL, "switch"),
+        /// Switch PDUs that could not be copied: an 802.3 length field shorter than the
+        /// headers it covers (else zero).
+        SwitchCopyFailed = "switch_copy_failed" => exp(&families::KERNEL_ERRORS, "switch_copy_failed"),
     }
 }
 
@@ -813,10 +893,12 @@ pub enum Bucket {
     Dhcp = 1,
     /// IPv6 neighbour bindings, DAD probes and router advertisements.
     Nd = 2,
+    /// Changed LLDP, CDP, BPDUs and LACPDUs.
+    Switch = 3,
 }
 
 impl Bucket {
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 4;
 }
 
 /// Identifies a segment: the interface a frame arrived on and its outer and inner VLAN IDs.
@@ -912,6 +994,8 @@ pub mod config_flags {
     pub const ND_EVENTS: u32 = 1 << 3;
     /// Emit DHCPv6 events.
     pub const DHCPV6_EVENTS: u32 = 1 << 4;
+    /// Emit switch-protocol events (changed LLDP, CDP, BPDUs, LACPDUs).
+    pub const SWITCH_EVENTS: u32 = 1 << 5;
 }
 
 /// Runtime configuration written by userspace into the `CONFIG` array (index 0). An all-zero
@@ -942,6 +1026,10 @@ pub struct Config {
     pub nd_rate_per_sec: u32,
     /// ND token-bucket depth.
     pub nd_burst: u32,
+    /// Switch events per second per CPU once the burst is spent.
+    pub switch_rate_per_sec: u32,
+    /// Switch token-bucket depth.
+    pub switch_burst: u32,
     pub _pad: u32,
     /// Replay only: the capture's time for the loop and scan windows (frames replay far
     /// faster than they were captured). 0: the kernel clock.
@@ -985,6 +1073,9 @@ pub enum EventKind {
     RouterAdvert = 11,
     /// A DHCPv6 message ([`Ip6Event`], every one, subject to the token bucket).
     Dhcpv6 = 12,
+    /// An LLDP, CDP, BPDU or LACPDU that differs from its sender's last one
+    /// ([`SwitchEvent`]); BPDUs announcing a topology change, every one.
+    SwitchPdu = 13,
 }
 
 impl EventKind {
@@ -1001,6 +1092,7 @@ impl EventKind {
         EventKind::DadProbe,
         EventKind::RouterAdvert,
         EventKind::Dhcpv6,
+        EventKind::SwitchPdu,
     ];
 
     /// The wire code ([`EventHeader::kind`]).
@@ -1022,6 +1114,7 @@ impl EventKind {
             10 => EventKind::DadProbe,
             11 => EventKind::RouterAdvert,
             12 => EventKind::Dhcpv6,
+            13 => EventKind::SwitchPdu,
             _ => return None,
         })
     }
@@ -1041,6 +1134,7 @@ impl EventKind {
             EventKind::DadProbe => "dad_probe",
             EventKind::RouterAdvert => "router_advert",
             EventKind::Dhcpv6 => "dhcpv6",
+            EventKind::SwitchPdu => "switch_pdu",
         }
     }
 }
@@ -1061,6 +1155,7 @@ pub mod event_kind {
     pub const DAD_PROBE: u8 = EventKind::DadProbe.code();
     pub const ROUTER_ADVERT: u8 = EventKind::RouterAdvert.code();
     pub const DHCPV6: u8 = EventKind::Dhcpv6.code();
+    pub const SWITCH_PDU: u8 = EventKind::SwitchPdu.code();
 
     /// The name of a wire code, "unknown" for one no kind has.
     pub const fn name(kind: u8) -> &'static str {
@@ -1333,6 +1428,41 @@ pub struct Ip6Event {
     pub payload: [u8; IP6_PAYLOAD_MAX],
 }
 
+/// Key of `SWITCH_SEEN` and `PENDING_SWITCH`: one sender of one protocol on a segment.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SwitchKey {
+    pub ifindex: u32,
+    pub outer_vid: u16,
+    pub inner_vid: u16,
+    pub mac: [u8; 6],
+    /// [`SwitchProto`] code.
+    pub proto: u8,
+    pub _pad: u8,
+    /// BPDUs: the sender's bridge priority field (with PVST+, its system id extension is the
+    /// VLAN), so one switch's BPDUs for several VLANs do not replace each other. Else 0.
+    pub sub: u16,
+    pub _pad2: u16,
+}
+
+/// A switch-protocol PDU for userspace to parse.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SwitchEvent {
+    pub header: EventHeader,
+    pub eth_src: [u8; 6],
+    pub eth_dst: [u8; 6],
+    /// [`SwitchProto`] code.
+    pub proto: u8,
+    pub _pad: u8,
+    /// Bytes of the PDU in the frame (may exceed `payload_len`).
+    pub wire_len: u16,
+    /// Bytes of `payload` that are valid.
+    pub payload_len: u16,
+    pub _pad2: [u8; 6],
+    pub payload: [u8; SWITCH_PAYLOAD_MAX],
+}
+
 /// A frame going round: the same group-addressed bytes `count` times within one window.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1383,7 +1513,7 @@ const _: () = assert!(size_of::<SegmentCounters>() == 8 * Counter::COUNT);
 const _: () = assert!(size_of::<SegmentCacheEntry>() == 16);
 const _: () = assert!(size_of::<BindingKey>() == 16);
 const _: () = assert!(size_of::<BindingValue>() == 16);
-const _: () = assert!(size_of::<Config>() == 64);
+const _: () = assert!(size_of::<Config>() == 72);
 const _: () = assert!(size_of::<PendingDhcpKey>() == 20);
 const _: () = assert!(size_of::<StormConfig>() == 16);
 const _: () = assert!(size_of::<FrameKey>() == 16);
@@ -1403,6 +1533,8 @@ const _: () = assert!(size_of::<NdEvent>() == 104);
 const _: () = assert!(size_of::<RouterKey>() == 32);
 const _: () = assert!(size_of::<RouterSeen>() == 16);
 const _: () = assert!(size_of::<Ip6Event>() == 80 + IP6_PAYLOAD_MAX);
+const _: () = assert!(size_of::<SwitchKey>() == 20);
+const _: () = assert!(size_of::<SwitchEvent>() == 48 + SWITCH_PAYLOAD_MAX);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -1432,4 +1564,6 @@ mod pod {
     unsafe impl aya::Pod for RouterKey {}
     unsafe impl aya::Pod for RouterSeen {}
     unsafe impl aya::Pod for Ip6Event {}
+    unsafe impl aya::Pod for SwitchKey {}
+    unsafe impl aya::Pod for SwitchEvent {}
 }

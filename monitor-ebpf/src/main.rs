@@ -9,7 +9,9 @@
 //!
 //! One module per concern: `maps` (every map), `cursor` (the one bounds-checked reader),
 //! `segment` (slots, counters, the clock, event headers), `vlan`, `arp`, `scan`, `ipv4`,
-//! `dhcp`, `ipv6`, `nd`, `dhcpv6`, `l2_loop` and `rate` (token buckets).
+//! `dhcp`, `ipv6`, `nd`, `dhcpv6`, `switch` (LLDP, CDP, BPDUs, LACP), `l2_loop` and `rate`
+//! (token buckets). Events that need more than a few header reads are built in tail-called
+//! programs, each verified once on its own: `ip6_events` and `switch_events`.
 #![no_std]
 #![no_main]
 
@@ -27,6 +29,7 @@ mod rate;
 mod scan;
 mod segment;
 mod switch;
+mod switch_events;
 mod vlan;
 
 use aya_ebpf::{bindings::xdp_action::XDP_PASS, macros::xdp, programs::XdpContext};
@@ -40,10 +43,10 @@ use crate::{cursor::Cursor, segment::Segment, vlan::Walk};
 
 #[xdp]
 pub fn l2watch(ctx: XdpContext) -> u32 {
-    if classify(&ctx) {
+    if let Some(slot) = classify(&ctx) {
         // SAFETY: the slot holds an XDP program of this object (the loader puts it there);
         // on success this does not return, on failure (an empty slot) the frame just passes.
-        unsafe { maps::JUMPS.tail_call(&ctx, jump::IP6_EVENTS) };
+        unsafe { maps::JUMPS.tail_call(&ctx, slot) };
     }
     XDP_PASS
 }
@@ -55,18 +58,24 @@ pub fn l2watch_ip6(ctx: XdpContext) -> u32 {
     XDP_PASS
 }
 
+/// Turns the switch PDU the classifier queued into an event if it changed (see
+/// `switch_events`).
+#[xdp]
+pub fn l2watch_switch(ctx: XdpContext) -> u32 {
+    switch_events::run(&ctx);
+    XDP_PASS
+}
+
 /// Counts the frame in its segment and classifies it. A header cut short anywhere is one
-/// outcome, [`cursor::Short`], counted here as malformed and nowhere else. True when an
-/// IPv6 event job was queued for the tail call.
+/// outcome, [`cursor::Short`], counted here as malformed and nowhere else. Returns the
+/// `JUMPS` slot to tail-call when an event job was queued.
 #[inline(always)]
-fn classify(ctx: &XdpContext) -> bool {
+fn classify(ctx: &XdpContext) -> Option<u32> {
     let mut seg = Segment::new(ctx.ingress_ifindex() as u32);
     let mut cur = Cursor::new(ctx);
     let walked = vlan::walk(&mut cur, &mut seg);
-    let Some(mut counts) = segment::counters(&seg) else {
-        return false;
-    };
-    let mut queued = false;
+    let mut counts = segment::counters(&seg)?;
+    let mut queued = None;
     counts.add(Counter::Frames);
     counts.add(Counter::for_depth(seg.depth));
     if walked.group_destination() {
@@ -103,21 +112,34 @@ fn classify(ctx: &XdpContext) -> bool {
                 queued: core::cell::Cell::new(false),
             };
             let r = ipv6::classify(ctx, &mut cur, &mut counts, Some(&link));
-            queued = link.queued.get();
+            if link.queued.get() {
+                queued = Some(jump::IP6_EVENTS);
+            }
             r
         }
         (Some(_), Walk::EtherType(ETH_P_LLDP)) => {
             counts.add(Counter::Other);
-            counts.add(Counter::Lldp);
-            Ok(())
+            switch::lldp(&mut cur, &seg, &mut counts).map(|q| {
+                if q {
+                    queued = Some(jump::SWITCH_EVENTS);
+                }
+            })
         }
         (Some(_), Walk::EtherType(ETH_P_SLOW)) => {
             counts.add(Counter::Other);
-            switch::slow(&mut cur, &mut counts)
+            switch::slow(&mut cur, &seg, &mut counts).map(|q| {
+                if q {
+                    queued = Some(jump::SWITCH_EVENTS);
+                }
+            })
         }
         (Some(_), Walk::EtherType(t)) if t < ETH_P_802_3_MIN => {
             counts.add(Counter::Other);
-            switch::llc(&mut cur, &mut counts)
+            switch::llc(&mut cur, &seg, t, &mut counts).map(|q| {
+                if q {
+                    queued = Some(jump::SWITCH_EVENTS);
+                }
+            })
         }
         (Some(_), Walk::EtherType(_)) => {
             counts.add(Counter::Other);

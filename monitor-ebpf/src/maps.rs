@@ -9,7 +9,7 @@ use monitor_common::{
     jump, map_sizes, ArpEvent, BindingKey, BindingRun, BindingValue, Bucket, BucketState, Config,
     DhcpEvent, FrameKey, FrameSeen, Ip6Event, LoopRun, NdEvent, NdKey, PendingDhcpKey, RouterKey,
     RouterSeen, ScanKey, ScanState, SegmentCacheEntry, SegmentCounters, SegmentKey, Stat,
-    VLAN_MAX_DEPTH,
+    SwitchEvent, SwitchKey, VLAN_MAX_DEPTH,
 };
 
 /// Segment -> its slot in `SEGMENT_COUNTERS`. Added here on a segment's first frame, read by
@@ -154,6 +154,25 @@ pub static JUMPS: ProgramArray = ProgramArray::with_max_entries(jump::COUNT, 0);
 /// The job the classifier queued for `l2watch_ip6` on this CPU.
 #[map]
 pub static IP6_JOB: PerCpuArray<crate::ip6_events::Ip6Job> = PerCpuArray::with_max_entries(1, 0);
+
+/// Each switch-protocol sender's last reported PDU, as a content hash: an unchanged PDU is
+/// suppressed, a changed one is sent at once. Kernel only.
+#[map]
+pub static SWITCH_SEEN: LruHashMap<SwitchKey, RouterSeen> =
+    LruHashMap::with_max_entries(map_sizes::SWITCH_SEEN, 0);
+
+/// Each switch-protocol sender's newest held-back PDU. Size set by the loader.
+#[map]
+pub static PENDING_SWITCH: HashMap<SwitchKey, SwitchEvent> =
+    HashMap::with_max_entries(map_sizes::PENDING_SWITCH, 0);
+
+/// Per-CPU slot where a switch PDU is copied and hashed before it is sent or parked.
+#[map]
+pub static SWITCH_SCRATCH: PerCpuArray<SwitchEvent> = PerCpuArray::with_max_entries(1, 0);
+
+/// The job the classifier queued for `l2watch_switch` on this CPU.
+#[map]
+pub static SWITCH_JOB: PerCpuArray<crate::switch::SwitchJob> = PerCpuArray::with_max_entries(1, 0);
 
 /// Counts one self-monitoring event.
 #[inline(always)]

@@ -18,6 +18,7 @@ pub fn take_token(bucket: Bucket, cfg: &Config, now: u64) -> bool {
         Bucket::Arp => (cfg.arp_rate_per_sec as u64, cfg.arp_burst as u64),
         Bucket::Dhcp => (cfg.dhcp_rate_per_sec as u64, cfg.dhcp_burst as u64),
         Bucket::Nd => (cfg.nd_rate_per_sec as u64, cfg.nd_burst as u64),
+        Bucket::Switch => (cfg.switch_rate_per_sec as u64, cfg.switch_burst as u64),
     };
     let Some(state) = RATE_BUCKETS.get_ptr_mut(bucket as u32) else {
         return false;

@@ -93,6 +93,10 @@ pub struct KernelConfig {
     pub max_nd_bindings: u32,
     pub max_pending_nd: u32,
     pub max_pending_dhcp6: u32,
+    /// Switch protocols: changed LLDP, CDP, BPDUs and LACPDUs, and what waits for the agent.
+    pub switch_rate: u32,
+    pub switch_burst: u32,
+    pub max_pending_switch: u32,
     pub pending_drain_ms: u64,
     /// One broadcast/multicast frame seen more than this often within loop_window_ms is going
     /// round a loop; 0 turns loop detection off.
@@ -122,6 +126,9 @@ impl Default for KernelConfig {
             max_nd_bindings: p.max_nd_bindings,
             max_pending_nd: p.max_pending_nd,
             max_pending_dhcp6: p.max_pending_dhcp6,
+            switch_rate: p.switch_rate_per_sec,
+            switch_burst: p.switch_burst,
+            max_pending_switch: p.max_pending_switch,
             pending_drain_ms: 250,
             loop_repeats: p.loop_repeats,
             loop_window_ms: p.loop_window.as_millis() as u64,
@@ -149,6 +156,9 @@ impl KernelConfig {
             max_nd_bindings: self.max_nd_bindings,
             max_pending_nd: self.max_pending_nd,
             max_pending_dhcp6: self.max_pending_dhcp6,
+            switch_rate_per_sec: self.switch_rate,
+            switch_burst: self.switch_burst,
+            max_pending_switch: self.max_pending_switch,
             loop_repeats: self.loop_repeats,
             loop_window: Duration::from_millis(self.loop_window_ms),
             scan_targets: self.scan_targets,
@@ -268,6 +278,7 @@ impl Config {
             ("kernel.max_nd_bindings", self.kernel.max_nd_bindings),
             ("kernel.max_pending_nd", self.kernel.max_pending_nd),
             ("kernel.max_pending_dhcp6", self.kernel.max_pending_dhcp6),
+            ("kernel.max_pending_switch", self.kernel.max_pending_switch),
         ] {
             if v == 0 {
                 return Err(invalid(key, "must be at least 1".into()));
@@ -293,6 +304,28 @@ impl Config {
             return Err(invalid(
                 "kernel.scan_targets",
                 "at most 256: the kernel estimates distinct targets with a 256-bit map".into(),
+            ));
+        }
+        if let Err(m) = self.engine.switch.subnets() {
+            return Err(invalid("engine.switch.vlan_subnets", m));
+        }
+        for (iface, p) in &self.engine.switch.ports {
+            if p.native_vlan.is_some_and(|v| !(1..4095).contains(&v)) {
+                return Err(invalid(
+                    "engine.switch.ports.native_vlan",
+                    format!("{iface}: a VLAN id is 1 to 4094"),
+                ));
+            }
+        }
+        if self.engine.switch.quiet_secs <= self.kernel.refresh_secs {
+            return Err(invalid(
+                "engine.switch.quiet_secs",
+                format!(
+                    "must be longer than kernel.refresh_secs ({}): an unchanged switch PDU is \
+                     re-reported only that often, so a shorter quiet period would close \
+                     findings that still hold",
+                    self.kernel.refresh_secs
+                ),
             ));
         }
         if self.engine.devices.capacity == 0 {
@@ -388,6 +421,12 @@ impl Config {
             "kernel.max_pending_dhcp6",
             &self.kernel.max_pending_dhcp6,
             &mut new.kernel.max_pending_dhcp6,
+            c,
+        );
+        keep(
+            "kernel.max_pending_switch",
+            &self.kernel.max_pending_switch,
+            &mut new.kernel.max_pending_switch,
             c,
         );
         keep(

@@ -57,6 +57,10 @@ pub struct EngineConfig {
     pub ipv6_dad: crate::detect::ipv6_dad::DadConfig,
     pub ipv6_routers: crate::detect::ipv6_router::RouterConfig,
     pub dhcpv6_servers: crate::detect::dhcpv6::Dhcpv6ServerConfig,
+    /// The switch-facing view: capacities.
+    pub switch_state: crate::state::SwitchStateConfig,
+    /// What each port should see from its switch, and the switch-port detectors.
+    pub switch: crate::detect::switch_ports::SwitchConfig,
     pub limits: Limits,
 }
 
@@ -175,6 +179,8 @@ fn update_state_from(
         | Observation::DadProbe { .. }
         | Observation::RouterAdvert { .. }
         | Observation::Dhcpv6 { .. } => {}
+        // The switch state (`SwitchState::update`) takes these.
+        Observation::Switch { .. } => {}
     }
     up
 }
@@ -205,6 +211,7 @@ pub struct EngineStats {
     pub dad_observations: u64,
     pub ra_observations: u64,
     pub dhcpv6_observations: u64,
+    pub switch_observations: u64,
     /// IPv6 addresses that moved to another MAC.
     pub ipv6_moves: u64,
     pub ipv6_station_evictions: u64,
@@ -396,7 +403,74 @@ impl HistoryEvent {
             | Observation::DadProbe { .. }
             | Observation::RouterAdvert { .. }
             | Observation::Dhcpv6 { .. } => None,
+            // Switch history is written by `of_switch`, which sees the switch state's update.
+            Observation::Switch { .. } => None,
         }
+    }
+
+    /// The history entry for a switch PDU that changed something: a neighbour seen first or
+    /// changed (the cable moved), a spanning-tree root seen first or changed, a LACP port
+    /// whose partner or state changed.
+    pub fn of_switch(
+        obs: &Observation,
+        up: &crate::state::SwitchUpdate,
+        sw: &crate::state::SwitchState,
+        now: Nanos,
+    ) -> Option<HistoryEvent> {
+        use serde_json::json;
+        let Observation::Switch { seg, src_mac, .. } = obs else {
+            return None;
+        };
+        let (kind, detail) = if let Some((k, Some(before))) = &up.neighbour {
+            let n = sw.neighbour(k)?;
+            let kind = if before.is_some() {
+                "neighbour_changed"
+            } else {
+                "neighbour_new"
+            };
+            (
+                kind,
+                json!({ "protocol": k.protocol, "neighbour": n, "before": before }),
+            )
+        } else if let Some((k, Some(before))) = &up.stp {
+            let v = sw.stp_view(k)?;
+            let kind = if before.is_some() {
+                "stp_root_changed"
+            } else {
+                "stp_root_new"
+            };
+            let old = before.map(|b| b.to_string());
+            (
+                kind,
+                json!({ "pvst_vlan": k.pvst_vlan, "stp": v, "before": old }),
+            )
+        } else if let Some((k, prev)) = &up.lacp {
+            let p = sw.lacp_port(k)?;
+            let same = prev.as_ref().is_some_and(|o| {
+                o.partner.system == p.partner.system
+                    && o.partner.key == p.partner.key
+                    && o.actor_state == p.actor_state
+            });
+            if same {
+                return None;
+            }
+            let kind = if prev.is_some() {
+                "lacp_changed"
+            } else {
+                "lacp_new"
+            };
+            (kind, json!({ "lacp": p, "before": prev }))
+        } else {
+            return None;
+        };
+        Some(HistoryEvent {
+            ts: now,
+            seg: *seg,
+            kind: kind.into(),
+            ip: None,
+            mac: *src_mac,
+            detail: Detail::Json(detail),
+        })
     }
 
     /// The history entry for an IPv6 observation: an address learnt or moved, a DAD probe, a
@@ -559,10 +633,13 @@ pub struct Engine {
     /// Answer delays, outcomes, unanswered requests and boot offers, for the metrics.
     health: crate::state::dhcp_health::DhcpHealth,
     v6: Ipv6State,
+    sw: crate::state::SwitchState,
     /// The DHCP allowlists, for the server list's verdict.
     dhcp_allow: DhcpServerConfig,
     router_allow: crate::detect::ipv6_router::RouterConfig,
     dhcpv6_allow: crate::detect::dhcpv6::Dhcpv6ServerConfig,
+    /// The switch-port expectations, for the bond names in the LACP rows.
+    switch_cfg: crate::detect::switch_ports::SwitchConfig,
     detectors: Detectors,
     findings: Findings,
     stats: EngineStats,
@@ -582,9 +659,11 @@ impl Engine {
             ),
             health: Default::default(),
             v6: Ipv6State::new(&cfg.ipv6),
+            sw: crate::state::SwitchState::new(&cfg.switch_state),
             dhcp_allow: cfg.dhcp_servers.clone(),
             router_allow: cfg.ipv6_routers.clone(),
             dhcpv6_allow: cfg.dhcpv6_servers.clone(),
+            switch_cfg: cfg.switch.clone(),
             detectors: Detectors::build(&cfg),
             findings: Findings::new(cfg.limits.max_open_findings, cfg.limits.max_closed_findings),
             stats: EngineStats::default(),
@@ -601,6 +680,7 @@ impl Engine {
         self.dhcp_allow = cfg.dhcp_servers.clone();
         self.router_allow = cfg.ipv6_routers.clone();
         self.dhcpv6_allow = cfg.dhcpv6_servers.clone();
+        self.switch_cfg = cfg.switch.clone();
         self.detectors.reconfigure(cfg)
     }
 
@@ -719,9 +799,11 @@ impl Engine {
             Observation::DadProbe { .. } => self.stats.dad_observations += 1,
             Observation::RouterAdvert { .. } => self.stats.ra_observations += 1,
             Observation::Dhcpv6 { .. } => self.stats.dhcpv6_observations += 1,
+            Observation::Switch { .. } => self.stats.switch_observations += 1,
         }
         let up = update_state_from(&mut self.table, &mut self.servers, obs, now, held_back);
         let up6 = self.v6.update(obs, now);
+        let up_sw = self.sw.update(obs, now);
         let tx = match obs {
             Observation::Dhcp {
                 seg, src_mac, msg, ..
@@ -765,6 +847,8 @@ impl Engine {
             update6: &up6,
             txs: &self.txs,
             tx: &tx,
+            switch: &self.sw,
+            update_sw: &up_sw,
         };
         let signals = self.detectors.observe(obs, &ctx, now);
         if let Some(j) = self.journal.as_mut() {
@@ -795,7 +879,8 @@ impl Engine {
             }
             if !flood_row {
                 let ev = HistoryEvent::of(obs, up.change, now)
-                    .or_else(|| HistoryEvent::of6(obs, &up6, now));
+                    .or_else(|| HistoryEvent::of6(obs, &up6, now))
+                    .or_else(|| HistoryEvent::of_switch(obs, &up_sw, &self.sw, now));
                 if let Some(ev) = ev {
                     if j.events.len() < j.max_events {
                         j.events.push(ev);
@@ -890,6 +975,74 @@ impl Engine {
     /// The IPv6 neighbours, routers and DHCPv6 servers.
     pub fn ipv6(&self) -> &Ipv6State {
         &self.v6
+    }
+
+    /// The switch-facing view: LLDP/CDP neighbours, spanning tree, LACP.
+    pub fn switch(&self) -> &crate::state::SwitchState {
+        &self.sw
+    }
+
+    /// The LLDP and CDP neighbours, by interface; each with the LACP partner heard on the
+    /// same interface, if any.
+    pub fn neighbour_rows(&self) -> Vec<NeighbourRow> {
+        let mut v: Vec<_> = self
+            .sw
+            .neighbours()
+            .map(|(k, n)| NeighbourRow {
+                key: *k,
+                vlan: k.seg.vlan_label(),
+                name: n.name().to_string(),
+                lacp: self
+                    .sw
+                    .lacp()
+                    .filter(|(l, _)| l.seg == k.seg)
+                    .map(|(_, p)| LacpSummary {
+                        system: p.actor.system,
+                        key: p.actor.key,
+                        port: p.actor.port,
+                        state: p.actor_state.clone(),
+                    })
+                    .min_by_key(|s| s.system),
+                neighbour: n.clone(),
+            })
+            .collect();
+        v.sort_by_key(|r| r.key);
+        v
+    }
+
+    /// The spanning trees seen, by segment and PVST+ VLAN.
+    pub fn stp_rows(&self) -> Vec<StpRow> {
+        let mut v: Vec<_> = self
+            .sw
+            .stp()
+            .map(|(k, s)| StpRow {
+                key: *k,
+                vlan: k.seg.vlan_label(),
+                stp: s.clone(),
+            })
+            .collect();
+        v.sort_by_key(|r| r.key);
+        v
+    }
+
+    /// The LACP ports seen, with the bond each interface belongs to.
+    pub fn lacp_rows(&self) -> Vec<LacpRow> {
+        let bonds = self.switch_cfg.bonds();
+        let mut v: Vec<_> = self
+            .sw
+            .lacp()
+            .map(|(k, p)| LacpRow {
+                key: *k,
+                vlan: k.seg.vlan_label(),
+                bond: bonds
+                    .iter()
+                    .find(|(_, m)| m.iter().any(|i| i == k.seg.iface.name()))
+                    .map(|(b, _)| b.clone()),
+                port: p.clone(),
+            })
+            .collect();
+        v.sort_by_key(|r| r.key);
+        v
     }
 
     /// The DHCPv4 transactions.
@@ -1119,6 +1272,51 @@ pub struct TxRow {
     pub xid_hex: String,
     #[serde(flatten)]
     pub tx: crate::state::dhcp_transactions::Transaction,
+}
+
+/// An LLDP or CDP neighbour as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct NeighbourRow {
+    #[serde(flatten)]
+    pub key: crate::state::switch::NeighbourKey,
+    pub vlan: String,
+    /// System name, else chassis id.
+    pub name: String,
+    #[serde(flatten)]
+    pub neighbour: crate::state::switch::Neighbour,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lacp: Option<LacpSummary>,
+}
+
+/// The LACP partner heard on an interface, in one line.
+#[derive(Debug, Clone, Serialize)]
+pub struct LacpSummary {
+    pub system: Mac,
+    pub key: u16,
+    pub port: u16,
+    pub state: String,
+}
+
+/// A spanning tree as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct StpRow {
+    #[serde(flatten)]
+    pub key: crate::state::switch::StpKey,
+    pub vlan: String,
+    #[serde(flatten)]
+    pub stp: crate::state::switch::StpView,
+}
+
+/// A LACP port as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct LacpRow {
+    #[serde(flatten)]
+    pub key: crate::state::switch::LacpKey,
+    pub vlan: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bond: Option<String>,
+    #[serde(flatten)]
+    pub port: crate::state::switch::LacpPort,
 }
 
 /// An IPv6 router as reported.

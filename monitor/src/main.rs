@@ -93,6 +93,21 @@ enum Command {
     /// Example: l2watch routers --api http://rack1:9731
     Routers(QueryArgs),
 
+    /// The switch behind each interface, from LLDP and CDP: system, port, native VLAN,
+    /// and the LACP partner heard on the same interface. One line per neighbour:
+    /// "eth2 → sw3.rack12 Gi1/0/17 (lldp), native VLAN 100, LACP with sw3.rack12 key 13".
+    ///
+    /// Example: l2watch neighbours --api http://rack1:9731
+    Neighbours(QueryArgs),
+
+    /// Spanning tree per interface and VLAN as the switch sends it: root bridge, root path
+    /// cost, sending bridge and port, version, topology changes.
+    Stp(QueryArgs),
+
+    /// LACP per interface: the switch's system, key and port, what it knows of us, the
+    /// state flags (sync, collecting, distributing, timeout, expired, defaulted), the bond.
+    Lacp(QueryArgs),
+
     /// A running agent's event history (bindings learnt or changed, DHCP messages).
     ///
     /// Example: l2watch events --since 15m --limit 100
@@ -455,6 +470,11 @@ fn main() -> ExitCode {
         Command::DhcpServers(q) => query_cmd(&q, "/api/v1/dhcp/servers", query::servers_table),
         Command::Dhcpv6Servers(q) => query_cmd(&q, "/api/v1/dhcpv6/servers", query::servers6_table),
         Command::Routers(q) => query_cmd(&q, "/api/v1/ipv6/routers", query::routers_table),
+        Command::Neighbours(q) => {
+            query_cmd(&q, "/api/v1/switch/neighbours", query::neighbours_lines)
+        }
+        Command::Stp(q) => query_cmd(&q, "/api/v1/switch/stp", query::stp_table),
+        Command::Lacp(q) => query_cmd(&q, "/api/v1/switch/lacp", query::lacp_table),
         Command::Events(a) => {
             let qs = query::query_string(&[
                 ("since", a.since),

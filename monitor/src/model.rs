@@ -281,6 +281,12 @@ pub enum Observation {
         dst_mac: Mac,
         msg: Box<Dhcpv6Message>,
     },
+    /// A changed LLDP, CDP, BPDU or LACPDU (and every BPDU announcing a topology change).
+    Switch {
+        seg: Segment,
+        src_mac: Mac,
+        pdu: Box<crate::decode::SwitchPdu>,
+    },
 }
 
 impl Observation {
@@ -293,7 +299,8 @@ impl Observation {
             | Observation::Neighbour { seg, .. }
             | Observation::DadProbe { seg, .. }
             | Observation::RouterAdvert { seg, .. }
-            | Observation::Dhcpv6 { seg, .. } => *seg,
+            | Observation::Dhcpv6 { seg, .. }
+            | Observation::Switch { seg, .. } => *seg,
         }
     }
 }

@@ -67,6 +67,10 @@ impl Pipeline {
                     ObserveError::Dhcp(d) => d.kind(),
                     ObserveError::Ra(e) => e.kind(),
                     ObserveError::Dhcpv6(e) => e.kind(),
+                    ObserveError::Lldp(_) => "lldp",
+                    ObserveError::Cdp(_) => "cdp",
+                    ObserveError::Stp(_) => "bpdu",
+                    ObserveError::Lacp(_) => "lacp",
                     ObserveError::Kind(_) => "unknown_kind",
                 };
                 *self.undecodable.entry(reason).or_default() += 1;
@@ -214,6 +218,16 @@ fn log_event(ev: &KernelEvent, iface: Iface) {
             src_mac = %Mac(d.eth_src),
             src_ip = %std::net::Ipv6Addr::from(d.src_ip),
             "dhcpv6 message"
+        ),
+        KernelEvent::Switch(w) => debug!(
+            target: "l2watch::event",
+            kind = "switch",
+            iface = %iface,
+            vlan = %segment(&w.header, iface).vlan_label(),
+            protocol = monitor_common::SwitchProto::from_code(w.proto).map_or("unknown", |p| p.name()),
+            src_mac = %Mac(w.eth_src),
+            length = w.wire_len,
+            "switch pdu"
         ),
         KernelEvent::Scan(sc) => debug!(
             target: "l2watch::event",

@@ -249,6 +249,134 @@ pub fn routers_table(body: &Value) -> String {
     )
 }
 
+/// One line per LLDP/CDP neighbour: "eth2 → sw3.rack12 Gi1/0/17 (lldp), native VLAN 100,
+/// LACP with sw3.rack12 key 13". The LACP partner is named after the neighbour when its
+/// system id is the neighbour's chassis MAC, as it is on most switches.
+pub fn neighbours_lines(body: &Value) -> String {
+    let rows = list(body, "neighbours");
+    if rows.is_empty() {
+        return "no LLDP or CDP neighbours seen yet (switches announce every 30 to 60 s)".into();
+    }
+    let mut out = Vec::new();
+    for n in rows {
+        let mut line = text(&n["interface"]);
+        if n["vlan"] != "untagged" {
+            line.push_str(&format!(" vlan {}", text(&n["vlan"])));
+        }
+        line.push_str(&format!(
+            " → {} {} ({})",
+            text(&n["name"]),
+            text(&n["port"]),
+            text(&n["protocol"])
+        ));
+        if let Some(v) = n["native_vlan"].as_u64() {
+            line.push_str(&format!(", native VLAN {v}"));
+        }
+        if let Some(p) = n["platform"].as_str().filter(|p| !p.is_empty()) {
+            line.push_str(&format!(", {p}"));
+        }
+        if let Some(m) = n["management"].as_array().and_then(|m| m.first()) {
+            line.push_str(&format!(", management {}", text(m)));
+        }
+        let l = &n["lacp"];
+        if l.is_object() {
+            let system = text(&l["system"]);
+            let who = if n["chassis"].as_str() == Some(system.as_str()) {
+                text(&n["name"])
+            } else {
+                system
+            };
+            line.push_str(&format!(", LACP with {who} key {}", text(&l["key"])));
+        }
+        out.push(line);
+    }
+    out.join("\n")
+}
+
+pub fn stp_table(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = list(body, "stp")
+        .iter()
+        .map(|s| {
+            vec![
+                text(&s["interface"]),
+                match s["pvst_vlan"].as_u64() {
+                    Some(v) => format!("{} (pvst {v})", text(&s["vlan"])),
+                    None => text(&s["vlan"]),
+                },
+                text(&s["version"]),
+                text(&s["root_id"]),
+                text(&s["root_cost"]),
+                format!(
+                    "{} port {:#06x}",
+                    text(&s["bridge_id"]),
+                    s["port"].as_u64().unwrap_or(0)
+                ),
+                text(&s["role"]),
+                format!("{}/{}", text(&s["topology_changes"]), text(&s["tcns"])),
+                text(&s["root_changes"]),
+                time(&s["last_seen"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "INTERFACE",
+            "VLAN",
+            "VERSION",
+            "ROOT",
+            "COST",
+            "SENDER",
+            "ROLE",
+            "TC/TCN",
+            "ROOT CHANGES",
+            "LAST SEEN",
+        ],
+        &rows,
+    )
+}
+
+pub fn lacp_table(body: &Value) -> String {
+    let rows: Vec<Vec<String>> = list(body, "lacp")
+        .iter()
+        .map(|l| {
+            let a = &l["actor"];
+            let p = &l["partner"];
+            vec![
+                text(&l["interface"]),
+                text(&l["bond"]),
+                format!(
+                    "{} key {} port {}",
+                    text(&a["system"]),
+                    text(&a["key"]),
+                    text(&a["port"])
+                ),
+                text(&l["actor_state"]),
+                format!("{} key {}", text(&p["system"]), text(&p["key"])),
+                text(&l["partner_state"]),
+                if l["partner_lost"] == true {
+                    "LOST".into()
+                } else {
+                    "ok".into()
+                },
+                time(&l["last_seen"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "INTERFACE",
+            "BOND",
+            "SWITCH (ACTOR)",
+            "SWITCH STATE",
+            "US (PARTNER)",
+            "OUR STATE",
+            "PARTNER",
+            "LAST SEEN",
+        ],
+        &rows,
+    )
+}
+
 pub fn servers6_table(body: &Value) -> String {
     let rows: Vec<Vec<String>> = list(body, "servers")
         .iter()

@@ -167,6 +167,10 @@ pub struct AnalysisReport {
     /// DHCPv4 transactions, paired by (segment, xid, client MAC).
     pub dhcp_transactions: Vec<crate::engine::TxRow>,
     pub dhcpv6_servers: Vec<crate::engine::Server6Row>,
+    /// LLDP and CDP neighbours, spanning trees and LACP ports.
+    pub neighbours: Vec<crate::engine::NeighbourRow>,
+    pub stp: Vec<crate::engine::StpRow>,
+    pub lacp: Vec<crate::engine::LacpRow>,
     /// Open findings at the end of the capture, then those that closed during it.
     pub findings: Vec<crate::detect::Finding>,
     pub engine: crate::engine::EngineStats,
@@ -244,6 +248,9 @@ pub fn analyze(
         routers: engine.router_rows(),
         dhcp_transactions: engine.transaction_rows(),
         dhcpv6_servers: engine.server6_rows(),
+        neighbours: engine.neighbour_rows(),
+        stp: engine.stp_rows(),
+        lacp: engine.lacp_rows(),
         findings,
         engine: engine.stats(),
         decode_errors,

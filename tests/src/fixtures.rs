@@ -1,6 +1,6 @@
 //! Packet fixtures for BPF_PROG_TEST_RUN: each has a description, the frame, the expected
 //! verdict (always XDP_PASS), the counters it must move and the events it must raise.
-use monitor_common::event_kind;
+use monitor_common::{event_kind, SwitchProto};
 
 use crate::frames::{
     arp, dhcp, ipv4_other, ipv6, udp, Bootp, Built, Ip, BROADCAST, L2, TPID_8021AD, TPID_8021Q,
@@ -56,6 +56,11 @@ pub enum Expect {
     },
     Dhcpv6 {
         msg_type: u8,
+    },
+    /// A switch PDU (`SwitchProto` code).
+    Switch {
+        proto: u8,
+        outer: Option<u16>,
     },
 }
 
@@ -392,22 +397,27 @@ fn switch_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
     // A configuration BPDU: protocol 0, version 0, type 0, flags, then 31 bytes.
     let config = |flags: u8| [&[0u8, 0, 0, 0, flags][..], &[0u8; 30][..]].concat();
     let rst = [&[0u8, 0, 2, 2, 0x3c][..], &[0u8; 31][..]].concat();
+    let outer = vlans(l2).0;
+    let sw = |p: SwitchProto| Expect::Switch {
+        proto: p as u8,
+        outer,
+    };
     vec![
         one(
             "lldp",
             "EtherType 0x88cc: an LLDP frame",
-            l2_frame(l2, 0x88cc, &[0x02, 0x07, 0x04, 2, 0, 0, 0, 0, 1, 0, 0], 0),
+            l2_frame(l2, 0x88cc, &[0x02, 0x07, 0x04, 2, 0, 0, 0, 0, 1, 0, 0], 2),
             vec!["other", "lldp"],
-            vec![],
-            vec![],
+            vec!["switch_events_sent"],
+            vec![sw(SwitchProto::Lldp)],
         ),
         one(
             "lacp",
             "slow protocols, subtype 1: an LACPDU",
             l2_frame(l2, 0x8809, &[1, 1, 1, 0x14, 0, 0], 1),
             vec!["other", "lacp"],
-            vec![],
-            vec![],
+            vec!["switch_events_sent"],
+            vec![sw(SwitchProto::Lacp)],
         ),
         one(
             "slow_marker",
@@ -422,24 +432,24 @@ fn switch_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
             "802.3 + LLC 0x42: a configuration BPDU with the topology-change flag",
             l2_frame(l2, 38, &[&stp_llc[..], &config(0x01)[..]].concat(), 3 + 5),
             vec!["other", "stp", "stp_topology_change"],
-            vec![],
-            vec![],
+            vec!["switch_events_sent"],
+            vec![sw(SwitchProto::Stp)],
         ),
         one(
             "stp_tcn",
             "802.3 + LLC 0x42: a topology change notification BPDU",
             l2_frame(l2, 7, &[&stp_llc[..], &[0, 0, 0, 0x80][..]].concat(), 3 + 4),
             vec!["other", "stp", "stp_tcn"],
-            vec![],
-            vec![],
+            vec!["switch_events_sent"],
+            vec![sw(SwitchProto::Stp)],
         ),
         one(
             "pvst_rst_bpdu",
             "802.3 + SNAP, Cisco OUI, protocol 0x010b: a PVST+ RST BPDU, no topology change",
             l2_frame(l2, 44, &[&snap(0x010b)[..], &rst[..]].concat(), 8 + 5),
             vec!["other", "stp"],
-            vec![],
-            vec![],
+            vec!["switch_events_sent"],
+            vec![sw(SwitchProto::Pvst)],
         ),
         one(
             "cdp",
@@ -448,11 +458,11 @@ fn switch_fixtures(l2: &L2, one: &MakeFixture) -> Vec<Fixture> {
                 l2,
                 16,
                 &[&snap(0x2000)[..], &[2, 180, 0, 0, 0, 1, 0, 4][..]].concat(),
-                8,
+                8 + 4,
             ),
             vec!["other", "cdp"],
-            vec![],
-            vec![],
+            vec!["switch_events_sent"],
+            vec![sw(SwitchProto::Cdp)],
         ),
         one(
             "llc_other",

@@ -109,3 +109,31 @@ pub fn wait_json(
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+/// Waits up to `wait` for an open finding of `kind` that `pred` accepts, from the agent on
+/// `port` in `ns`; panics with the findings it saw when none comes.
+pub fn open_finding(
+    ns: &Netns,
+    port: u16,
+    kind: &str,
+    wait: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let v = json(ns, port, "/api/v1/findings");
+        if let Some(f) = v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .find(|f| f["kind"] == kind && pred(f))
+        {
+            return f.clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {kind} finding:\n{v:#}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}

@@ -9,7 +9,7 @@ pub mod prom;
 pub mod storm;
 
 // The lab (namespaces, frames, real software) is its own crate so xtask can use it too.
-pub use l2watch_lab::{frames, lab, netns, proc, scenario};
+pub use l2watch_lab::{frames, lab, netns, proc, scenario, switch};
 
 use std::path::PathBuf;
 
@@ -100,4 +100,16 @@ fn profile_bin(name: &str, build: &str) -> PathBuf {
         bin.display()
     );
     bin
+}
+
+/// The whole pipeline on one corpus capture, replayed through a fresh program.
+pub fn analyze_corpus(file: &str) -> l2watch::replay::AnalysisReport {
+    let mut probe = probe::load(&l2watch::capture::ProbeConfig::replay());
+    l2watch::replay::analyze(
+        &corpus_dir().join(file),
+        &mut probe,
+        l2watch::replay::Analysis::default(),
+        false,
+    )
+    .unwrap_or_else(|e| panic!("{file}: {e}"))
 }

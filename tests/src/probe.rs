@@ -75,6 +75,10 @@ pub fn to_expect(ev: &KernelEvent) -> Expect {
         KernelEvent::Dhcpv6(d) => Expect::Dhcpv6 {
             msg_type: d.msg_type,
         },
+        KernelEvent::Switch(w) => Expect::Switch {
+            proto: w.proto,
+            outer: vid(w.header.outer_vid),
+        },
     }
 }
 

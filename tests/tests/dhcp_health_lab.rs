@@ -29,20 +29,7 @@ fn api(lab: &Lab, path: &str) -> Value {
 
 /// Waits for an open finding of `kind` that `pred` accepts.
 fn finding(lab: &Lab, kind: &str, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let v = api(lab, "/api/v1/findings");
-        if let Some(f) = v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["kind"] == kind && pred(f))
-        {
-            return f.clone();
-        }
-        assert!(Instant::now() < deadline, "no {kind} finding:\n{v:#}");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    http::open_finding(&lab.mon, PORT, kind, WAIT, pred)
 }
 
 #[test]

@@ -20,14 +20,7 @@ fn ground_truth() -> Vec<Value> {
 }
 
 fn run(file: &str) -> AnalysisReport {
-    let mut probe = load(&ProbeConfig::replay());
-    analyze(
-        &corpus_dir().join(file),
-        &mut probe,
-        Analysis::default(),
-        false,
-    )
-    .unwrap_or_else(|e| panic!("{file}: {e}"))
+    l2watch_tests::analyze_corpus(file)
 }
 
 /// `if7` and the like: an interface named by its index.
@@ -54,7 +47,13 @@ fn pipeline_agrees_with_tshark_on_servers_devices_and_duplicates() {
         let name = f["file"].as_str().unwrap();
         let fuzzed = name == "tcpdump_arp-oobr.pcap";
         let r = run(name);
-        if !r.decode_errors.is_empty() && !fuzzed && name != "tcpdump_dhcp-rfc4388.pcap" {
+        // Undecodable events only in a fuzzed file, or at most as many as tshark finds
+        // malformed frames (the LLDP frames missing their chassis TLV).
+        let tshark_malformed = f["counts"]["malformed"].as_u64().unwrap_or(0);
+        if r.decode_errors.values().sum::<u64>() > tshark_malformed
+            && !fuzzed
+            && name != "tcpdump_dhcp-rfc4388.pcap"
+        {
             failures.push(format!("{name}: decode errors {:?}", r.decode_errors));
         }
 

@@ -12,9 +12,10 @@ use l2watch_tests::{
     http::{encode, try_get},
     l2watch_bin,
     lab::Lab,
+    netns::{send_frames, veth_pair, Netns},
     privileged,
     scenario::{self, Step},
-    workspace_root,
+    switch, workspace_root,
 };
 use serde_json::Value;
 
@@ -155,6 +156,10 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
     let s = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
     let (bin, db) = (s(l2watch_bin()), s(dir.join("l2watch.db")));
     let mon_if = lab.mon_if.clone();
+    // A second interface facing a "switch" directly, as a rack controller's NIC faces a
+    // switch port: LACPDUs are never forwarded by the lab's hub bridge.
+    let sw = Netns::new("e2esw");
+    let (sw_if, sw_far) = veth_pair(&lab.mon, &sw);
     lab.start_daemon(
         "agent",
         None,
@@ -163,6 +168,8 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
             "run",
             "--iface",
             &mon_if,
+            "--iface",
+            &sw_if,
             "--db",
             &db,
             "--listen",
@@ -207,7 +214,7 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
         .flat_map(|g| g["rules"].as_array().unwrap())
         .filter(|r| r["type"] == "alerting")
         .count();
-    assert_eq!(alert_rules, 27);
+    assert_eq!(alert_rules, 35);
 
     // Clean phase: one server, clients through their whole lease life, tagged traffic; an
     // IPv6 router with SLAAC hosts, and a DHCPv6 server with its client.
@@ -222,6 +229,29 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
         step.run(&mut lab)
             .unwrap_or_else(|e| panic!("{}: {e}", step.name()));
     }
+    // A healthy switch port: LLDP, BPDUs of its own root, LACP in sync with us.
+    let switch_mac = [0x00, 0x1b, 0x2b, 0x00, 0x00, 0x01];
+    let side = |system, state| switch::LacpSide {
+        system_priority: 32768,
+        system,
+        key: 13,
+        port_priority: 32768,
+        port: 17,
+        state,
+    };
+    let us = side([0x02, 0x77, 0x00, 0x00, 0x0e, 0x01], switch::state::UP);
+    for _ in 0..3 {
+        send_frames(
+            &sw,
+            &sw_far,
+            &[
+                switch::lldp_frame(switch_mac, "sw3.rack12", "Gi1/0/17"),
+                switch::bpdu_frame(switch_mac, 32768, false),
+                switch::lacp_frame(switch_mac, &side(switch_mac, switch::state::UP), &us),
+            ],
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     let prom = Prom { lab: &lab };
     prom.wait(
         "the clean traffic in Prometheus",
@@ -231,6 +261,8 @@ fn prometheus_fires_competing_dhcp_and_duplicate_ip_and_nothing_when_clean() {
                 .is_some_and(|v| v >= 2.0)
                 && p.scalar(r#"sum(l2watch_devices{vlan="200.300"})"#) == Some(1.0)
                 && p.scalar("sum(l2watch_dhcpv6_servers)") == Some(1.0)
+                && p.scalar("sum(l2watch_lacp_synchronized)") == Some(1.0)
+                && p.scalar("count(l2watch_switch_neighbour_info)") == Some(1.0)
         },
     );
     prom.settle();

@@ -373,6 +373,7 @@ fn events_off_still_counts() {
         dhcp_events: false,
         nd_events: false,
         dhcpv6_events: false,
+        switch_events: false,
         ..ProbeConfig::replay()
     });
     let mut frames = Vec::new();
@@ -385,6 +386,7 @@ fn events_off_still_counts() {
     assert_eq!(out.count("frames"), frames.len() as u64);
     assert!(out.count("arp") > 0 && out.count("dhcp") > 0);
     assert!(out.count("icmpv6_ns") > 0 && out.count("dhcpv6") > 0);
+    assert!(out.count("lldp") > 0 && out.count("stp") > 0 && out.count("lacp") > 0);
 }
 
 #[test]
@@ -549,4 +551,74 @@ fn ipv6_token_buckets_defer_bindings_routers_and_dhcpv6_answers() {
     assert_eq!(only(&out, |e| matches!(e, Expect::Ra { .. })).len(), 1);
     let adverts = only(&out, |e| matches!(e, Expect::Dhcpv6 { msg_type: 2 }));
     assert_eq!(adverts.len(), 3);
+}
+
+fn lldp_frame(mac: [u8; 6], port: &[u8]) -> Vec<u8> {
+    l2watch_tests::switch::lldp_frame(mac, "sw3.rack12", std::str::from_utf8(port).unwrap())
+}
+
+fn bpdu_frame(mac: [u8; 6], tc: bool) -> Vec<u8> {
+    l2watch_tests::switch::bpdu_frame(mac, 32768, tc)
+}
+
+#[test]
+fn an_unchanged_switch_pdu_stream_sends_one_event_and_changes_are_sent_at_once() {
+    privileged!();
+    // The live agent's settings: refresh 60 s, rate limits on.
+    let mut probe = load(&ProbeConfig::default());
+    let mut frames: Vec<Vec<u8>> = (0..100).map(|_| lldp_frame(MAC_A, b"Gi1/0/17")).collect();
+    frames.extend((0..100).map(|_| bpdu_frame(MAC_B, false)));
+    let out = run_all(&mut probe, &frames);
+    assert_eq!(out.count("lldp"), 100);
+    assert_eq!(out.count("stp"), 100);
+    assert_eq!(
+        out.stat("switch_events_sent"),
+        2,
+        "the first of each stream"
+    );
+    assert_eq!(out.stat("switch_suppressed"), 198);
+    // A changed PDU is sent at once; a topology change every time.
+    let mut more = vec![lldp_frame(MAC_A, b"Gi1/0/18")];
+    more.extend((0..3).map(|_| bpdu_frame(MAC_B, true)));
+    more.push(bpdu_frame(MAC_B, false));
+    let out = run_all(&mut probe, &more);
+    assert_eq!(out.stat("switch_events_sent"), 2 + 1 + 3 + 1);
+    assert_eq!(out.stat("switch_suppressed"), 198);
+    let kinds: Vec<Expect> = only(&out, |e| matches!(e, Expect::Switch { .. }));
+    assert_eq!(kinds.len(), 5, "{kinds:?}");
+}
+
+#[test]
+fn switch_events_past_the_bucket_wait_in_the_pending_map_and_arrive() {
+    privileged!();
+    let mut probe = load(&ProbeConfig {
+        rate_limit: true,
+        switch_burst: 1,
+        switch_rate_per_sec: 1,
+        ..ProbeConfig::replay()
+    });
+    let frames = vec![
+        lldp_frame(MAC_A, b"p1"),
+        lldp_frame(MAC_A, b"p2"),
+        lldp_frame(MAC_A, b"p3"),
+        lldp_frame(MAC_B, b"q1"),
+    ];
+    let out = run_all(&mut probe, &frames);
+    assert_eq!(out.stat("switch_events_sent"), 1);
+    assert_eq!(out.stat("switch_rate_limited"), 3);
+    assert_eq!(out.stat("switch_deferred"), 3);
+    assert_eq!(out.stat("switch_pending_full"), 0);
+    // Each frame is drained before the next (one pending slot per sender), so all arrive.
+    let ports: Vec<String> = out
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            l2watch::capture::KernelEvent::Switch(w) => {
+                let p = &w.payload[..w.payload_len as usize];
+                Some(String::from_utf8_lossy(&p[12..14]).into_owned())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ports, ["p1", "p2", "p3", "q1"]);
 }

@@ -48,6 +48,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "tshark",
         "the corpus tests pair DHCP transactions as tshark does (dhcp.id)",
     ),
+    ("lldpd", "real LLDP and CDP neighbours in the lab"),
 ];
 
 #[derive(Parser)]
@@ -456,5 +457,14 @@ fn ensure_debian_packages() -> Result<()> {
     run(Command::new("apt-get")
         .args(["install", "-y", "-q", "--no-install-recommends"])
         .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"))
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    // Debian starts lldpd on install, which would announce this host on every interface of
+    // the root namespace; the lab runs its own in namespaces. Only a copy we just installed
+    // is stopped.
+    if missing.contains(&"lldpd") && Path::new("/run/systemd/system").exists() {
+        let _ = Command::new("systemctl")
+            .args(["disable", "--now", "lldpd"])
+            .status();
+    }
+    Ok(())
 }

@@ -7,7 +7,8 @@ use std::{
 
 use monitor_common::{
     arp_flags, event_kind, nd_flags, ArpEvent, DhcpEvent, EventHeader, Ip6Event, LoopEvent,
-    NdEvent, ScanEvent, DHCP_PAYLOAD_MAX, IP6_PAYLOAD_MAX,
+    NdEvent, ScanEvent, SwitchEvent, SwitchProto, DHCP_PAYLOAD_MAX, IP6_PAYLOAD_MAX,
+    SWITCH_PAYLOAD_MAX,
 };
 use serde::Serialize;
 
@@ -22,6 +23,8 @@ pub enum KernelEvent {
     Nd(NdEvent),
     RouterAdvert(Box<Ip6Event>),
     Dhcpv6(Box<Ip6Event>),
+    /// A changed LLDP, CDP, BPDU or LACPDU.
+    Switch(Box<SwitchEvent>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,6 +43,12 @@ pub enum DecodeError {
     PayloadLength(u16),
     #[error("IPv6 event claims {0} payload bytes, more than the {IP6_PAYLOAD_MAX} it can hold")]
     Ip6PayloadLength(u16),
+    #[error(
+        "switch event claims {0} payload bytes, more than the {SWITCH_PAYLOAD_MAX} it can hold"
+    )]
+    SwitchPayloadLength(u16),
+    #[error("switch event of unknown protocol {0}")]
+    SwitchProto(u8),
 }
 
 /// Decodes one ring-buffer record.
@@ -72,6 +81,16 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             } else {
                 KernelEvent::Dhcpv6(Box::new(ev))
             })
+        }
+        event_kind::SWITCH_PDU => {
+            let ev = read_struct::<SwitchEvent>(kind, bytes)?;
+            if ev.payload_len as usize > SWITCH_PAYLOAD_MAX {
+                return Err(DecodeError::SwitchPayloadLength(ev.payload_len));
+            }
+            if SwitchProto::from_code(ev.proto).is_none() {
+                return Err(DecodeError::SwitchProto(ev.proto));
+            }
+            Ok(KernelEvent::Switch(Box::new(ev)))
         }
         other => Err(DecodeError::UnknownKind(other)),
     }
@@ -262,6 +281,15 @@ pub enum EventRecord {
         length: u16,
         captured: u16,
     },
+    Switch {
+        #[serde(flatten)]
+        place: Place,
+        protocol: &'static str,
+        src_mac: Mac,
+        dst_mac: Mac,
+        length: u16,
+        captured: u16,
+    },
 }
 
 impl EventRecord {
@@ -338,6 +366,14 @@ impl EventRecord {
                 length: d.wire_len,
                 captured: d.payload_len,
             },
+            KernelEvent::Switch(w) => EventRecord::Switch {
+                place: Place::from_header(&w.header, iface),
+                protocol: SwitchProto::from_code(w.proto).map_or("unknown", |p| p.name()),
+                src_mac: Mac(w.eth_src),
+                dst_mac: Mac(w.eth_dst),
+                length: w.wire_len,
+                captured: w.payload_len,
+            },
         }
     }
 }
@@ -351,6 +387,7 @@ impl KernelEvent {
             KernelEvent::Scan(s) => &s.header,
             KernelEvent::Nd(n) => &n.header,
             KernelEvent::RouterAdvert(e) | KernelEvent::Dhcpv6(e) => &e.header,
+            KernelEvent::Switch(w) => &w.header,
         }
     }
 

@@ -9,12 +9,13 @@ use aya::{
 };
 use monitor_common::{
     config_flags, jump, map_names, map_sizes, Config, SegmentCounters, SegmentKey, Stat,
-    IP6_PROGRAM_NAME, PROGRAM_NAME, VLAN_MAX_DEPTH,
+    IP6_PROGRAM_NAME, PROGRAM_NAME, SWITCH_PROGRAM_NAME, VLAN_MAX_DEPTH,
 };
 
 use super::event::{decode, KernelEvent};
 use monitor_common::{
     ArpEvent, BindingKey, DhcpEvent, Ip6Event, NdEvent, NdKey, PendingDhcpKey, RouterKey,
+    SwitchEvent, SwitchKey,
 };
 
 /// The compiled XDP object, built by build.rs with aya-build.
@@ -162,6 +163,12 @@ pub struct ProbeConfig {
     pub max_pending_nd: u32,
     /// Capacity of the map of state-bearing DHCPv6 messages held back.
     pub max_pending_dhcp6: u32,
+    /// Emit an event for each changed LLDP, CDP, BPDU or LACPDU.
+    pub switch_events: bool,
+    pub switch_rate_per_sec: u32,
+    pub switch_burst: u32,
+    /// Capacity of the map of switch PDUs held back (newest per sender).
+    pub max_pending_switch: u32,
     /// A group-addressed frame seen more than this often within `loop_window` is looping;
     /// 0 turns loop detection off.
     pub loop_repeats: u32,
@@ -195,6 +202,10 @@ impl Default for ProbeConfig {
             max_nd_bindings: map_sizes::ND_BINDINGS,
             max_pending_nd: map_sizes::PENDING_ND,
             max_pending_dhcp6: map_sizes::PENDING_DHCP6,
+            switch_events: true,
+            switch_rate_per_sec: 1_000,
+            switch_burst: 1_000,
+            max_pending_switch: map_sizes::PENDING_SWITCH,
             loop_repeats: 200,
             loop_window: Duration::from_secs(1),
             scan_targets: 64,
@@ -230,6 +241,9 @@ impl ProbeConfig {
         if self.dhcpv6_events {
             flags |= config_flags::DHCPV6_EVENTS;
         }
+        if self.switch_events {
+            flags |= config_flags::SWITCH_EVENTS;
+        }
         Config {
             refresh_ns: self.refresh.as_nanos().min(u64::MAX as u128) as u64,
             arp_rate_per_sec: self.arp_rate_per_sec,
@@ -243,6 +257,8 @@ impl ProbeConfig {
             scan_window_ms: self.scan_window.as_millis().min(u32::MAX as u128) as u32,
             nd_rate_per_sec: self.nd_rate_per_sec,
             nd_burst: self.nd_burst,
+            switch_rate_per_sec: self.switch_rate_per_sec,
+            switch_burst: self.switch_burst,
             _pad: 0,
             clock_ns,
         }
@@ -300,7 +316,7 @@ impl AttachMode {
 }
 
 /// The maps the loader sizes from the configuration, with their sizes.
-fn sized_maps(cfg: &ProbeConfig) -> [(&'static str, u32); 10] {
+fn sized_maps(cfg: &ProbeConfig) -> [(&'static str, u32); 11] {
     [
         (map_names::SEGMENT_SLOTS, cfg.max_segments),
         (map_names::SLOT_OWNERS, cfg.max_segments),
@@ -312,6 +328,7 @@ fn sized_maps(cfg: &ProbeConfig) -> [(&'static str, u32); 10] {
         (map_names::ND_BINDINGS, cfg.max_nd_bindings),
         (map_names::PENDING_ND, cfg.max_pending_nd),
         (map_names::PENDING_DHCP6, cfg.max_pending_dhcp6),
+        (map_names::PENDING_SWITCH, cfg.max_pending_switch),
     ]
 }
 
@@ -349,14 +366,20 @@ impl Probe {
                 return Err(ProbeError::Missing(name));
             }
         }
-        // The tail-called IPv6 event program first: the classifier's slot must hold it
+        // The tail-called event programs first: the classifier's slots must hold them
         // before the classifier sees a frame.
-        let ip6: &mut Xdp = ebpf
-            .program_mut(IP6_PROGRAM_NAME)
-            .ok_or(ProbeError::Missing("program l2watch_ip6"))?
-            .try_into()?;
-        ip6.load()?;
-        let ip6_fd = ip6.fd()?.try_clone().map_err(ProgramError::from)?;
+        let mut fds = Vec::new();
+        for (name, slot) in [
+            (IP6_PROGRAM_NAME, jump::IP6_EVENTS),
+            (SWITCH_PROGRAM_NAME, jump::SWITCH_EVENTS),
+        ] {
+            let p: &mut Xdp = ebpf
+                .program_mut(name)
+                .ok_or(ProbeError::Missing(name))?
+                .try_into()?;
+            p.load()?;
+            fds.push((slot, p.fd()?.try_clone().map_err(ProgramError::from)?));
+        }
         let mut jumps = ProgramArray::try_from(
             ebpf.map_mut(map_names::JUMPS)
                 .ok_or(ProbeError::Missing(map_names::JUMPS))?,
@@ -365,12 +388,12 @@ impl Probe {
             name: map_names::JUMPS,
             source,
         })?;
-        jumps
-            .set(jump::IP6_EVENTS, &ip6_fd, 0)
-            .map_err(|source| ProbeError::Map {
+        for (slot, fd) in &fds {
+            jumps.set(*slot, fd, 0).map_err(|source| ProbeError::Map {
                 name: map_names::JUMPS,
                 source,
             })?;
+        }
         let prog: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
             .ok_or(ProbeError::Missing("program"))?
@@ -604,11 +627,13 @@ pub struct Pending {
     nd: MapData,
     ra: MapData,
     dhcp6: MapData,
+    switch: MapData,
     arp_buf: BatchBuf<BindingKey, ArpEvent>,
     dhcp_buf: BatchBuf<PendingDhcpKey, DhcpEvent>,
     nd_buf: BatchBuf<NdKey, NdEvent>,
     ra_buf: BatchBuf<RouterKey, Ip6Event>,
     dhcp6_buf: BatchBuf<PendingDhcpKey, Ip6Event>,
+    switch_buf: BatchBuf<SwitchKey, SwitchEvent>,
 }
 
 /// Entries taken per system call.
@@ -645,17 +670,20 @@ impl Pending {
         let nd = take(map_names::PENDING_ND)?;
         let ra = take(map_names::PENDING_RA)?;
         let dhcp6 = take(map_names::PENDING_DHCP6)?;
+        let switch = take(map_names::PENDING_SWITCH)?;
         Ok(Pending {
             arp,
             dhcp,
             nd,
             ra,
             dhcp6,
+            switch,
             arp_buf: BatchBuf::zeroed(BATCH),
             dhcp_buf: BatchBuf::zeroed(DHCP_BATCH),
             nd_buf: BatchBuf::zeroed(BATCH),
             ra_buf: BatchBuf::zeroed(DHCP_BATCH),
             dhcp6_buf: BatchBuf::zeroed(DHCP_BATCH),
+            switch_buf: BatchBuf::zeroed(DHCP_BATCH),
         })
     }
 
@@ -672,6 +700,9 @@ impl Pending {
         })?;
         n += drain_map(&self.dhcp6, &mut self.dhcp6_buf, |v| {
             f(KernelEvent::Dhcpv6(Box::new(*v)))
+        })?;
+        n += drain_map(&self.switch, &mut self.switch_buf, |v| {
+            f(KernelEvent::Switch(Box::new(*v)))
         })?;
         Ok(n)
     }

@@ -1,7 +1,12 @@
 //! Decode stage: turns kernel events into typed observations for the engine.
+pub mod cdp;
 pub mod dhcp;
 pub mod dhcpv6;
+pub mod lacp;
+pub mod lldp;
 pub mod ra;
+pub mod stp;
+mod switch_text;
 
 pub use dhcp::{decode as decode_dhcp, DhcpError, DhcpMessage};
 pub use dhcpv6::{Dhcpv6Error, Dhcpv6Message, Duid};
@@ -9,7 +14,7 @@ pub use ra::{RaError, RouterAdvert};
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use monitor_common::{arp_flags, event_kind, nd_flags};
+use monitor_common::{arp_flags, event_kind, nd_flags, SwitchProto};
 
 use crate::{
     capture::{KernelEvent, Mac},
@@ -25,8 +30,39 @@ pub enum ObserveError {
     Ra(#[from] RaError),
     #[error("DHCPv6: {0}")]
     Dhcpv6(#[from] Dhcpv6Error),
+    #[error("LLDP: {0}")]
+    Lldp(#[from] lldp::LldpError),
+    #[error("CDP: {0}")]
+    Cdp(#[from] cdp::CdpError),
+    #[error("BPDU: {0}")]
+    Stp(#[from] stp::StpError),
+    #[error("LACP: {0}")]
+    Lacp(#[from] lacp::LacpError),
     #[error("unexpected event kind {0}")]
     Kind(u8),
+}
+
+/// A switch-protocol PDU, decoded.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "protocol", rename_all = "lowercase")]
+pub enum SwitchPdu {
+    Lldp(lldp::Lldp),
+    Cdp(cdp::Cdp),
+    Stp(stp::Bpdu),
+    Lacp(lacp::Lacpdu),
+}
+
+impl SwitchPdu {
+    /// Decodes the payload of a [`monitor_common::SwitchEvent`] of protocol `proto`.
+    pub fn decode(proto: SwitchProto, b: &[u8]) -> Result<SwitchPdu, ObserveError> {
+        Ok(match proto {
+            SwitchProto::Lldp => SwitchPdu::Lldp(lldp::decode(b)?),
+            SwitchProto::Cdp => SwitchPdu::Cdp(cdp::decode(b)?),
+            SwitchProto::Stp => SwitchPdu::Stp(stp::decode(b, false)?),
+            SwitchProto::Pvst => SwitchPdu::Stp(stp::decode(b, true)?),
+            SwitchProto::Lacp => SwitchPdu::Lacp(lacp::decode(b)?),
+        })
+    }
 }
 
 /// The segment an event was seen on: `iface` is the name behind the header's ifindex.
@@ -126,6 +162,15 @@ pub fn observe(ev: &KernelEvent, iface: Iface) -> Result<Observation, ObserveErr
                 src_ip: Ipv6Addr::from(d.src_ip),
                 dst_mac: Mac(d.eth_dst),
                 msg: Box::new(dhcpv6::decode(payload, d.payload_len == d.wire_len)?),
+            })
+        }
+        KernelEvent::Switch(w) => {
+            let proto = SwitchProto::from_code(w.proto).ok_or(ObserveError::Kind(w.proto))?;
+            let payload = &w.payload[..w.payload_len as usize];
+            Ok(Observation::Switch {
+                seg: segment(&w.header, iface),
+                src_mac: Mac(w.eth_src),
+                pdu: Box::new(SwitchPdu::decode(proto, payload)?),
             })
         }
     }

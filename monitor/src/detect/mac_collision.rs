@@ -90,9 +90,11 @@ impl Detector for MacCollision {
             }
             Observation::RouterAdvert { seg, src_mac, .. } => (*seg, *src_mac),
             // A DHCPv6 answer can come through a relay's MAC.
-            Observation::Dhcpv6 { .. } | Observation::Loop { .. } | Observation::Scan { .. } => {
-                return vec![]
-            }
+            // A switch sends its PDUs on every VLAN of a trunk from one MAC.
+            Observation::Dhcpv6 { .. }
+            | Observation::Loop { .. }
+            | Observation::Scan { .. }
+            | Observation::Switch { .. } => return vec![],
         };
         if mac.0[0] & 1 != 0 || self.cfg.ignore_macs.contains(&mac) {
             return vec![];

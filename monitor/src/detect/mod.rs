@@ -18,11 +18,16 @@ pub mod ipv6_prefix;
 pub mod ipv6_ra_consistency;
 pub mod ipv6_router;
 pub mod l2_loop;
+pub mod lacp;
+pub mod lldp_neighbour;
 pub mod mac_change;
 pub mod mac_collision;
 pub mod pxe_boot;
 pub mod registry;
+pub mod stp;
 pub mod subject;
+pub mod switch_ports;
+pub mod vlan_mismatch;
 
 pub use subject::Subject;
 
@@ -128,6 +133,22 @@ finding_kinds! {
     PxeBootServerConflict / PXE_BOOT_SERVER_CONFLICT = "pxe_boot_server_conflict",
     /// A segment's DHCP relays (giaddr) changed.
     DhcpRelayChanged / DHCP_RELAY_CHANGED = "dhcp_relay_changed",
+    /// An interface's LLDP/CDP neighbour or its port changed: the cable was moved.
+    LldpNeighbourChanged / LLDP_NEIGHBOUR_CHANGED = "lldp_neighbour_changed",
+    /// The switch's native VLAN for an interface is not the one expected.
+    VlanMismatch / VLAN_MISMATCH = "vlan_mismatch",
+    /// Topology changes on a spanning tree above the configured rate.
+    StpTopologyChurn / STP_TOPOLOGY_CHURN = "stp_topology_churn",
+    /// A new root bridge on a spanning tree.
+    StpRootChanged / STP_ROOT_CHANGED = "stp_root_changed",
+    /// BPDUs on an interface configured as an edge (host) port.
+    StpBpduOnEdge / STP_BPDU_ON_EDGE = "stp_bpdu_on_edge",
+    /// The switch lost its LACP partner (us): partner zero, expired or defaulted.
+    LacpPartnerLost / LACP_PARTNER_LOST = "lacp_partner_lost",
+    /// Members of one bond hear different LACP partner systems or keys.
+    LacpPartnerMismatch / LACP_PARTNER_MISMATCH = "lacp_partner_mismatch",
+    /// A LACP port stays out of sync past the threshold.
+    LacpNotInSync / LACP_NOT_IN_SYNC = "lacp_not_in_sync",
 }
 
 impl std::fmt::Display for FindingKind {
@@ -175,6 +196,9 @@ pub struct Context<'a> {
     /// DHCPv4 transactions after the update, and what the message did to its own.
     pub txs: &'a crate::state::dhcp_transactions::Transactions,
     pub tx: &'a crate::state::dhcp_transactions::TxUpdate,
+    /// The switch-facing view after the update, and what the PDU did to it.
+    pub switch: &'a crate::state::SwitchState,
+    pub update_sw: &'a crate::state::SwitchUpdate,
 }
 
 /// A finding: a condition with evidence that opened, may still be open, or closed.
@@ -545,6 +569,7 @@ pub(crate) mod tests_support {
         pub servers: DhcpServers,
         pub v6: crate::state::Ipv6State,
         pub txs: crate::state::dhcp_transactions::Transactions,
+        pub switch: crate::state::SwitchState,
     }
 
     impl<D: Detector> Harness<D> {
@@ -558,12 +583,14 @@ pub(crate) mod tests_support {
                     1_024,
                     10 * crate::model::SECOND,
                 ),
+                switch: crate::state::SwitchState::new(&Default::default()),
             }
         }
 
         pub fn feed(&mut self, obs: &Observation, now: Nanos) -> Vec<Signal> {
             let change = update_state(&mut self.table, &mut self.servers, obs, now).change;
             let update6 = self.v6.update(obs, now);
+            let update_sw = self.switch.update(obs, now);
             let tx = match obs {
                 Observation::Dhcp {
                     seg, src_mac, msg, ..
@@ -578,6 +605,8 @@ pub(crate) mod tests_support {
                 update6: &update6,
                 txs: &self.txs,
                 tx: &tx,
+                switch: &self.switch,
+                update_sw: &update_sw,
             };
             self.detector.observe(obs, &ctx, now)
         }

@@ -8,9 +8,9 @@ use super::{
     dhcp_nak_storm::DhcpNakStorm, dhcp_pool::DhcpPool, dhcp_relay::DhcpRelay, dhcp_slow::DhcpSlow,
     dhcp_unanswered::DhcpUnanswered, dhcpv6::Dhcpv6Servers, duplicate_ip::DuplicateIp,
     ipv6_dad::Ipv6Dad, ipv6_lifetime_spoof::Ipv6LifetimeSpoof, ipv6_prefix::Ipv6Prefix,
-    ipv6_ra_consistency::Ipv6RaConsistency, ipv6_router::Ipv6Router, l2_loop::L2Loop,
-    mac_change::MacChange, mac_collision::MacCollision, pxe_boot::PxeBoot, Context, Detector,
-    Signal,
+    ipv6_ra_consistency::Ipv6RaConsistency, ipv6_router::Ipv6Router, l2_loop::L2Loop, lacp::Lacp,
+    lldp_neighbour::LldpNeighbour, mac_change::MacChange, mac_collision::MacCollision,
+    pxe_boot::PxeBoot, stp::Stp, vlan_mismatch::VlanMismatch, Context, Detector, Signal,
 };
 use crate::{
     engine::EngineConfig,
@@ -135,6 +135,26 @@ const REGISTRY: &[Entry] = &[
         name: "dhcpv6_servers",
         build: |c| Box::new(Dhcpv6Servers::new(c.dhcpv6_servers.clone())),
         settings: |c| json(&c.dhcpv6_servers),
+    },
+    Entry {
+        name: "lldp_neighbour",
+        build: |c| Box::new(LldpNeighbour::new(c.switch.clone())),
+        settings: |c| json(&c.switch),
+    },
+    Entry {
+        name: "vlan_mismatch",
+        build: |c| Box::new(VlanMismatch::new(c.switch.clone())),
+        settings: |c| json(&c.switch),
+    },
+    Entry {
+        name: "stp",
+        build: |c| Box::new(Stp::new(c.switch.clone())),
+        settings: |c| json(&c.switch),
+    },
+    Entry {
+        name: "lacp",
+        build: |c| Box::new(Lacp::new(c.switch.clone())),
+        settings: |c| json(&c.switch),
     },
 ];
 

@@ -33,6 +33,10 @@ pub enum Subject {
     Prefix(Segment, String),
     /// A DHCPv6 server by DUID on a segment.
     Duid(Segment, Duid),
+    /// A spanning tree on a segment: the common one, or a PVST+ VLAN's.
+    Stp(Segment, Option<u16>),
+    /// A bond, by name.
+    Bond(String),
     /// Read back from a database in a form this build does not know.
     Text(String),
 }
@@ -40,6 +44,9 @@ pub enum Subject {
 impl Subject {
     /// The subject of a stored finding on `seg`, from its text.
     pub fn parse(text: &str, seg: Segment) -> Subject {
+        if let Some(b) = text.strip_prefix("bond ") {
+            return Subject::Bond(b.to_string());
+        }
         let head = seg.to_string();
         let Some(rest) = text.strip_prefix(head.as_str()) else {
             return match text.parse::<Mac>() {
@@ -53,6 +60,7 @@ impl Subject {
         }
         match parts.as_slice() {
             [] => Subject::Segment(seg),
+            ["stp"] => Subject::Stp(seg, None),
             [one] => match (
                 one.parse::<Ipv4Addr>(),
                 one.parse::<Mac>(),
@@ -70,6 +78,10 @@ impl Subject {
                     Subject::Prefix(seg, one.to_string())
                 }
                 _ => Subject::Text(text.to_string()),
+            },
+            ["stp", "vlan", v] => match v.parse() {
+                Ok(v) => Subject::Stp(seg, Some(v)),
+                Err(_) => Subject::Text(text.to_string()),
             },
             ["duid", d] => match d.parse::<Duid>() {
                 Ok(d) => Subject::Duid(seg, d),
@@ -97,6 +109,9 @@ impl fmt::Display for Subject {
             Subject::Router(s, ip, mac) => write!(f, "{s} {ip} {mac}"),
             Subject::Prefix(s, p) => write!(f, "{s} {p}"),
             Subject::Duid(s, d) => write!(f, "{s} duid {d}"),
+            Subject::Stp(s, None) => write!(f, "{s} stp"),
+            Subject::Stp(s, Some(v)) => write!(f, "{s} stp vlan {v}"),
+            Subject::Bond(b) => write!(f, "bond {b}"),
             Subject::Text(t) => f.write_str(t),
         }
     }
@@ -132,6 +147,9 @@ mod tests {
             Subject::Router(seg, "fe80::1".parse().unwrap(), mac),
             Subject::Prefix(seg, "2001:db8:1::/64".into()),
             Subject::Duid(seg, "000300010200000000ff".parse().unwrap()),
+            Subject::Stp(seg, None),
+            Subject::Stp(seg, Some(5)),
+            Subject::Bond("bond0".into()),
         ] {
             assert_eq!(Subject::parse(&s.to_string(), seg), s, "{s}");
         }

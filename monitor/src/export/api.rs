@@ -47,12 +47,17 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/dhcp/servers", get(servers))
         .route("/api/v1/dhcpv6/servers", get(servers6))
         .route("/api/v1/ipv6/routers", get(routers))
+        .route("/api/v1/switch/neighbours", get(neighbours))
+        .route("/api/v1/switch/stp", get(stp))
+        .route("/api/v1/switch/lacp", get(lacp))
         .route("/api/v1/events", get(events))
         .fallback(|| async {
             ApiError(
                 StatusCode::NOT_FOUND,
                 "no such endpoint; see /api/v1/devices, /api/v1/findings, /api/v1/dhcp/servers, \
-                 /api/v1/events, /metrics, /healthz, /readyz"
+                 /api/v1/dhcpv6/servers, /api/v1/ipv6/routers, /api/v1/switch/neighbours, \
+                 /api/v1/switch/stp, /api/v1/switch/lacp, /api/v1/events, /metrics, /healthz, \
+                 /readyz"
                     .into(),
             )
         })
@@ -270,6 +275,30 @@ async fn servers6(State(s): State<Arc<Shared>>) -> ApiResult {
         .filter_map(|r| serde_json::to_value(r).ok())
         .collect();
     Ok(Json(json!({ "count": out.len(), "servers": out })).into_response())
+}
+
+/// Rows of the engine as a JSON list under `key`, with their count.
+fn rows<T: serde::Serialize>(key: &str, rows: &[T]) -> ApiResult {
+    let out: Vec<Value> = rows
+        .iter()
+        .filter_map(|r| serde_json::to_value(r).ok())
+        .collect();
+    Ok(Json(json!({ "count": out.len(), key: out })).into_response())
+}
+
+async fn neighbours(State(s): State<Arc<Shared>>) -> ApiResult {
+    let r = s.engine.lock().expect("engine lock").neighbour_rows();
+    rows("neighbours", &r)
+}
+
+async fn stp(State(s): State<Arc<Shared>>) -> ApiResult {
+    let r = s.engine.lock().expect("engine lock").stp_rows();
+    rows("stp", &r)
+}
+
+async fn lacp(State(s): State<Arc<Shared>>) -> ApiResult {
+    let r = s.engine.lock().expect("engine lock").lacp_rows();
+    rows("lacp", &r)
 }
 
 async fn routers(State(s): State<Arc<Shared>>) -> ApiResult {

@@ -338,6 +338,104 @@ fn kernel(
     Ok(())
 }
 
+/// The switch-facing view: neighbours, spanning trees and LACP ports, each an info series
+/// capped by `metrics.server_info_cap` (the rows are sorted, so the capped set is stable).
+fn switch_ports(
+    out: &Out,
+    vlans: &VlanLabels,
+    cfg: &crate::config::MetricsConfig,
+    (neighbours, stp, lacp, dropped): (
+        Vec<crate::engine::NeighbourRow>,
+        Vec<crate::engine::StpRow>,
+        Vec<crate::engine::LacpRow>,
+        u64,
+    ),
+) -> Result<(), MetricsError> {
+    let cap = cfg.server_info_cap;
+    let g = out.gauge(
+        "l2watch_switch_neighbours",
+        "LLDP and CDP neighbours heard, by interface and protocol.",
+        &["interface", "protocol"],
+    )?;
+    let mut per: BTreeMap<(String, &str), i64> = BTreeMap::new();
+    for n in &neighbours {
+        *per.entry((n.key.seg.iface.name().to_string(), n.key.protocol.name()))
+            .or_default() += 1;
+    }
+    for ((i, p), n) in &per {
+        g.with_label_values(&[i.as_str(), p]).set(*n);
+    }
+    let info = out.gauge(
+        "l2watch_switch_neighbour_info",
+        "One series per LLDP/CDP neighbour (capped by metrics.server_info_cap): the switch          and port behind an interface, and the native VLAN it advertises (\"\" when none).",
+        &["interface", "vlan", "protocol", "system", "port", "native_vlan"],
+    )?;
+    for n in neighbours.iter().take(cap) {
+        info.with_label_values(&[
+            n.key.seg.iface.name(),
+            &vlans.label(&n.key.seg),
+            n.key.protocol.name(),
+            &n.name,
+            &n.neighbour.id.port,
+            &n.neighbour
+                .native_vlan
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+        ])
+        .set(1);
+    }
+    let info = out.gauge(
+        "l2watch_stp_root_info",
+        "One series per spanning tree seen (capped by metrics.server_info_cap): its root          bridge (priority/MAC) and version; pvst_vlan is the PVST+ VLAN (\"\" for the common          tree).",
+        &["interface", "vlan", "pvst_vlan", "root", "version"],
+    )?;
+    let changes = out.counter(
+        "l2watch_stp_root_changes_total",
+        "Root bridge changes per spanning tree (capped like l2watch_stp_root_info).",
+        &["interface", "vlan", "pvst_vlan"],
+    )?;
+    for s in stp.iter().take(cap) {
+        let pv = s.key.pvst_vlan.map(|v| v.to_string()).unwrap_or_default();
+        let (i, v) = (s.key.seg.iface.name(), vlans.label(&s.key.seg));
+        info.with_label_values(&[i, &v, &pv, &s.stp.root_id, s.stp.version])
+            .set(1);
+        changes
+            .with_label_values(&[i, &v, &pv])
+            .inc_by(s.stp.root_changes);
+    }
+    let info = out.gauge(
+        "l2watch_lacp_port_info",
+        "One series per LACP port heard (capped by metrics.server_info_cap): the switch's \
+         system and key, and the bond of the interface (\"\" when none); 1 while the switch \
+         has us as its partner, 0 once it lost us.",
+        &["interface", "bond", "actor_system", "actor_key"],
+    )?;
+    let sync = out.gauge(
+        "l2watch_lacp_synchronized",
+        "1 while the switch's LACP port is in sync (and collecting and distributing), else 0.",
+        &["interface", "bond", "actor_system"],
+    )?;
+    for l in lacp.iter().take(cap) {
+        let bond = l.bond.clone().unwrap_or_default();
+        let sys = l.port.actor.system.to_string();
+        let i = l.key.seg.iface.name();
+        info.with_label_values(&[i, &bond, &sys, &l.port.actor.key.to_string()])
+            .set(i64::from(!l.port.partner_lost));
+        let s = l.port.actor.state;
+        sync.with_label_values(&[i, &bond, &sys]).set(i64::from(
+            s.synchronization && s.collecting && s.distributing,
+        ));
+    }
+    out.counter(
+        "l2watch_switch_state_dropped_total",
+        "Neighbours, spanning trees or LACP ports not tracked: their table was full.",
+        &[],
+    )?
+    .with_label_values::<&str>(&[])
+    .inc_by(dropped);
+    Ok(())
+}
+
 /// The device table, findings, DHCP servers and the engine's counters.
 fn engine(
     out: &Out,
@@ -394,7 +492,14 @@ fn engine(
     }
     let health_dropped = health.dropped;
     let st = e.stats();
+    let switch = (
+        e.neighbour_rows(),
+        e.stp_rows(),
+        e.lacp_rows(),
+        e.switch().dropped(),
+    );
     drop(e);
+    switch_ports(out, vlans, cfg, switch)?;
     let mut devices: BTreeMap<(String, String), i64> = BTreeMap::new();
     for (seg, n) in per_seg {
         *devices

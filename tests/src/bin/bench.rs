@@ -32,6 +32,9 @@ enum Mode {
     DhcpEvent,
     /// Token bucket empty: every DHCP message is counted and rate-limited.
     DhcpLimited,
+    /// A switch PDU seen once before the runs: every run is an unchanged repeat, hashed and
+    /// suppressed.
+    SwitchSuppressed,
 }
 
 struct Case {
@@ -88,6 +91,16 @@ fn cases() -> Vec<Case> {
         mode: Mode::Plain,
         budget: None,
     });
+    // The switch's steady stream: unchanged PDUs, hashed in the tail-called program and
+    // suppressed (issue #14: no events, this kernel cost per frame).
+    for (name, frame) in switch_frames() {
+        v.push(Case {
+            name: format!("{name}, unchanged repeat suppressed (tail call + hash), untagged"),
+            frame,
+            mode: Mode::SwitchSuppressed,
+            budget: None,
+        });
+    }
     for (tag, l2) in l2s() {
         v.push(Case {
             name: format!("ARP repeat, suppressed in kernel, {tag}"),
@@ -125,6 +138,56 @@ fn cases() -> Vec<Case> {
         budget: None,
     });
     v
+}
+
+/// An LLDPDU as lldpd sends it (chassis, port, TTL, names, a description, capabilities,
+/// management address, 802.1 port VLAN id: 204 bytes), a 802.1D configuration BPDU and a
+/// LACPDU.
+fn switch_frames() -> Vec<(&'static str, Vec<u8>)> {
+    let tlv = |t: u16, v: &[u8]| {
+        let mut o = ((t << 9) | v.len() as u16).to_be_bytes().to_vec();
+        o.extend_from_slice(v);
+        o
+    };
+    let mut lldp = vec![0x01, 0x80, 0xc2, 0x00, 0x00, 0x0e];
+    lldp.extend(MAC_A);
+    lldp.extend(0x88ccu16.to_be_bytes());
+    lldp.extend(tlv(1, &[&[4u8][..], &MAC_A[..]].concat()));
+    lldp.extend(tlv(2, b"\x05Gi1/0/17"));
+    lldp.extend(tlv(3, &[0, 120]));
+    lldp.extend(tlv(5, b"sw3.rack12"));
+    lldp.extend(tlv(
+        6,
+        b"Debian GNU/Linux 12 (bookworm) Linux 6.18 #1 SMP PREEMPT_DYNAMIC x86_64 switch",
+    ));
+    lldp.extend(tlv(7, &[0, 0x14, 0, 0x14]));
+    lldp.extend(tlv(8, &[5, 1, 10, 0, 0, 3, 2, 0, 0, 0, 2, 0]));
+    lldp.extend(tlv(4, b"uplink to the rack controller"));
+    lldp.extend(tlv(127, &[0x00, 0x80, 0xc2, 1, 0, 100]));
+    lldp.extend(tlv(0, &[]));
+    let mut bpdu = vec![0x01, 0x80, 0xc2, 0x00, 0x00, 0x00];
+    bpdu.extend(MAC_A);
+    bpdu.extend(38u16.to_be_bytes());
+    bpdu.extend([0x42, 0x42, 0x03, 0, 0, 0, 0, 0, 0x80, 0]);
+    bpdu.extend(MAC_A);
+    bpdu.extend([0, 0, 0, 0, 0x80, 0]);
+    bpdu.extend(MAC_A);
+    bpdu.extend([0x80, 0x01, 0, 0, 0x14, 0, 0x02, 0, 0x0f, 0]);
+    bpdu.resize(60, 0);
+    let side = |system| l2watch_tests::switch::LacpSide {
+        system_priority: 32768,
+        system,
+        key: 13,
+        port_priority: 32768,
+        port: 1,
+        state: l2watch_tests::switch::state::UP,
+    };
+    let lacp = l2watch_tests::switch::lacp_frame(MAC_A, &side(MAC_A), &side([2, 0, 0, 0, 0, 1]));
+    vec![
+        ("LLDPDU (204 bytes)", lldp),
+        ("STP BPDU", bpdu),
+        ("LACPDU", lacp),
+    ]
 }
 
 fn config(mode: Mode) -> ProbeConfig {
@@ -184,6 +247,10 @@ fn measure(probe: &mut Probe, case: &Case) -> (f64, f64) {
             assert_eq!(delta("dhcp_ringbuf_full"), 0);
         }
         Mode::DhcpLimited => assert!(delta("dhcp_rate_limited") >= r - 2, "{}", case.name),
+        Mode::SwitchSuppressed => {
+            assert_eq!(delta("switch_suppressed"), r, "{}", case.name);
+            assert_eq!(delta("switch_events_sent"), 0, "{}", case.name);
+        }
     }
     (
         kernel.as_nanos() as f64 / REPEAT as f64,
@@ -212,7 +279,7 @@ fn main() {
         .iter()
         .map(|c| {
             let mut p = Probe::load(&config(c.mode)).expect("load l2watch");
-            if c.mode == Mode::Suppressed {
+            if matches!(c.mode, Mode::Suppressed | Mode::SwitchSuppressed) {
                 p.test_run(&c.frame).expect("prime binding");
                 p.drain_events(|_| {});
             }
