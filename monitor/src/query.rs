@@ -546,6 +546,26 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn a_neighbour_line_names_the_switch_port_vlan_and_lacp_partner() {
+        let body = serde_json::json!({"neighbours": [{
+            "interface": "eth2", "vlan": "untagged", "protocol": "lldp",
+            "name": "sw3.rack12", "chassis": "00:13:c4:12:0f:00", "port": "Gi1/0/17",
+            "native_vlan": 100,
+            "lacp": {"system": "00:13:c4:12:0f:00", "key": 13, "port": 17, "state": "sync"}
+        }, {
+            "interface": "eth3", "vlan": "100", "protocol": "cdp", "name": "S1",
+            "chassis": "S1", "port": "Fa0/13", "platform": "cisco WS-C3560",
+            "lacp": {"system": "00:13:c4:99:0f:00", "key": 7, "port": 1, "state": ""}
+        }]});
+        assert_eq!(
+            neighbours_lines(&body),
+            "eth2 → sw3.rack12 Gi1/0/17 (lldp), native VLAN 100, LACP with sw3.rack12 key 13\n\
+             eth3 vlan 100 → S1 Fa0/13 (cdp), cisco WS-C3560, LACP with 00:13:c4:99:0f:00 key 7"
+        );
+        assert!(neighbours_lines(&serde_json::json!({"neighbours": []})).starts_with("no LLDP"));
+    }
+
+    #[test]
     fn tables_align_and_show_missing_values_as_dashes() {
         let body = json!({ "devices": [
             { "ip": "10.0.0.1", "mac": "02:00:00:00:00:01", "interface": "eth0", "vlan": "100",

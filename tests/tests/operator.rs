@@ -588,13 +588,18 @@ fn a_flood_of_vlans_and_random_macs_keeps_series_and_memory_bounded() {
     assert!(vlan_values.len() <= 33, "{vlan_values:?}");
     assert!(vlan_values.contains("other"));
     // Bounded by the contract: each VLAN label (33 at most) carries one series per exported
-    // per-VLAN kernel value plus the device gauge; the rest (per interface, global, engine)
-    // is a fixed budget, whatever the flood.
+    // per-VLAN kernel value plus the device gauge, and each exported kernel stat is one
+    // global series; the rest (per interface, engine, agent) is a fixed budget, whatever the
+    // flood.
     let per_vlan = monitor_common::Counter::ALL
         .iter()
         .filter(|c| c.export().is_some_and(|(f, _)| f.per_vlan))
         .count();
-    let bound = 33 * (per_vlan + 1) + 150;
+    let stats = monitor_common::Stat::ALL
+        .iter()
+        .filter(|s| s.export().is_some())
+        .count();
+    let bound = 33 * (per_vlan + 1) + stats + 120;
     assert!(series <= bound, "{series} series, bound {bound}");
     assert!(folded > 4_000.0, "the folded VLANs are counted");
     assert!(overflow > 0.0, "segments beyond the kernel map are counted");

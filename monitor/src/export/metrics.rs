@@ -370,13 +370,15 @@ fn switch_ports(
         "One series per LLDP/CDP neighbour (capped by metrics.server_info_cap): the switch          and port behind an interface, and the native VLAN it advertises (\"\" when none).",
         &["interface", "vlan", "protocol", "system", "port", "native_vlan"],
     )?;
+    // Names come off the wire: at most 64 characters each in a label.
+    let short = |s: &str| s.chars().take(64).collect::<String>();
     for n in neighbours.iter().take(cap) {
         info.with_label_values(&[
             n.key.seg.iface.name(),
             &vlans.label(&n.key.seg),
             n.key.protocol.name(),
-            &n.name,
-            &n.neighbour.id.port,
+            &short(&n.name),
+            &short(&n.neighbour.id.port),
             &n.neighbour
                 .native_vlan
                 .map(|v| v.to_string())
