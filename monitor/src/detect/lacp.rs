@@ -80,22 +80,27 @@ impl Lacp {
     fn mismatch(&self, seg: Segment, now: Nanos) -> Option<Signal> {
         let bond = self.bond_of.get(seg.iface.name())?;
         let fresh = secs(self.cfg.quiet_secs);
-        let mut members: Vec<Member> = self
-            .ports
-            .iter()
-            .filter(|(k, p)| {
-                self.bond_of.get(k.seg.iface.name()) == Some(bond)
-                    && now.saturating_sub(p.last_seen) <= fresh
-                    && !p.partner_lost
-            })
-            .map(|(k, p)| Member {
-                interface: k.seg.iface.name().to_string(),
+        // Each member's latest sender: a point-to-point link has one, and a newer one (the
+        // cable moved to another switch) replaces it.
+        let mut latest: BTreeMap<&str, (Nanos, Member)> = BTreeMap::new();
+        for (k, p) in &self.ports {
+            let iface = k.seg.iface.name();
+            if self.bond_of.get(iface) != Some(bond)
+                || now.saturating_sub(p.last_seen) > fresh
+                || p.partner_lost
+                || latest.get(iface).is_some_and(|(t, _)| *t >= p.last_seen)
+            {
+                continue;
+            }
+            let m = Member {
+                interface: iface.to_string(),
                 system: p.actor.system,
                 key: p.actor.key,
                 port: p.actor.port,
-            })
-            .collect();
-        members.sort_by(|a, b| a.interface.cmp(&b.interface));
+            };
+            latest.insert(iface, (p.last_seen, m));
+        }
+        let members: Vec<Member> = latest.into_values().map(|(_, m)| m).collect();
         let first = members.first()?;
         let differ = members
             .iter()

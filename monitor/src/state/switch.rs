@@ -336,8 +336,8 @@ impl SwitchState {
         };
         let known = self.stp.contains_key(&key);
         if !known && (b.is_tcn() || self.stp.len() >= self.cfg.max_stp) {
-            // A TCN alone names no root; a full map keeps what it knows.
-            if known || !b.is_tcn() {
+            // A TCN alone names no root (not a loss); a full map keeps what it knows.
+            if !b.is_tcn() {
                 self.dropped += 1;
             }
             return None;
