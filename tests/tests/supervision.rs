@@ -54,7 +54,9 @@ fn fails_and_exits(task: &str, env: (&str, &str), port: u16) {
             .map_while(Result::ok)
             .collect::<Vec<_>>()
     });
-    // Ready first, then not ready once the ingest fails.
+    // Ready first, then not ready once the task fails. The listener answers 503 for a moment
+    // before the agent is ready too (it binds before the programs' tasks start): only a 503
+    // after a 200 is the failure.
     let mut states = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
@@ -62,7 +64,7 @@ fn fails_and_exits(task: &str, env: (&str, &str), port: u16) {
         if states.last() != Some(&s) {
             states.push(s);
         }
-        if s == Some(503) {
+        if s == Some(503) && states.contains(&Some(200)) {
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
