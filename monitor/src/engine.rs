@@ -638,8 +638,8 @@ pub struct Engine {
     dhcp_allow: DhcpServerConfig,
     router_allow: crate::detect::ipv6_router::RouterConfig,
     dhcpv6_allow: crate::detect::dhcpv6::Dhcpv6ServerConfig,
-    /// The switch-port expectations, for the bond names in the LACP rows.
-    switch_cfg: crate::detect::switch_ports::SwitchConfig,
+    /// Member interface -> bond, for the LACP rows (config and sysfs, read at build and reload).
+    bond_of: BTreeMap<String, String>,
     detectors: Detectors,
     findings: Findings,
     stats: EngineStats,
@@ -663,7 +663,7 @@ impl Engine {
             dhcp_allow: cfg.dhcp_servers.clone(),
             router_allow: cfg.ipv6_routers.clone(),
             dhcpv6_allow: cfg.dhcpv6_servers.clone(),
-            switch_cfg: cfg.switch.clone(),
+            bond_of: crate::detect::switch_ports::bond_of(&cfg.switch),
             detectors: Detectors::build(&cfg),
             findings: Findings::new(cfg.limits.max_open_findings, cfg.limits.max_closed_findings),
             stats: EngineStats::default(),
@@ -680,7 +680,7 @@ impl Engine {
         self.dhcp_allow = cfg.dhcp_servers.clone();
         self.router_allow = cfg.ipv6_routers.clone();
         self.dhcpv6_allow = cfg.dhcpv6_servers.clone();
-        self.switch_cfg = cfg.switch.clone();
+        self.bond_of = crate::detect::switch_ports::bond_of(&cfg.switch);
         self.detectors.reconfigure(cfg)
     }
 
@@ -1027,17 +1027,13 @@ impl Engine {
 
     /// The LACP ports seen, with the bond each interface belongs to.
     pub fn lacp_rows(&self) -> Vec<LacpRow> {
-        let bonds = self.switch_cfg.bonds();
         let mut v: Vec<_> = self
             .sw
             .lacp()
             .map(|(k, p)| LacpRow {
                 key: *k,
                 vlan: k.seg.vlan_label(),
-                bond: bonds
-                    .iter()
-                    .find(|(_, m)| m.iter().any(|i| i == k.seg.iface.name()))
-                    .map(|(b, _)| b.clone()),
+                bond: self.bond_of.get(k.seg.iface.name()).cloned(),
                 port: p.clone(),
             })
             .collect();

@@ -65,14 +65,9 @@ pub struct Lacp {
 
 impl Lacp {
     pub fn new(cfg: SwitchConfig) -> Self {
-        let bond_of = cfg
-            .bonds()
-            .into_iter()
-            .flat_map(|(b, m)| m.into_iter().map(move |i| (i, b.clone())))
-            .collect();
         Lacp {
+            bond_of: super::switch_ports::bond_of(&cfg),
             cfg,
-            bond_of,
             ports: FastMap::default(),
         }
     }

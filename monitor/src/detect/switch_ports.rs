@@ -108,6 +108,15 @@ impl SwitchConfig {
     }
 }
 
+/// Member interface -> its bond, from [`SwitchConfig::bonds`]: resolved once when a detector
+/// or the engine is built (or reloaded), never per event or per scrape.
+pub fn bond_of(cfg: &SwitchConfig) -> BTreeMap<String, String> {
+    cfg.bonds()
+        .into_iter()
+        .flat_map(|(b, m)| m.into_iter().map(move |i| (i, b.clone())))
+        .collect()
+}
+
 /// (member, bond) for every interface under `root` with a `bonding_slave` directory: its
 /// `master` link names the bond. Unreadable entries are skipped (no bonding driver, no
 /// bonds).
