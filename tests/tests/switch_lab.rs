@@ -265,13 +265,25 @@ fn stp_lldp_cdp_and_lacp_conditions_with_real_software() {
     );
 
     // The steady stream cost no events: unchanged BPDUs and LLDPDUs were suppressed.
-    let (_, metrics) = http::get(&lab.mon, PORT, "/metrics");
-    let suppressed = metric(
-        &metrics,
-        "l2watch_kernel_events_suppressed_total{kind=\"switch\"}",
-    );
-    let sent = metric(&metrics, "l2watch_kernel_events_total{kind=\"switch\"}");
-    assert!(suppressed > sent, "suppressed {suppressed}, sent {sent}");
+    // The bridge and lldpd keep sending unchanged PDUs every second: the suppressed count
+    // grows past the sent one while nothing changes (waited for, not sampled once).
+    let deadline = Instant::now() + WAIT;
+    let metrics = loop {
+        let (_, metrics) = http::get(&lab.mon, PORT, "/metrics");
+        let suppressed = metric(
+            &metrics,
+            "l2watch_kernel_events_suppressed_total{kind=\"switch\"}",
+        );
+        let sent = metric(&metrics, "l2watch_kernel_events_total{kind=\"switch\"}");
+        if suppressed > sent {
+            break metrics;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "suppressed {suppressed}, sent {sent}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
     assert!(
         metrics.contains("l2watch_switch_neighbour_info{interface=\""),
         "neighbour info series"
