@@ -28,7 +28,59 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub kernel: KernelConfig,
     pub metrics: MetricsConfig,
+    pub web: WebConfig,
     pub engine: EngineConfig,
+}
+
+/// The listener's protection: TLS and basic auth from a web config file, and limits.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// node_exporter's web-config.yml (tls_server_config, basic_auth_users,
+    /// http_server_config); empty serves plain HTTP without auth.
+    pub config_file: PathBuf,
+    /// A request's headers (and a TLS handshake) must arrive within this many seconds.
+    pub read_timeout_secs: u64,
+    /// Connections served at once; more are closed and counted.
+    pub max_connections: usize,
+    /// Largest request head accepted, in bytes (at least 8192).
+    pub max_request_bytes: usize,
+    /// Live event streams (/api/v1/events/stream) at once; more get 503.
+    pub max_streams: usize,
+    /// Events a stream may fall behind before it is cut off (and counted); the engine never
+    /// waits for a reader.
+    pub stream_buffer: usize,
+    /// Recent events kept in memory for a reconnecting stream's Last-Event-ID.
+    pub stream_replay: usize,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            config_file: PathBuf::new(),
+            read_timeout_secs: 10,
+            max_connections: 256,
+            max_request_bytes: 16_384,
+            max_streams: 32,
+            stream_buffer: 4_096,
+            stream_replay: 10_000,
+        }
+    }
+}
+
+impl WebConfig {
+    pub fn limits(&self) -> crate::export::serve::Limits {
+        crate::export::serve::Limits {
+            read_timeout: Duration::from_secs(self.read_timeout_secs),
+            max_connections: self.max_connections,
+            max_request_bytes: self.max_request_bytes,
+        }
+    }
+
+    /// The web config file, if one is set.
+    pub fn file(&self) -> Option<&Path> {
+        (!self.config_file.as_os_str().is_empty()).then_some(self.config_file.as_path())
+    }
 }
 
 impl Default for Config {
@@ -40,6 +92,7 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             kernel: KernelConfig::default(),
             metrics: MetricsConfig::default(),
+            web: WebConfig::default(),
             engine: EngineConfig::default(),
         }
     }
@@ -328,6 +381,22 @@ impl Config {
                 ),
             ));
         }
+        for (key, v) in [
+            ("web.read_timeout_secs", self.web.read_timeout_secs as usize),
+            ("web.max_connections", self.web.max_connections),
+            ("web.max_streams", self.web.max_streams),
+            ("web.stream_buffer", self.web.stream_buffer),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be at least 1".into()));
+            }
+        }
+        if self.web.max_request_bytes < 8_192 {
+            return Err(invalid(
+                "web.max_request_bytes",
+                "must be at least 8192 (HTTP's smallest practical request head)".into(),
+            ));
+        }
         if self.engine.devices.capacity == 0 {
             return Err(invalid(
                 "engine.devices.capacity",
@@ -374,6 +443,7 @@ impl Config {
         let c = &mut changed;
         keep("interfaces", &self.interfaces, &mut new.interfaces, c);
         keep("listen", &self.listen, &mut new.listen, c);
+        keep("web", &self.web, &mut new.web, c);
         keep("database", &self.database, &mut new.database, c);
         keep(
             "kernel.max_segments",

@@ -196,6 +196,8 @@ pub struct EngineStats {
     pub findings_dropped: u64,
     /// History events not kept because the journal was full (the store fell behind).
     pub history_dropped: u64,
+    /// Events not handed to the live stream because its outbox was full.
+    pub stream_dropped: u64,
     /// IP bindings that moved to another MAC (flip flops included).
     pub mac_moves: u64,
     /// Bindings new to the device table.
@@ -222,6 +224,10 @@ pub struct EngineStats {
 /// One entry of the event history: a binding learnt or changed, or a DHCP message.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HistoryEvent {
+    /// Increasing over the agent's life (restored from the store): the database row's id and
+    /// the event stream's `id:`, so a reconnecting reader resumes after it. 0 until the engine
+    /// numbers it.
+    pub id: u64,
     pub ts: Nanos,
     #[serde(flatten)]
     pub seg: Segment,
@@ -246,6 +252,8 @@ pub enum Detail {
         gratuitous: bool,
         probe: bool,
         announcement: bool,
+        /// The MAC that held the IP before, for a move or flip flop.
+        previous: Option<Mac>,
     },
     Json(serde_json::Value),
 }
@@ -290,10 +298,13 @@ impl Detail {
                 let _ = write!(out, "{v}");
                 true
             }
-            Detail::Arp { op, .. } => {
+            Detail::Arp { op, previous, .. } => {
                 let _ = write!(out, "{{\"op\":{op}");
                 for name in self.arp_flags() {
                     let _ = write!(out, ",\"{name}\":true");
+                }
+                if let Some(p) = previous {
+                    let _ = write!(out, ",\"previous_mac\":\"{p}\"");
                 }
                 out.push('}');
                 true
@@ -307,11 +318,14 @@ impl Serialize for Detail {
         use serde::ser::SerializeMap as _;
         match self {
             Detail::Json(v) => v.serialize(s),
-            Detail::Arp { op, .. } => {
+            Detail::Arp { op, previous, .. } => {
                 let mut m = s.serialize_map(None)?;
                 m.serialize_entry("op", op)?;
                 for name in self.arp_flags() {
                     m.serialize_entry(name, &true)?;
+                }
+                if let Some(p) = previous {
+                    m.serialize_entry("previous_mac", p)?;
                 }
                 m.end()
             }
@@ -320,10 +334,37 @@ impl Serialize for Detail {
 }
 
 impl HistoryEvent {
+    /// An ARP binding seen again unchanged (`arp_refreshed`): for the live stream only (MAAS's
+    /// REFRESHED), as the history would grow by a row per station per refresh.
+    pub fn refreshed(
+        obs: &Observation,
+        change: Option<Change>,
+        now: Nanos,
+    ) -> Option<HistoryEvent> {
+        match obs {
+            Observation::Arp { ip, .. }
+                if change == Some(Change::Refreshed) && !ip.is_unspecified() =>
+            {
+                Self::of_with(obs, change, now, true)
+            }
+            _ => None,
+        }
+    }
+
     /// The history entry for an observation and the change it made to the device table
     /// (MAAS's and arpwatch's words: new, moved, flip_flop). None for refreshes, which only
     /// move `last_seen` (the device row has it) and would flood the history of a big segment.
     pub fn of(obs: &Observation, change: Option<Change>, now: Nanos) -> Option<HistoryEvent> {
+        Self::of_with(obs, change, now, false)
+    }
+
+    /// [`HistoryEvent::of`], with ARP refreshes as `arp_refreshed` when `refreshes`.
+    fn of_with(
+        obs: &Observation,
+        change: Option<Change>,
+        now: Nanos,
+        refreshes: bool,
+    ) -> Option<HistoryEvent> {
         use serde_json::json;
         match obs {
             Observation::Arp {
@@ -337,6 +378,7 @@ impl HistoryEvent {
                 ..
             } => {
                 let kind = match change {
+                    Some(Change::Refreshed) if refreshes => "arp_refreshed",
                     Some(Change::Refreshed) => return None,
                     Some(Change::New) => "arp_new",
                     Some(Change::Moved { .. }) => "arp_moved",
@@ -345,6 +387,7 @@ impl HistoryEvent {
                     None => return None,
                 };
                 Some(HistoryEvent {
+                    id: 0,
                     ts: now,
                     seg: *seg,
                     kind: kind.into(),
@@ -355,6 +398,12 @@ impl HistoryEvent {
                         gratuitous: *gratuitous,
                         probe: *probe,
                         announcement: *announcement,
+                        previous: match change {
+                            Some(Change::Moved { old_mac } | Change::FlipFlop { old_mac }) => {
+                                Some(old_mac)
+                            }
+                            _ => None,
+                        },
                     },
                 })
             }
@@ -388,6 +437,7 @@ impl HistoryEvent {
                     .find(|ip| !ip.is_unspecified())
                     .map(IpAddr::V4);
                 Some(HistoryEvent {
+                    id: 0,
                     ts: now,
                     seg: *seg,
                     kind: format!("dhcp_{}", msg_type_name(msg.msg_type)).into(),
@@ -464,6 +514,7 @@ impl HistoryEvent {
             return None;
         };
         Some(HistoryEvent {
+            id: 0,
             ts: now,
             seg: *seg,
             kind: kind.into(),
@@ -540,6 +591,7 @@ impl HistoryEvent {
             _ => return None,
         };
         Some(HistoryEvent {
+            id: 0,
             ts: now,
             seg,
             kind: kind.into(),
@@ -624,6 +676,8 @@ pub struct Restored {
     pub open_findings: Vec<Finding>,
     /// Oldest first.
     pub closed_findings: Vec<Finding>,
+    /// The newest history event's id (0 for none): numbering goes on after it.
+    pub last_event_id: u64,
 }
 
 pub struct Engine {
@@ -644,8 +698,17 @@ pub struct Engine {
     findings: Findings,
     stats: EngineStats,
     journal: Option<Journal>,
+    /// Numbered events for the live stream, taken by [`Engine::take_stream`].
+    outbox: Option<Outbox>,
+    next_event_id: u64,
     /// Segments with an open `arp_flood`, with the finding's subject.
     flooding: FastMap<Segment, Subject>,
+}
+
+/// Events waiting for the live stream between two takes; bounded, overflow counted.
+struct Outbox {
+    events: Vec<HistoryEvent>,
+    cap: usize,
 }
 
 impl Engine {
@@ -668,6 +731,8 @@ impl Engine {
             findings: Findings::new(cfg.limits.max_open_findings, cfg.limits.max_closed_findings),
             stats: EngineStats::default(),
             journal: None,
+            outbox: None,
+            next_event_id: 1,
             flooding: FastMap::default(),
         }
     }
@@ -691,8 +756,27 @@ impl Engine {
         self
     }
 
+    /// Keeps every numbered event (the history's, and ARP refreshes, which the history leaves
+    /// out) for [`Engine::take_stream`]; at most `cap` wait between two takes.
+    pub fn with_stream(mut self, cap: usize) -> Self {
+        self.outbox = Some(Outbox {
+            events: Vec::new(),
+            cap: cap.max(1),
+        });
+        self
+    }
+
+    /// The events numbered since the last take, oldest first.
+    pub fn take_stream(&mut self) -> Vec<HistoryEvent> {
+        self.outbox
+            .as_mut()
+            .map(|o| std::mem::take(&mut o.events))
+            .unwrap_or_default()
+    }
+
     /// Loads state read back from the store. Call before the first observation.
     pub fn restore(&mut self, r: Restored) {
+        self.next_event_id = self.next_event_id.max(r.last_event_id + 1);
         for (k, d) in r.devices {
             self.table.restore(k, d);
         }
@@ -851,14 +935,14 @@ impl Engine {
             update_sw: &up_sw,
         };
         let signals = self.detectors.observe(obs, &ctx, now);
+        // While a flood churns a full table, its own rows (the probation tier) are not
+        // stored, nor is their history: they are evicted within moments, and the flood
+        // finding counts them. A burst that fits the table is stored whole, and a row seen
+        // again after the flood is promoted and stored then.
+        let flood_row = up
+            .device
+            .is_some_and(|k| self.table.is_full() && self.table.in_probation(&k));
         if let Some(j) = self.journal.as_mut() {
-            // While a flood churns a full table, its own rows (the probation tier) are not
-            // stored, nor is their history: they are evicted within moments, and the flood
-            // finding counts them. A burst that fits the table is stored whole, and a row
-            // seen again after the flood is promoted and stored then.
-            let flood_row = up
-                .device
-                .is_some_and(|k| self.table.is_full() && self.table.in_probation(&k));
             if flood_row {
                 self.stats.flood_rows_not_stored += 1;
             } else {
@@ -877,15 +961,44 @@ impl Engine {
             if let Some(k) = &up6.server {
                 j.servers6.insert(k.clone());
             }
-            if !flood_row {
-                let ev = HistoryEvent::of(obs, up.change, now)
-                    .or_else(|| HistoryEvent::of6(obs, &up6, now))
-                    .or_else(|| HistoryEvent::of_switch(obs, &up_sw, &self.sw, now));
-                if let Some(ev) = ev {
-                    if j.events.len() < j.max_events {
-                        j.events.push(ev);
-                    } else {
-                        self.stats.history_dropped += 1;
+        }
+        if !flood_row && (self.journal.is_some() || self.outbox.is_some()) {
+            let ev = HistoryEvent::of(obs, up.change, now)
+                .or_else(|| HistoryEvent::of6(obs, &up6, now))
+                .or_else(|| HistoryEvent::of_switch(obs, &up_sw, &self.sw, now));
+            let stream_only = || match self.outbox {
+                Some(_) => HistoryEvent::refreshed(obs, up.change, now),
+                None => None,
+            };
+            match ev {
+                Some(mut ev) => {
+                    ev.id = self.next_event_id;
+                    self.next_event_id += 1;
+                    if let Some(o) = self.outbox.as_mut() {
+                        if o.events.len() < o.cap {
+                            o.events.push(ev.clone());
+                        } else {
+                            self.stats.stream_dropped += 1;
+                        }
+                    }
+                    if let Some(j) = self.journal.as_mut() {
+                        if j.events.len() < j.max_events {
+                            j.events.push(ev);
+                        } else {
+                            self.stats.history_dropped += 1;
+                        }
+                    }
+                }
+                None => {
+                    if let Some(mut ev) = stream_only() {
+                        ev.id = self.next_event_id;
+                        self.next_event_id += 1;
+                        let o = self.outbox.as_mut().expect("stream_only needs the outbox");
+                        if o.events.len() < o.cap {
+                            o.events.push(ev);
+                        } else {
+                            self.stats.stream_dropped += 1;
+                        }
                     }
                 }
             }
@@ -1378,6 +1491,7 @@ mod tests {
             gratuitous: true,
             probe: false,
             announcement: true,
+            previous: None,
         };
         let mut text = String::new();
         assert!(d.write_json(&mut text));
@@ -1387,6 +1501,16 @@ mod tests {
             d.to_json(),
             serde_json::from_str::<serde_json::Value>(&text).unwrap()
         );
+        let moved = Detail::Arp {
+            op: 2,
+            gratuitous: false,
+            probe: false,
+            announcement: false,
+            previous: Some(Mac([2, 0, 0, 0, 0, 0xb])),
+        };
+        assert!(moved.write_json(&mut text));
+        assert_eq!(text, r#"{"op":2,"previous_mac":"02:00:00:00:00:0b"}"#);
+        assert_eq!(serde_json::to_string(&moved).unwrap(), text);
         assert!(!Detail::Json(serde_json::Value::Null).write_json(&mut text));
         assert!(Detail::Json(serde_json::Value::Null).is_empty());
     }

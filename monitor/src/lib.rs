@@ -12,6 +12,7 @@ pub mod detect;
 pub mod engine;
 pub mod export;
 pub mod links;
+pub mod maas;
 pub mod model;
 pub mod pcap;
 pub mod pipeline;

@@ -134,6 +134,12 @@ struct RunArgs {
     #[arg(long, value_name = "ADDR:PORT")]
     listen: Option<std::net::SocketAddr>,
 
+    /// TLS and basic auth for the listener: node_exporter's web-config.yml
+    /// (tls_server_config: cert_file, key_file, client_ca_file, client_auth_type;
+    /// basic_auth_users: user: bcrypt-hash). Same as web.config_file in the config.
+    #[arg(long = "web.config.file", value_name = "FILE")]
+    web_config_file: Option<PathBuf>,
+
     /// How often to log counters, e.g. 10s, 1m [default: 10s].
     #[arg(long, value_parser = parse_duration)]
     stats_interval: Option<Duration>,
@@ -189,6 +195,9 @@ impl RunArgs {
         }
         if let Some(v) = self.listen {
             c.listen = v;
+        }
+        if let Some(v) = &self.web_config_file {
+            c.web.config_file = v.clone();
         }
         if let Some(v) = self.stats_interval {
             c.stats_interval_secs = v.as_secs().max(1);
@@ -296,6 +305,29 @@ struct QueryArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long)]
     json: bool,
+
+    /// CA certificate (PEM) that signed the agent's certificate, for an https:// API whose
+    /// web config serves TLS with a private CA [default: the system's roots].
+    #[arg(long, value_name = "FILE", env = "L2WATCH_API_CA_FILE")]
+    ca_file: Option<PathBuf>,
+
+    /// Basic-auth user for an agent whose web config lists basic_auth_users; the password
+    /// comes from $L2WATCH_API_PASSWORD (never on the command line, where ps shows it).
+    #[arg(long, value_name = "USER", env = "L2WATCH_API_USER")]
+    user: Option<String>,
+}
+
+impl QueryArgs {
+    fn target(&self) -> query::Target {
+        query::Target {
+            api: self.api.clone(),
+            ca_file: self.ca_file.clone(),
+            auth: self
+                .user
+                .clone()
+                .map(|u| (u, std::env::var("L2WATCH_API_PASSWORD").unwrap_or_default())),
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -338,8 +370,35 @@ struct EventArgs {
     #[arg(long)]
     since: Option<String>,
     /// At most this many events (1..=10000) [default: 1000].
-    #[arg(long)]
+    #[arg(long, conflicts_with = "follow")]
     limit: Option<usize>,
+    /// Stream events as they happen (/api/v1/events/stream), for good: a lost connection or
+    /// a restarted agent is followed by a reconnect that resumes after the last event seen.
+    #[arg(long, short = 'f', conflicts_with = "since")]
+    follow: bool,
+    /// With --follow: only these kinds, comma-separated; a family (arp, dhcp, dhcpv6, nd,
+    /// dad, router, neighbour, stp, lacp) takes all its kinds (arp_new, arp_refreshed,
+    /// arp_moved, arp_flip_flop, arp_probe; dhcp_discover...). Example: --kind arp,dhcp_ack
+    #[arg(long, requires = "follow")]
+    kind: Option<String>,
+    /// With --follow: only this VLAN ("untagged", "100", "200.300").
+    #[arg(long, requires = "follow")]
+    vlan: Option<String>,
+    /// With --follow: only this interface.
+    #[arg(long = "iface", short = 'i', value_name = "IF", requires = "follow")]
+    iface: Option<String>,
+    /// With --follow: text (one line per event), json (one object per line), or
+    /// maas-netmon (MAAS's neighbour feed: NEW, REFRESHED at most every 600 s, MOVED; needs
+    /// --iface; QinQ is reported under its outer VID).
+    #[arg(long, value_enum, default_value_t = FollowFormat::Text, requires = "follow")]
+    format: FollowFormat,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum FollowFormat {
+    Text,
+    Json,
+    MaasNetmon,
 }
 
 #[derive(clap::Args, Debug)]
@@ -400,22 +459,14 @@ impl ReplayArgs {
     }
 }
 
+/// A duration as humantime reads it (`500ms`, `10s`, `5m`, `1h 30m`); a bare number is seconds.
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let (num, unit) = s
-        .find(|c: char| !c.is_ascii_digit())
-        .map_or((s, "s"), |i| s.split_at(i));
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("'{s}' is not a duration: use e.g. 500ms, 10s, 5m, 1h"))?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n * 1_000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
-        _ => return Err(format!("unknown unit in '{s}': use ms, s, m or h")),
-    };
-    Ok(Duration::from_millis(ms))
+    if let Ok(secs) = s.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("'{s}' is not a duration ({e}): use e.g. 500ms, 10s, 5m, 1h"))
 }
 
 fn init_logging(format: LogFormat, level: &str) {
@@ -475,6 +526,7 @@ fn main() -> ExitCode {
         }
         Command::Stp(q) => query_cmd(&q, "/api/v1/switch/stp", query::stp_table),
         Command::Lacp(q) => query_cmd(&q, "/api/v1/switch/lacp", query::lacp_table),
+        Command::Events(a) if a.follow => follow_cmd(a),
         Command::Events(a) => {
             let qs = query::query_string(&[
                 ("since", a.since),
@@ -486,8 +538,41 @@ fn main() -> ExitCode {
     }
 }
 
+/// `events --follow`: prints the stream until interrupted (or until the agent refuses it).
+fn follow_cmd(a: EventArgs) -> ExitCode {
+    use std::io::Write as _;
+    if a.format == FollowFormat::MaasNetmon && a.iface.is_none() {
+        eprintln!("error: --format maas-netmon follows one interface, as maas-netmon IFNAME does: pass --iface IF");
+        return ExitCode::from(2);
+    }
+    let kind = match a.format {
+        // MAAS's feed is made of ARP bindings only.
+        FollowFormat::MaasNetmon => Some(a.kind.unwrap_or_else(|| "arp".into())),
+        _ => a.kind,
+    };
+    let qs = query::query_string(&[("kind", kind), ("vlan", a.vlan), ("interface", a.iface)]);
+    let mut feed = l2watch::maas::Feed::default();
+    let out = std::io::stdout();
+    let e = query::follow(&a.q.target(), &qs, |ev| {
+        let line = match a.format {
+            FollowFormat::Text if !a.q.json => Some(query::event_line(ev)),
+            FollowFormat::Text | FollowFormat::Json => Some(ev.to_string()),
+            FollowFormat::MaasNetmon => feed.line(ev),
+        };
+        if let Some(l) = line {
+            let mut o = out.lock();
+            // A closed pipe (| head) ends the follow.
+            if writeln!(o, "{l}").and_then(|_| o.flush()).is_err() {
+                std::process::exit(0);
+            }
+        }
+    });
+    eprintln!("error: {e}");
+    ExitCode::FAILURE
+}
+
 fn query_cmd(q: &QueryArgs, path: &str, table: fn(&serde_json::Value) -> String) -> ExitCode {
-    match query::get(&q.api, path) {
+    match query::get(&q.target(), path) {
         Ok(body) => {
             if q.json {
                 println!("{}", serde_json::to_string_pretty(&body).expect("JSON"));
@@ -686,6 +771,11 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("7").unwrap(), Duration::from_secs(7));
         assert!(parse_duration("ten").is_err());
-        assert!(parse_duration("5y").is_err());
+        assert_eq!(
+            parse_duration("1h 30m").unwrap(),
+            Duration::from_secs(5_400)
+        );
+        let e = parse_duration("5 parsecs").unwrap_err();
+        assert!(e.contains("use e.g. 500ms"), "{e}");
     }
 }

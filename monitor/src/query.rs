@@ -23,6 +23,8 @@ pub enum QueryError {
         status: u16,
         message: String,
     },
+    #[error("{message}")]
+    Setup { message: String },
     #[error("the agent at {api} sent a reply that is not JSON: {source}")]
     Body {
         api: String,
@@ -31,18 +33,84 @@ pub enum QueryError {
     },
 }
 
+/// How to reach the agent: its URL, and for a listener behind a web config, the CA that
+/// signed its certificate and basic-auth credentials.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    pub api: String,
+    /// PEM file of the CA to trust for an https:// API (default: the system's roots).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// Basic-auth user and password.
+    pub auth: Option<(String, String)>,
+}
+
+impl Target {
+    pub fn plain(api: &str) -> Target {
+        Target {
+            api: api.to_string(),
+            ..Default::default()
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.api.trim_end_matches('/'))
+    }
+
+    /// An HTTP agent for this target; `timeout` None for a stream.
+    fn agent(&self, timeout: Option<Duration>) -> Result<ureq::Agent, QueryError> {
+        let mut b = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(timeout);
+        if let Some(ca) = &self.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| QueryError::Setup {
+                message: format!("--ca-file {}: {e}", ca.display()),
+            })?;
+            let certs: Vec<_> = ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            if certs.is_empty() {
+                return Err(QueryError::Setup {
+                    message: format!("--ca-file {}: no PEM certificate in it", ca.display()),
+                });
+            }
+            b = b.tls_config(
+                ureq::tls::TlsConfig::builder()
+                    .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+                    .build(),
+            );
+        }
+        Ok(b.build().into())
+    }
+
+    fn request(
+        &self,
+        agent: &ureq::Agent,
+        path: &str,
+    ) -> ureq::RequestBuilder<ureq::typestate::WithoutBody> {
+        let mut r = agent.get(&self.url(path));
+        if let Some((u, p)) = &self.auth {
+            use base64::Engine as _;
+            let token = base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"));
+            r = r.header("Authorization", &format!("Basic {token}"));
+        }
+        r
+    }
+}
+
 /// GETs `path` (with its query string) from the API; returns the JSON body.
-pub fn get(api: &str, path: &str) -> Result<Value, QueryError> {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(15)))
-        .build()
-        .into();
-    let url = format!("{}{path}", api.trim_end_matches('/'));
-    let mut resp = agent.get(&url).call().map_err(|e| QueryError::Connect {
-        api: api.to_string(),
-        source: Box::new(e),
-    })?;
+pub fn get(target: &Target, path: &str) -> Result<Value, QueryError> {
+    let api = &target.api;
+    let agent = target.agent(Some(Duration::from_secs(15)))?;
+    let mut resp = target
+        .request(&agent, path)
+        .call()
+        .map_err(|e| QueryError::Connect {
+            api: api.to_string(),
+            source: Box::new(e),
+        })?;
     let status = resp.status().as_u16();
     let body: Value = resp.body_mut().read_json().map_err(|e| QueryError::Body {
         api: api.to_string(),
@@ -56,6 +124,151 @@ pub fn get(api: &str, path: &str) -> Result<Value, QueryError> {
         });
     }
     Ok(body)
+}
+
+/// One server-sent event.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Sse {
+    pub id: Option<u64>,
+    pub event: String,
+    pub data: String,
+}
+
+/// Reads server-sent events from `r`, calling `each` per event, until the stream ends.
+pub fn read_sse(r: impl std::io::BufRead, mut each: impl FnMut(Sse)) -> std::io::Result<()> {
+    let mut cur = Sse::default();
+    for line in r.lines() {
+        let line = line?;
+        if line.is_empty() {
+            if !cur.data.is_empty() || !cur.event.is_empty() {
+                each(std::mem::take(&mut cur));
+            }
+            continue;
+        }
+        if line.starts_with(':') {
+            continue; // keep-alive comment
+        }
+        let (field, value) = line.split_once(':').unwrap_or((&line, ""));
+        let value = value.strip_prefix(' ').unwrap_or(value);
+        match field {
+            "id" => cur.id = value.parse().ok(),
+            "event" => cur.event = value.to_string(),
+            "data" => {
+                if !cur.data.is_empty() {
+                    cur.data.push('\n');
+                }
+                cur.data.push_str(value);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Follows `/api/v1/events/stream` (`query` holds the filters) for good: each event's JSON
+/// goes to `each`. A dropped connection, a restarted agent or a cut-off for reading too
+/// slowly is followed by a reconnect that resumes after the last id seen (Last-Event-ID);
+/// problems go to stderr, once per outage.
+pub fn follow(target: &Target, query: &str, mut each: impl FnMut(&Value)) -> QueryError {
+    let mut last: Option<u64> = None;
+    let mut backoff = Duration::from_millis(250);
+    let mut complained = false;
+    loop {
+        let agent = match target.agent(None) {
+            Ok(a) => a,
+            Err(e) => return e,
+        };
+        let mut req = target.request(&agent, &format!("/api/v1/events/stream{query}"));
+        if let Some(id) = last {
+            req = req.header("Last-Event-ID", &id.to_string());
+        }
+        match req.call() {
+            Ok(resp) if resp.status().as_u16() < 400 => {
+                if complained {
+                    eprintln!("l2watch: event stream at {} resumed", target.api);
+                    complained = false;
+                }
+                backoff = Duration::from_millis(250);
+                let reader = std::io::BufReader::new(resp.into_body().into_reader());
+                let _ = read_sse(reader, |ev| {
+                    if let Some(id) = ev.id {
+                        last = Some(id);
+                    }
+                    if ev.event == "dropped" {
+                        eprintln!(
+                            "l2watch: the agent cut this reader off for falling behind; resuming"
+                        );
+                        return;
+                    }
+                    if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+                        each(&v);
+                    }
+                });
+            }
+            Ok(mut resp) => {
+                let status = resp.status().as_u16();
+                let message = resp
+                    .body_mut()
+                    .read_json::<Value>()
+                    .ok()
+                    .and_then(|b| b["error"].as_str().map(str::to_owned))
+                    .unwrap_or_else(|| "(no message)".into());
+                // A refusal that waiting will not fix (auth, a bad filter) ends the follow.
+                if matches!(status, 400 | 401 | 403 | 404) {
+                    return QueryError::Status {
+                        api: target.api.clone(),
+                        status,
+                        message,
+                    };
+                }
+                if !complained {
+                    eprintln!(
+                        "l2watch: the agent at {} answered {status}: {message}; retrying",
+                        target.api
+                    );
+                    complained = true;
+                }
+            }
+            Err(e) => {
+                if !complained {
+                    eprintln!(
+                        "l2watch: cannot reach the agent at {}: {e}; retrying",
+                        target.api
+                    );
+                    complained = true;
+                }
+            }
+        }
+        std::thread::sleep(backoff);
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// One followed event as a line of text: the columns of `events`, space-separated.
+pub fn event_line(e: &Value) -> String {
+    let mut cells = event_cells(e);
+    if cells.last().is_some_and(|d| d == "-") {
+        cells.pop();
+    }
+    cells[3] = format!("vlan={}", cells[3]);
+    cells.join(" ")
+}
+
+/// An event's columns: time, kind, interface, VLAN, IP, MAC, detail.
+fn event_cells(e: &Value) -> Vec<String> {
+    vec![
+        time(&e["ts"]),
+        text(&e["kind"]),
+        text(&e["interface"]),
+        text(&e["vlan"]),
+        text(&e["ip"]),
+        text(&e["mac"]),
+        if e["detail"].is_null() {
+            "-".into()
+        } else {
+            e["detail"].to_string()
+        },
+    ]
 }
 
 /// Builds a query string from the pairs whose value is set.
@@ -516,24 +729,7 @@ pub fn servers_table(body: &Value) -> String {
 }
 
 pub fn events_table(body: &Value) -> String {
-    let rows: Vec<Vec<String>> = list(body, "events")
-        .iter()
-        .map(|e| {
-            vec![
-                time(&e["ts"]),
-                text(&e["kind"]),
-                text(&e["interface"]),
-                text(&e["vlan"]),
-                text(&e["ip"]),
-                text(&e["mac"]),
-                if e["detail"].is_null() {
-                    "-".into()
-                } else {
-                    e["detail"].to_string()
-                },
-            ]
-        })
-        .collect();
+    let rows: Vec<Vec<String>> = list(body, "events").iter().map(event_cells).collect();
     table(
         &["TIME", "KIND", "INTERFACE", "VLAN", "IP", "MAC", "DETAIL"],
         &rows,

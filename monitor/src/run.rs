@@ -65,11 +65,14 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Web(#[from] crate::export::web::WebConfigError),
 }
 
 /// Opens the database and restores the engine from it.
 fn open_store(cfg: &Config) -> Result<(Engine, Option<(Writer, PathBuf)>), RunError> {
-    let engine = Engine::new(cfg.engine.clone());
+    // The live stream's outbox holds a batch's events until the ingest thread publishes them.
+    let engine = Engine::new(cfg.engine.clone()).with_stream(crate::pipeline::JOURNAL_EVENTS);
     if !cfg.database.enabled {
         info!("no database: state lives in memory only");
         return Ok((engine, None));
@@ -125,6 +128,11 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
     // First: a SIGHUP before the handler exists would terminate the process.
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(RunError::Poll)?;
+    // The web config before anything is attached: a bad one is an error at once.
+    let web = Arc::new(match cfg.web.file() {
+        Some(path) => crate::export::web::Web::load(path)?,
+        None => crate::export::web::Web::plain(),
+    });
     let ifaces = interfaces(&cfg)?;
     let (engine, writer) = open_store(&cfg)?;
     let (writer, db) = match writer {
@@ -154,35 +162,54 @@ pub async fn run(cfg: Config, reload: Reload, shutdown: CancellationToken) -> Re
     let pending = probe
         .take_pending()
         .ok_or(ProbeError::Missing("pending maps"))?;
-    let shared = Arc::new(Shared::new(
-        engine,
-        probe,
-        db,
-        writer.as_ref().map(|w| w.stats.clone()),
-        cfg.metrics.clone(),
-        ifaces_by_index,
-    ));
+    let shared = Arc::new(
+        Shared::new(
+            engine,
+            probe,
+            db,
+            writer.as_ref().map(|w| w.stats.clone()),
+            cfg.metrics.clone(),
+            ifaces_by_index,
+        )
+        .with_hub(crate::export::stream::EventHub::new(
+            cfg.web.stream_buffer,
+            cfg.web.stream_replay,
+            cfg.web.max_streams,
+        )),
+    );
     *shared.links.write().expect("links lock") = attached;
 
+    if web.http2_requested {
+        info!("http_server_config.http2 is set: l2watch serves HTTP/1.1 only, which every client speaks");
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .map_err(|source| RunError::Listen {
             addr: cfg.listen,
             source,
         })?;
-    info!(listen = %cfg.listen, "serving /metrics, /api/v1, /healthz and /readyz");
+    info!(
+        listen = %cfg.listen,
+        tls = web.tls.is_some(),
+        basic_auth = web.auth.is_some(),
+        "serving /, /metrics, /api/v1, /healthz and /readyz"
+    );
 
     // Every task in one supervised set: one that ends before shutdown stops the agent.
     let mut tasks = Supervisor::new(shutdown.clone());
     {
-        let app = api::router(shared.clone());
+        let app = crate::export::serve::front(
+            api::router(shared.clone()),
+            web.clone(),
+            shared.http.clone(),
+        );
         let stop = shutdown.clone();
-        tasks.spawn("http", async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
-                .map_err(|e| format!("HTTP server: {e}"))
-        });
+        let limits = cfg.web.limits();
+        let stats = shared.http.clone();
+        tasks.spawn(
+            "http",
+            crate::export::serve::serve(listener, app, web, limits, stats, stop),
+        );
     }
     {
         let shared = shared.clone();
@@ -572,7 +599,9 @@ fn drain_ring(ring: &mut RingBuf<MapData>, shared: &Shared, pipeline: &mut Pipel
                 }
             }
         }
+        let out = engine.take_stream();
         drop(engine);
+        shared.hub.publish(out);
         total += n as u64;
         if let Some(k) = last_ktime {
             shared
@@ -603,6 +632,9 @@ fn drain_pending(
             }
         })
         .map_err(RunError::Pending)?;
+    let out = engine.take_stream();
+    drop(engine);
+    shared.hub.publish(out);
     Ok(n as u64)
 }
 

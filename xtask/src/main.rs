@@ -49,6 +49,12 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "the corpus tests pair DHCP transactions as tshark does (dhcp.id)",
     ),
     ("lldpd", "real LLDP and CDP neighbours in the lab"),
+    ("openssl", "certificates for the TLS listener tests"),
+    ("curl", "the TLS and auth tests' HTTP client"),
+    (
+        "chromium",
+        "a real headless browser for the status page test",
+    ),
 ];
 
 #[derive(Parser)]

@@ -25,6 +25,12 @@ use crate::{
 /// An API error: a status and a message for the operator.
 pub struct ApiError(StatusCode, String);
 
+impl ApiError {
+    pub fn new(code: StatusCode, msg: impl Into<String>) -> ApiError {
+        ApiError(code, msg.into())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (self.0, Json(json!({ "error": self.1 }))).into_response()
@@ -39,6 +45,7 @@ type ApiResult = Result<Response, ApiError>;
 
 pub fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/", get(super::status::page))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -51,12 +58,14 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/switch/stp", get(stp))
         .route("/api/v1/switch/lacp", get(lacp))
         .route("/api/v1/events", get(events))
+        .route("/api/v1/events/stream", get(super::stream::stream))
         .fallback(|| async {
             ApiError(
                 StatusCode::NOT_FOUND,
                 "no such endpoint; see /api/v1/devices, /api/v1/findings, /api/v1/dhcp/servers, \
                  /api/v1/dhcpv6/servers, /api/v1/ipv6/routers, /api/v1/switch/neighbours, \
-                 /api/v1/switch/stp, /api/v1/switch/lacp, /api/v1/events, /metrics, /healthz, \
+                 /api/v1/switch/stp, /api/v1/switch/lacp, /api/v1/events, /api/v1/events/stream, \
+                 /metrics, /healthz, \
                  /readyz"
                     .into(),
             )
@@ -114,7 +123,7 @@ pub fn parse_since(s: &str, now: Nanos) -> Result<Nanos, String> {
 }
 
 /// Runs a read on its own read-only connection, off the async threads.
-async fn read_store<T: Send + 'static>(
+pub(super) async fn read_store<T: Send + 'static>(
     db: std::path::PathBuf,
     f: impl FnOnce(&Store) -> Result<T, crate::store::StoreError> + Send + 'static,
 ) -> Result<T, ApiError> {
@@ -134,9 +143,37 @@ struct DeviceQuery {
     interface: Option<String>,
     /// 4, 6, or both (absent).
     family: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Rows one list request returns by default, and at most: a big table is read in pages of
+/// filters (an interface, a VLAN), not in one answer.
+const DEFAULT_ROWS: usize = 10_000;
+const MAX_ROWS: usize = 100_000;
+
+fn row_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match limit.unwrap_or(default) {
+        0 => Err(bad(format!("limit=0: use 1..={max}"))),
+        l if l > max => Err(bad(format!("limit={l}: use 1..={max}"))),
+        l => Ok(l),
+    }
+}
+
+/// `{"count", key: rows}` cut to `limit`, with the total and whether it was cut.
+fn capped(key: &str, mut out: Vec<Value>, limit: usize) -> Response {
+    let total = out.len();
+    out.truncate(limit);
+    Json(json!({
+        "count": out.len(),
+        "total": total,
+        "truncated": total > out.len(),
+        key: out,
+    }))
+    .into_response()
 }
 
 async fn devices(State(s): State<Arc<Shared>>, Query(q): Query<DeviceQuery>) -> ApiResult {
+    let limit = row_limit(q.limit, DEFAULT_ROWS, MAX_ROWS)?;
     let (v4, v6) = match q.family.as_deref() {
         None => (true, true),
         Some("4") => (true, false),
@@ -201,7 +238,7 @@ async fn devices(State(s): State<Arc<Shared>>, Query(q): Query<DeviceQuery>) -> 
         out.extend(rows.iter().filter_map(|r| serde_json::to_value(r).ok()));
     }
     drop(engine);
-    Ok(Json(json!({ "count": out.len(), "devices": out })).into_response())
+    Ok(capped("devices", out, limit))
 }
 
 #[derive(Deserialize)]
@@ -210,10 +247,12 @@ struct FindingQuery {
     /// "open" (default) or "all".
     state: Option<String>,
     since: Option<String>,
+    limit: Option<usize>,
 }
 
 async fn findings(State(s): State<Arc<Shared>>, Query(q): Query<FindingQuery>) -> ApiResult {
     let now = now_ns();
+    let limit = row_limit(q.limit, DEFAULT_ROWS, MAX_ROWS)?;
     let all = match q.state.as_deref() {
         None | Some("open") => q.since.is_some(),
         Some("all") => true,
@@ -252,7 +291,7 @@ async fn findings(State(s): State<Arc<Shared>>, Query(q): Query<FindingQuery>) -
             Some(v)
         })
         .collect();
-    Ok(Json(json!({ "count": out.len(), "findings": out })).into_response())
+    Ok(capped("findings", out, limit))
 }
 
 async fn servers(State(s): State<Arc<Shared>>) -> ApiResult {

@@ -790,6 +790,11 @@ fn engine(
             st.history_dropped,
         ),
         (
+            "l2watch_event_stream_outbox_dropped_total",
+            "Events not published to the live stream because a batch overfilled its outbox.",
+            st.stream_dropped,
+        ),
+        (
             "l2watch_observations_total",
             "Events the engine processed.",
             st.observations,
@@ -885,6 +890,87 @@ fn agent(out: &Out, shared: &Shared) -> Result<(), MetricsError> {
     )?
     .with_label_values::<&str>(&[])
     .set(shared.lag_ns.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9);
+    {
+        use std::sync::atomic::Ordering::Relaxed;
+        let h = &shared.http;
+        for (n, help, v) in [
+            (
+                "l2watch_http_connections_total",
+                "Connections the listener accepted.",
+                h.connections.load(Relaxed),
+            ),
+            (
+                "l2watch_http_connections_rejected_total",
+                "Connections closed at once because web.max_connections were open.",
+                h.connections_rejected.load(Relaxed),
+            ),
+            (
+                "l2watch_http_tls_handshake_failures_total",
+                "TLS handshakes that failed or timed out (wrong CA, plain HTTP to a TLS port).",
+                h.tls_handshake_failures.load(Relaxed),
+            ),
+            (
+                "l2watch_http_auth_failures_total",
+                "Requests refused with 401: no or wrong basic-auth credentials.",
+                h.auth_failures.load(Relaxed),
+            ),
+            (
+                "l2watch_http_requests_refused_total",
+                "Requests refused because they carried a body (the API is read-only).",
+                h.requests_refused.load(Relaxed),
+            ),
+            (
+                "l2watch_http_timeouts_total",
+                "Connections closed because the request head or TLS handshake was too slow.",
+                h.timeouts.load(Relaxed),
+            ),
+        ] {
+            out.counter(n, help, &[])?
+                .with_label_values::<&str>(&[])
+                .inc_by(v);
+        }
+        let st = &shared.hub.stats;
+        for (n, help, v) in [
+            (
+                "l2watch_event_stream_published_total",
+                "Events published to the live stream (/api/v1/events/stream).",
+                st.published.load(Relaxed),
+            ),
+            (
+                "l2watch_event_stream_cut_off_total",
+                "Stream readers cut off for falling web.stream_buffer events behind.",
+                st.cut_off.load(Relaxed),
+            ),
+            (
+                "l2watch_event_stream_lagged_events_total",
+                "Events the cut-off readers had not read (they resume with Last-Event-ID).",
+                st.lagged_events.load(Relaxed),
+            ),
+            (
+                "l2watch_event_stream_refused_total",
+                "Streams refused with 503 because web.max_streams were open.",
+                st.refused.load(Relaxed),
+            ),
+        ] {
+            out.counter(n, help, &[])?
+                .with_label_values::<&str>(&[])
+                .inc_by(v);
+        }
+        out.gauge(
+            "l2watch_event_stream_readers",
+            "Live stream readers connected now.",
+            &[],
+        )?
+        .with_label_values::<&str>(&[])
+        .set(st.open.load(Relaxed) as i64);
+        out.gauge(
+            "l2watch_http_connections_open",
+            "Connections open now.",
+            &[],
+        )?
+        .with_label_values::<&str>(&[])
+        .set(h.open.load(Relaxed) as i64);
+    }
     out.gauge(
         "l2watch_build_info",
         "Always 1; the labels say which l2watch this is.",

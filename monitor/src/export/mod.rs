@@ -3,6 +3,10 @@
 //! is no second copy to drift), the device table and findings are read under a short lock.
 pub mod api;
 pub mod metrics;
+pub mod serve;
+pub mod status;
+pub mod stream;
+pub mod web;
 
 use std::{
     collections::BTreeMap,
@@ -47,6 +51,9 @@ pub struct Shared {
     pub reload_errors: AtomicU64,
     /// Names for the ifindexes kernel counters and events carry.
     pub ifaces: crate::links::IfaceNames,
+    pub http: Arc<serve::HttpStats>,
+    /// The live event stream's ring and readers.
+    pub hub: stream::EventHub,
 }
 
 impl Shared {
@@ -71,6 +78,14 @@ impl Shared {
             reloads: AtomicU64::new(0),
             reload_errors: AtomicU64::new(0),
             ifaces,
+            http: Arc::default(),
+            hub: stream::EventHub::new(4_096, 10_000, 32),
         }
+    }
+
+    /// Sizes the event stream (the web config's stream_buffer, stream_replay, max_streams).
+    pub fn with_hub(mut self, hub: stream::EventHub) -> Shared {
+        self.hub = hub;
+        self
     }
 }

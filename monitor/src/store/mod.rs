@@ -484,8 +484,8 @@ impl Store {
             }
             let mut st = tx
                 .prepare_cached(
-                    "INSERT INTO events (ts, kind, interface, outer_vlan, inner_vlan, ip, mac, detail)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    "INSERT INTO events (id, ts, kind, interface, outer_vlan, inner_vlan, ip, mac,
+                     detail) VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(sql)?;
             // Text columns are formatted into reused buffers: a storm writes one event per
@@ -497,7 +497,9 @@ impl Store {
                 let ip = e.ip.map(|ip| fmt_into(&mut ip_buf, ip));
                 let mac = fmt_into(&mut mac_buf, e.mac);
                 let detail = e.detail.write_json(&mut detail_buf).then_some(&*detail_buf);
-                st.execute(params![ns(e.ts), &*e.kind, i, o, n, ip, mac, detail])
+                // The engine numbers events; 0 (an unnumbered event) takes the next row id.
+                let id = (e.id > 0).then_some(e.id as i64);
+                st.execute(params![ns(e.ts), &*e.kind, i, o, n, ip, mac, detail, id])
                     .map_err(sql)?;
             }
         }
@@ -585,6 +587,15 @@ impl Store {
             servers6,
             open_findings,
             closed_findings,
+            last_event_id: self
+                .conn
+                .query_row("SELECT COALESCE(max(id), 0) FROM events", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(|e| StoreError::Sql {
+                    path: self.path.clone(),
+                    source: e,
+                })? as u64,
         };
         Ok((r, skipped))
     }
@@ -616,6 +627,26 @@ impl Store {
         )
     }
 
+    /// Events with ids in (`after`, `before`), oldest first, at most `limit`: what a
+    /// reconnecting stream missed that memory no longer holds.
+    pub fn events_between(
+        &self,
+        after: u64,
+        before: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.rows(
+            &format!("{EVENT_COLS} WHERE id > ?1 AND id < ?2 ORDER BY id LIMIT ?3"),
+            params![
+                after as i64,
+                before.min(i64::MAX as u64) as i64,
+                limit as i64
+            ],
+            event_row,
+            &mut 0,
+        )
+    }
+
     /// Applies retention and the row caps; returns how many rows went.
     pub fn prune(&mut self, now: Nanos, ret: &Retention, caps: Caps) -> Result<u64, StoreError> {
         let day = 86_400 * SECOND;
@@ -628,7 +659,10 @@ impl Store {
         let steps: [(&str, &[i64]); 8] = [
             ("DELETE FROM events WHERE ts < ?1", &[ns(event_cut)]),
             (
-                "DELETE FROM events WHERE id <= (SELECT max(id) FROM events) - ?1",
+                // Ids have gaps (the stream numbers refreshes the history leaves out), so the
+                // cut is the id max_events rows below the newest.
+                "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC
+                 LIMIT 1 OFFSET ?1)",
                 &[ns(ret.max_events)],
             ),
             (
@@ -730,7 +764,7 @@ const SERVER6_COLS: &str = "SELECT interface, outer_vlan, inner_vlan, duid, firs
 const FINDING_COLS: &str = "SELECT kind, subject, opened, interface, outer_vlan, inner_vlan,
     last_seen, closed, packets, quiet_ns, evidence FROM findings";
 const EVENT_COLS: &str =
-    "SELECT ts, kind, interface, outer_vlan, inner_vlan, ip, mac, detail FROM events";
+    "SELECT ts, kind, interface, outer_vlan, inner_vlan, ip, mac, detail, id FROM events";
 
 enum OpenFailure {
     Corrupt(String),
@@ -993,6 +1027,7 @@ fn event_row(r: &Row<'_>) -> Parsed<HistoryEvent> {
         .and_then(|d| serde_json::from_str(&d).ok())
         .unwrap_or(Value::Null);
     Ok(Some(HistoryEvent {
+        id: u(r.get(8)?),
         ts: u(r.get(0)?),
         seg,
         kind: r.get::<_, String>(1)?.into(),
