@@ -40,8 +40,9 @@ const NOT_READY_GRACE: Duration = Duration::from_secs(1);
 const MIN_DRAIN_GAP: Duration = Duration::from_millis(2);
 /// Ring-buffer records fed to the engine per lock hold, so the API is never locked out long.
 const INGEST_BATCH: usize = 4_096;
-/// How often monitored interfaces are checked for down, gone and back.
-const LINK_POLL: Duration = Duration::from_secs(1);
+/// How often monitored interfaces are checked for down, gone and back besides the kernel's
+/// link events, which say so at once.
+const LINK_POLL: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -306,76 +307,113 @@ async fn watch_links(
     ifaces: Vec<String>,
     shutdown: CancellationToken,
 ) -> crate::supervise::TaskResult {
+    use futures_util::{FutureExt as _, StreamExt as _};
+    use netlink_sys::AsyncSocket as _;
     let mut up: BTreeMap<String, bool> = ifaces.iter().map(|n| (n.clone(), true)).collect();
+    // The kernel's link events (RTNLGRP_LINK, through rtnetlink): an interface going down,
+    // coming up, disappearing or re-created is seen at once. A slow poll stays as a safety
+    // net (a multicast message lost to a full socket buffer) and retries a failed reattach.
+    let (mut conn, _handle, mut messages) =
+        rtnetlink::new_connection().map_err(|e| format!("cannot open rtnetlink: {e}"))?;
+    conn.socket_mut()
+        .socket_mut()
+        .bind(&netlink_sys::SocketAddr::new(
+            0,
+            rtnetlink::constants::RTMGRP_LINK,
+        ))
+        .map_err(|e| format!("cannot subscribe to link events (RTNLGRP_LINK): {e}"))?;
+    let conn = tokio::spawn(conn);
     let mut tick = tokio::time::interval(LINK_POLL);
-    loop {
+    let result = loop {
         tokio::select! {
-            _ = shutdown.cancelled() => return Ok(()),
+            _ = shutdown.cancelled() => break Ok(()),
+            m = messages.next() => if m.is_none() {
+                break Err("the rtnetlink link-event socket closed".to_string());
+            },
             _ = tick.tick() => {}
         }
-        for name in &ifaces {
-            let now_idx = links::ifindex(name);
-            let known = shared
-                .links
-                .read()
-                .expect("links lock")
-                .iter()
-                .find(|(_, l)| &l.name == name)
-                .map(|(i, l)| (*i, l.mode));
-            match (known, now_idx) {
-                // Still there under the same index: only up/down can change.
-                (Some((idx, Some(_))), Some(now)) if idx == now => {
-                    let is_up = links::is_up(name);
-                    if up.insert(name.clone(), is_up) != Some(is_up) {
-                        if is_up {
-                            info!(iface = %name, "interface up again; program still attached");
-                        } else {
-                            warn!(iface = %name, "interface down; program stays attached");
-                        }
-                    }
-                }
-                // Gone, or replaced by a new device of the same name.
-                (Some((idx, Some(_))), now) => {
-                    warn!(iface = %name, ifindex = idx, "interface gone; will reattach when it comes back");
-                    shared.probe.lock().expect("probe lock").detach(name);
-                    let mut l = shared.links.write().expect("links lock");
-                    if let Some(link) = l.get_mut(&idx) {
-                        link.mode = None;
-                    }
-                    drop(l);
-                    if now.is_some() {
-                        // Replaced: the next tick reattaches it.
-                        continue;
-                    }
-                }
-                // Detached and back: attach again.
-                (Some((idx, None)), Some(now)) => {
-                    let res = shared.probe.lock().expect("probe lock").attach(name);
-                    match res {
-                        Ok(mode) => {
-                            shared.ifaces.insert(now, name);
-                            let mut l = shared.links.write().expect("links lock");
-                            l.remove(&idx);
-                            l.insert(
-                                now,
-                                Link {
-                                    name: name.clone(),
-                                    mode: Some(mode),
-                                },
-                            );
-                            drop(l);
-                            up.insert(name.clone(), links::is_up(name));
-                            info!(iface = %name, ifindex = now, mode = mode.name(), "interface back; reattached XDP program");
-                        }
-                        Err(e) => {
-                            warn!(iface = %name, error = %e, "interface back but reattach failed; retrying")
-                        }
-                    }
-                }
-                _ => {}
+        // A flap comes as a burst of messages: one pass over the interfaces for all of them.
+        while let Some(Some(_)) = messages.next().now_or_never() {}
+        for _ in 0..3 {
+            if !reconcile_links(&shared, &ifaces, &mut up) {
+                break;
             }
         }
+    };
+    conn.abort();
+    result
+}
+
+/// Compares the monitored interfaces with the kernel's: logs up and down, detaches what went
+/// away, reattaches what came back. Returns true when another pass is needed (a device was
+/// replaced under its name: detached now, attached on the next pass).
+fn reconcile_links(shared: &Shared, ifaces: &[String], up: &mut BTreeMap<String, bool>) -> bool {
+    let mut again = false;
+    for name in ifaces {
+        let now_idx = links::ifindex(name);
+        let known = shared
+            .links
+            .read()
+            .expect("links lock")
+            .iter()
+            .find(|(_, l)| &l.name == name)
+            .map(|(i, l)| (*i, l.mode));
+        match (known, now_idx) {
+            // Still there under the same index: only up/down can change.
+            (Some((idx, Some(_))), Some(now)) if idx == now => {
+                let is_up = links::is_up(name);
+                if up.insert(name.clone(), is_up) != Some(is_up) {
+                    if is_up {
+                        info!(iface = %name, "interface up again; program still attached");
+                    } else {
+                        warn!(iface = %name, "interface down; program stays attached");
+                    }
+                }
+            }
+            // Gone, or replaced by a new device of the same name.
+            (Some((idx, Some(_))), now) => {
+                warn!(iface = %name, ifindex = idx, "interface gone; will reattach when it comes back");
+                shared.probe.lock().expect("probe lock").detach(name);
+                let mut l = shared.links.write().expect("links lock");
+                if let Some(link) = l.get_mut(&idx) {
+                    link.mode = None;
+                }
+                drop(l);
+                if now.is_some() {
+                    // Replaced: the next pass reattaches it.
+                    again = true;
+                    continue;
+                }
+            }
+            // Detached and back: attach again.
+            (Some((idx, None)), Some(now)) => {
+                let res = shared.probe.lock().expect("probe lock").attach(name);
+                match res {
+                    Ok(mode) => {
+                        shared.ifaces.insert(now, name);
+                        let mut l = shared.links.write().expect("links lock");
+                        l.remove(&idx);
+                        l.insert(
+                            now,
+                            Link {
+                                name: name.clone(),
+                                mode: Some(mode),
+                            },
+                        );
+                        drop(l);
+                        up.insert(name.clone(), links::is_up(name));
+                        info!(iface = %name, ifindex = now, mode = mode.name(), "interface back; reattached XDP program");
+                    }
+                    Err(e) => {
+                        warn!(iface = %name, error = %e, "interface back but reattach failed; retrying")
+                    }
+                }
+            }
+            _ => {}
+        }
     }
+
+    again
 }
 
 /// Forwards aya-log records from the kernel program to tracing; None when the program has

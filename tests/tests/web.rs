@@ -658,7 +658,15 @@ fn the_event_stream_filters_resumes_cuts_off_slow_readers_and_feeds_maas() {
         cmd.args(["events", "--follow", "--api", &api]).args(extra);
         Proc::spawn(cmd, Arc::new(AtomicBool::new(false))).expect("events --follow")
     };
-    let mut maas = follow(&["--iface", &mon_if, "--format", "maas-netmon"]);
+    // MAAS's feed through the shipped shim, as MAAS runs it: `maas-netmon IFNAME`.
+    let mut maas = {
+        let shim = l2watch_tests::workspace_root().join("deploy/maas/maas-netmon");
+        let mut cmd = mon.command(shim.to_str().unwrap());
+        cmd.arg(&mon_if)
+            .env("L2WATCH_BIN", l2watch_bin())
+            .env("L2WATCH_API", &api);
+        Proc::spawn(cmd, Arc::new(AtomicBool::new(false))).expect("deploy/maas/maas-netmon")
+    };
     let mut moved_only = follow(&["--kind", "arp_moved", "--format", "json"]);
     let mut all = open_stream(&mon, "", None);
     let mut vlan100 = open_stream(&mon, "?vlan=100", None);
