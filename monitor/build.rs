@@ -8,6 +8,16 @@ use aya_build::{Package, Toolchain};
 
 fn main() -> anyhow::Result<()> {
     println!("cargo:rerun-if-env-changed=L2WATCH_TOOLS_DIR");
+    println!("cargo:rerun-if-env-changed=L2WATCH_NO_EBPF");
+    // The fuzz build (decoders only, never loads a program) leaves the XDP objects out: they
+    // are empty, and loading one is an error that says so.
+    if env::var_os("L2WATCH_NO_EBPF").is_some_and(|v| v == "1") {
+        let out = PathBuf::from(env::var("OUT_DIR")?);
+        for name in ["monitor", "baseline", "storm"] {
+            std::fs::write(out.join(name), [])?;
+        }
+        return Ok(());
+    }
     let tools = tools_dir();
     let bin = tools.join("bin");
     let path = env::var_os("PATH").unwrap_or_default();

@@ -17,6 +17,12 @@ use clap::{Parser, Subcommand};
 
 /// The bpf-linker release known to build against nightly's LLVM here.
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// cargo-deb builds the Debian package (`cargo xtask deb`).
+const CARGO_DEB_VERSION: &str = "3.8.0";
+/// cargo-fuzz runs the libFuzzer targets in fuzz/ (`cargo xtask fuzz`).
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
+/// Seconds each fuzz target runs in `cargo xtask test` (a smoke: crashes that come quickly).
+const FUZZ_SMOKE_SECS: u64 = 20;
 
 /// Debian packages the tests and the lab use: real software, no mocks.
 const DEBIAN_PACKAGES: &[(&str, &str)] = &[
@@ -55,6 +61,7 @@ const DEBIAN_PACKAGES: &[(&str, &str)] = &[
         "chromium",
         "a real headless browser for the status page test",
     ),
+    ("lintian", "checks the Debian package (cargo xtask deb)"),
 ];
 
 #[derive(Parser)]
@@ -99,6 +106,31 @@ enum Cmd {
     Bench {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
+    },
+    /// Fuzz the decoders with libFuzzer (cargo-fuzz, nightly): DHCPv4, ring records,
+    /// pcap/pcapng, the config and web config, RA, DHCPv6, LLDP, CDP, BPDUs, LACPDUs. Seeds
+    /// come from the shared corpus; a crash fails with its input saved under
+    /// fuzz/artifacts/TARGET/ (turn it into a regression test). Prints executions per second
+    /// and coverage per target.
+    ///
+    /// Example: cargo xtask fuzz --secs 600 dhcp lldp
+    Fuzz {
+        /// Seconds per target.
+        #[arg(long, default_value_t = FUZZ_SMOKE_SECS)]
+        secs: u64,
+        /// Build without optimisations: compiles in half the time, runs fewer executions
+        /// per second (what the CI smoke uses).
+        #[arg(long)]
+        dev: bool,
+        /// Targets to run [default: all].
+        targets: Vec<String>,
+    },
+    /// Build the Debian package, target/debian/l2watch_<version>_amd64.deb (cargo-deb, release
+    /// build), and check it with lintian (errors fail). Install it with `dpkg -i`.
+    Deb {
+        /// Skip the lintian check.
+        #[arg(long)]
+        no_lintian: bool,
     },
     /// A private layer-2 lab in network namespaces: a hub bridge (every port sees every
     /// frame, like a SPAN port), a monitor port for l2watch, and hosts running real dnsmasq,
@@ -184,13 +216,34 @@ fn main_result() -> Result<()> {
                     "warnings",
                 ]))?;
             }
-            // The live and CLI tests run the real binary.
+            // The live and CLI tests run the real binary; the package test installs the
+            // real package (a release build, checked by lintian here).
             cargo(&["build", "-p", "l2watch"])?;
+            let deb = build_deb()?;
+            lintian(&deb)?;
             let mut test_args: Vec<OsString> =
                 ["test", "--workspace"].iter().map(OsString::from).collect();
             test_args.extend(args);
-            cargo(&test_args)?;
+            let cargo_bin = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            run(Command::new(cargo_bin)
+                .args(&test_args)
+                .env("L2WATCH_DEB", &deb))?;
+            // Every decoder under libFuzzer for a short smoke.
+            fuzz(FUZZ_SMOKE_SECS, true, &[])?;
             eprintln!("xtask test: done in {:.0?}", start.elapsed());
+            Ok(())
+        }
+        Cmd::Fuzz { secs, dev, targets } => {
+            setup()?;
+            fuzz(secs, dev, &targets)
+        }
+        Cmd::Deb { no_lintian } => {
+            setup()?;
+            let deb = build_deb()?;
+            if !no_lintian {
+                lintian(&deb)?;
+            }
+            println!("{}", deb.display());
             Ok(())
         }
         Cmd::Bench { args } if args.first().is_some_and(|a| a == "storm") => {
@@ -277,6 +330,172 @@ fn workspace_root() -> Result<PathBuf> {
 }
 
 /// Where bpf-linker and its LLVM prefix live; must match monitor/build.rs.
+/// Every fuzz target: the `[[bin]]` names of fuzz/Cargo.toml.
+fn fuzz_targets(root: &Path) -> Result<Vec<String>> {
+    let manifest = fs::read_to_string(root.join("fuzz/Cargo.toml"))?;
+    Ok(manifest
+        .lines()
+        .filter_map(|l| l.strip_prefix("name = \""))
+        .filter_map(|l| l.strip_suffix('"'))
+        .filter(|n| *n != "l2watch-fuzz")
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Seeds, builds and runs the fuzz targets for `secs` each; prints a line per target.
+fn fuzz(secs: u64, dev: bool, only: &[String]) -> Result<()> {
+    let root = workspace_root()?;
+    let all = fuzz_targets(&root)?;
+    let targets: Vec<String> = if only.is_empty() {
+        all.clone()
+    } else {
+        for t in only {
+            if !all.contains(t) {
+                bail!("no fuzz target {t:?}: the targets are {}", all.join(", "));
+            }
+        }
+        only.to_vec()
+    };
+    let corpus = env::var_os("L2WATCH_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/corpus/pcap"));
+    let seeds = root.join("target/fuzz-corpus");
+    if corpus.join("ground_truth.json").exists() {
+        cargo(&[
+            "build",
+            "-p",
+            "l2watch-tests",
+            "--bin",
+            "l2watch-fuzz-seeds",
+        ])?;
+        run(Command::new(root.join("target/debug/l2watch-fuzz-seeds"))
+            .arg(&corpus)
+            .arg(&seeds))?;
+    } else {
+        eprintln!(
+            "xtask fuzz: no shared corpus at {} (set L2WATCH_CORPUS): targets start unseeded",
+            corpus.display()
+        );
+    }
+    let cargo_fuzz = tools_dir().join("bin/cargo-fuzz");
+    // Coverage-guided without a sanitizer: the decoders are safe Rust, and the build and the
+    // runs are several times faster; debug assertions (overflow checks) stay on.
+    let common = [
+        "--sanitizer",
+        "none",
+        if dev { "--dev" } else { "--release" },
+        "--debug-assertions",
+    ];
+    let fuzz_target_dir = root.join("target/fuzz");
+    let nightly = |c: &mut Command| {
+        c.current_dir(root.join("fuzz"))
+            .env("RUSTUP_TOOLCHAIN", "nightly")
+            .env("L2WATCH_NO_EBPF", "1")
+            .env_remove("CARGO")
+            .env_remove("RUSTC");
+    };
+    let mut build = Command::new(&cargo_fuzz);
+    nightly(&mut build);
+    run(build
+        .arg("build")
+        .args(common)
+        .arg("--target-dir")
+        .arg(&fuzz_target_dir))
+    .context("building the fuzz targets failed")?;
+    let mut report = Vec::new();
+    for t in &targets {
+        let dir = seeds.join(t);
+        fs::create_dir_all(&dir)?;
+        let mut cmd = Command::new(&cargo_fuzz);
+        nightly(&mut cmd);
+        let out = cmd
+            .arg("run")
+            .args(common)
+            .arg("--target-dir")
+            .arg(&fuzz_target_dir)
+            .arg(t)
+            .arg(&dir)
+            .args([
+                "--",
+                &format!("-max_total_time={secs}"),
+                "-print_final_stats=1",
+                "-max_len=4096",
+            ])
+            .output()
+            .with_context(|| format!("cannot run cargo fuzz run {t}"))?;
+        let log = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            bail!(
+                "fuzz target {t} failed (a crash: the input is under fuzz/artifacts/{t}/; \
+                 add it as a regression test):\n{}",
+                tail.join("\n")
+            );
+        }
+        let stat = |key: &str| {
+            log.lines().find_map(|l| {
+                l.strip_prefix(key)?
+                    .trim()
+                    .strip_prefix(':')?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+        };
+        let cov = log
+            .lines()
+            .rev()
+            .find_map(|l| {
+                let i = l.find(" cov: ")?;
+                l[i + 6..].split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .unwrap_or(0);
+        let execs = stat("stat::number_of_executed_units").unwrap_or(0);
+        let line = format!(
+            "{t:<12} {secs:>5} s  {execs:>11} execs  {:>8} exec/s  cov {cov:>6}  corpus {}",
+            stat("stat::average_exec_per_sec").unwrap_or(0),
+            fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0),
+        );
+        eprintln!("xtask fuzz: {line}");
+        report.push(line);
+    }
+    println!("{}", report.join("\n"));
+    Ok(())
+}
+
+/// Builds the package with cargo-deb; returns its path.
+fn build_deb() -> Result<PathBuf> {
+    let root = workspace_root()?;
+    let out_dir = root.join("target/debian");
+    fs::create_dir_all(&out_dir)?;
+    let out = output(
+        Command::new(tools_dir().join("bin/cargo-deb"))
+            .current_dir(&root)
+            .args(["deb", "-p", "l2watch", "--output"])
+            .arg(&out_dir),
+    )
+    .context("cargo-deb failed")?;
+    let path = out
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.ends_with(".deb"))
+        .ok_or_else(|| anyhow!("cargo-deb printed no package path: {out}"))?;
+    Ok(PathBuf::from(path))
+}
+
+/// lintian on the package: errors fail, warnings are printed.
+fn lintian(deb: &Path) -> Result<()> {
+    if Command::new("lintian").arg("--version").output().is_err() {
+        bail!("lintian is not installed: run `sudo cargo xtask setup` (it installs the lintian package)");
+    }
+    run(Command::new("lintian")
+        .args(["--fail-on", "error", "--no-tag-display-limit", "--info"])
+        .arg(deb))
+    .context("lintian found errors in the package")
+}
+
 fn tools_dir() -> PathBuf {
     if let Some(dir) = env::var_os("L2WATCH_TOOLS_DIR") {
         return PathBuf::from(dir);
@@ -323,6 +542,8 @@ fn setup() -> Result<()> {
     let start = Instant::now();
     ensure_nightly()?;
     ensure_bpf_linker()?;
+    ensure_cargo_tool("cargo-deb", CARGO_DEB_VERSION, "cargo-deb")?;
+    ensure_cargo_tool("cargo-fuzz", CARGO_FUZZ_VERSION, "cargo-fuzz")?;
     ensure_debian_packages()?;
     eprintln!("xtask setup: ready in {:.1?}", start.elapsed());
     Ok(())
@@ -424,6 +645,32 @@ fn ensure_bpf_linker() -> Result<()> {
         ])
         .arg(&tools))
     .context("building bpf-linker failed")?;
+    fs::write(&stamp_path, stamp)?;
+    Ok(())
+}
+
+/// `cargo install`s a cargo subcommand into the tools directory, once per version.
+fn ensure_cargo_tool(krate: &str, version: &str, bin: &str) -> Result<()> {
+    let tools = tools_dir();
+    let stamp_path = tools.join(format!("{krate}.stamp"));
+    let stamp = format!("{krate} {version}\n");
+    if tools.join("bin").join(bin).exists()
+        && fs::read_to_string(&stamp_path).ok().as_deref() == Some(&stamp)
+    {
+        return Ok(());
+    }
+    eprintln!("xtask setup: building {krate} {version} (once)");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    run(Command::new(cargo)
+        .args([
+            "install",
+            &format!("{krate}@{version}"),
+            "--locked",
+            "--force",
+            "--root",
+        ])
+        .arg(&tools))
+    .with_context(|| format!("building {krate} failed"))?;
     fs::write(&stamp_path, stamp)?;
     Ok(())
 }

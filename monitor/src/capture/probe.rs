@@ -354,6 +354,11 @@ pub struct Snapshot {
 impl Probe {
     /// Loads the program, sizes its maps and writes its configuration.
     pub fn load(cfg: &ProbeConfig) -> Result<Probe, ProbeError> {
+        if OBJECT.is_empty() {
+            return Err(ProbeError::Missing(
+                "the XDP object: this binary was built with L2WATCH_NO_EBPF=1 (for fuzzing)",
+            ));
+        }
         let mut loader = EbpfLoader::new();
         for (name, size) in sized_maps(cfg) {
             loader.map_max_entries(name, size);
