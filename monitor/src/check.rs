@@ -1,7 +1,8 @@
 //! `l2watch check`: a preflight that changes nothing. Kernel version, BTF and capabilities;
 //! per interface: that it exists and is up, which XDP modes its driver supports (the netdev
 //! generic-netlink family's xdp-features), and whether hardware VLAN stripping (rxvlan) is on
-//! (the ethtool ioctl), each with the fix when something is missing.
+//! (ethtool's netlink family, through the `ethtool` crate), each with the fix when something
+//! is missing.
 use std::{ffi::c_void, fmt, mem::size_of, path::Path};
 
 use serde::Serialize;
@@ -230,13 +231,10 @@ pub fn worst(items: &[Item]) -> Level {
     items.iter().map(|i| i.level).max().unwrap_or(Level::Ok)
 }
 
-// --- ethtool ioctl ---
+// --- ethtool ioctl: the driver's name (ETHTOOL_GDRVINFO has no netlink equivalent) ---
 
 const SIOCETHTOOL: libc::c_ulong = 0x8946;
 const ETHTOOL_GDRVINFO: u32 = 0x3;
-const ETHTOOL_GFLAGS: u32 = 0x25;
-/// ETH_FLAG_RXVLAN: the kernel's view of NETIF_F_HW_VLAN_CTAG_RX.
-const ETH_FLAG_RXVLAN: u32 = 1 << 8;
 
 #[repr(C)]
 struct IfReq {
@@ -269,19 +267,57 @@ fn ethtool(name: &str, data: *mut c_void) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Whether hardware VLAN stripping is on.
+/// Whether hardware VLAN stripping is on: the `rx-vlan-hw-parse` feature (the kernel's
+/// NETIF_F_HW_VLAN_CTAG_RX), asked over ethtool's netlink family with the rust-netlink
+/// `ethtool` crate.
 pub fn rxvlan(name: &str) -> std::io::Result<bool> {
-    #[repr(C)]
-    struct Value {
-        cmd: u32,
-        data: u32,
-    }
-    let mut v = Value {
-        cmd: ETHTOOL_GFLAGS,
-        data: 0,
-    };
-    ethtool(name, &mut v as *mut Value as *mut c_void)?;
-    Ok(v.data & ETH_FLAG_RXVLAN != 0)
+    use futures_util::TryStreamExt as _;
+    use std::io::{Error, ErrorKind};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    rt.block_on(async {
+        let (conn, mut handle, _) = ethtool::new_connection()?;
+        let conn = tokio::spawn(conn);
+        let result = async {
+            let mut msgs = handle
+                .feature()
+                .get(Some(name))
+                .execute()
+                .await
+                .map_err(|e| Error::other(e.to_string()))?;
+            // The active set lists the features that are on; one the driver lacks or has off
+            // is absent (both leave the tags for XDP to see).
+            let mut on = false;
+            let mut answered = false;
+            while let Some(m) = msgs
+                .try_next()
+                .await
+                .map_err(|e| Error::other(e.to_string()))?
+            {
+                for nla in &m.payload.nlas {
+                    if let ethtool::EthtoolAttr::Feature(ethtool::EthtoolFeatureAttr::Active(
+                        bits,
+                    )) = nla
+                    {
+                        answered = true;
+                        on |= bits.iter().any(|b| b.name == "rx-vlan-hw-parse" && b.value);
+                    }
+                }
+            }
+            if answered {
+                Ok(on)
+            } else {
+                Err(Error::new(
+                    ErrorKind::NotFound,
+                    "ethtool's netlink family answered without the active features",
+                ))
+            }
+        }
+        .await;
+        conn.abort();
+        result
+    })
 }
 
 fn ethtool_driver(name: &str) -> Option<String> {

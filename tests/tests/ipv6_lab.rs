@@ -144,9 +144,13 @@ fn real_ipv6_software_and_every_planted_problem() {
 
     // DHCPv6: the server appears by DUID, c1's leased address is bound to it.
     step(&mut lab, Step::Dhcpv6);
-    let servers = wait_api(&lab, "/api/v1/dhcpv6/servers", "the DHCPv6 server", |v| {
-        v["count"].as_u64().is_some_and(|n| n >= 1)
-    });
+    // The row appears with the ADVERTISE; the REPLY follows a moment later.
+    let servers = wait_api(
+        &lab,
+        "/api/v1/dhcpv6/servers",
+        "the DHCPv6 server's reply",
+        |v| v["servers"][0]["replies"].as_u64().is_some_and(|n| n >= 1),
+    );
     let s = &servers["servers"][0];
     assert!(s["replies"].as_u64().unwrap() >= 1, "{s}");
     assert_eq!(s["macs"][0], mac_of("srv"), "{s}");

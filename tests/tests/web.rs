@@ -127,6 +127,51 @@ fn certs(dir: &Path) -> Certs {
     }
 }
 
+/// A client certificate (and key) for `cn`, signed by the CA `ca` (a name in `dir`).
+fn client_cert(dir: &Path, ca: &str, cn: &str) -> (PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n);
+    let (key, csr, cert) = (
+        p(&format!("{cn}.key")),
+        p(&format!("{cn}.csr")),
+        p(&format!("{cn}.pem")),
+    );
+    sh_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+            ])
+            .args(["-subj", &format!("/CN={cn}"), "-keyout"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&csr),
+    );
+    std::fs::write(
+        p("client.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )
+    .unwrap();
+    sh_ok(
+        Command::new("openssl")
+            .args(["x509", "-req", "-days", "2", "-in"])
+            .arg(&csr)
+            .arg("-CA")
+            .arg(p(&format!("{ca}.pem")))
+            .arg("-CAkey")
+            .arg(p(&format!("{ca}.key")))
+            .arg("-CAcreateserial")
+            .arg("-extfile")
+            .arg(p("client.ext"))
+            .arg("-out")
+            .arg(&cert),
+    );
+    (cert, key)
+}
+
 /// The web config: TLS with the test certificate, one user with a bcrypt hash.
 fn web_config(dir: &Path, c: &Certs) -> PathBuf {
     let hash = bcrypt::hash(PASSWORD, 8).unwrap();
@@ -222,6 +267,16 @@ fn tls_lab(prefix: &str) -> TlsLab {
     }
 }
 
+/// The agent on `mon_if` without a database, serving with the web config `web`.
+fn start_tls(mon: &Netns, mon_if: &str, web: &Path, extra: &[&str]) -> Agent {
+    let listen = format!("127.0.0.1:{PORT}");
+    let web = web.to_str().unwrap();
+    let mut args = vec!["run", "--iface", mon_if, "--no-db", "--listen", &listen];
+    args.extend(["--web.config.file", web]);
+    args.extend(extra);
+    start(mon, &args)
+}
+
 fn config(dir: &Path, text: &str) -> PathBuf {
     let p = dir.join("l2watch.toml");
     std::fs::write(&p, text).unwrap();
@@ -258,21 +313,7 @@ fn tls_and_basic_auth_guard_the_listener_and_prometheus_scrapes_through_them() {
     );
 
     let cfg = config(dir.path(), "[web]\nread_timeout_secs = 2\n");
-    let _agent = start(
-        &mon,
-        &[
-            "run",
-            "--iface",
-            &mon_if,
-            "--no-db",
-            "--listen",
-            &format!("127.0.0.1:{PORT}"),
-            "--config",
-            cfg.to_str().unwrap(),
-            "--web.config.file",
-            web.to_str().unwrap(),
-        ],
-    );
+    let mut agent = start_tls(&mon, &mon_if, &web, &["--config", cfg.to_str().unwrap()]);
     let url = |p: &str| format!("https://127.0.0.1:{PORT}{p}");
     let ca = c.ca.to_str().unwrap();
     let auth = format!("{USER}:{PASSWORD}");
@@ -453,6 +494,46 @@ fn tls_and_basic_auth_guard_the_listener_and_prometheus_scrapes_through_them() {
     assert!(m("l2watch_http_tls_handshake_failures_total") >= 2.0);
     assert!(m("l2watch_http_timeouts_total") >= 1.0);
     assert!(m("l2watch_http_requests_refused_total") >= 1.0);
+
+    // Mutual TLS: with client_auth_type RequireAndVerifyClientCert, only a client certificate
+    // signed by client_ca_file gets through the handshake.
+    agent.stop(WAIT);
+    let (good_cert, good_key) = client_cert(dir.path(), "ca", "rack-client");
+    let (bad_cert, bad_key) = client_cert(dir.path(), "other-ca", "stranger");
+    let mtls = dir.path().join("mtls.yml");
+    std::fs::write(
+        &mtls,
+        format!(
+            "tls_server_config:\n  cert_file: {}\n  key_file: {}\n  \
+             client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: {ca}\n",
+            c.cert.display(),
+            c.key.display()
+        ),
+    )
+    .unwrap();
+    let _agent = start_tls(&mon, &mon_if, &mtls, &[]);
+    let with_cert = |cert: Option<(&PathBuf, &PathBuf)>| {
+        let mut args = vec!["--cacert".to_string(), ca.to_string()];
+        if let Some((c, k)) = cert {
+            args.extend(["--cert".into(), c.display().to_string()]);
+            args.extend(["--key".into(), k.display().to_string()]);
+        }
+        args.push(url("/healthz"));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        curl(&mon, &refs)
+    };
+    let (exit, code, _) = with_cert(None);
+    assert!(
+        exit != 0 && code != 200,
+        "no client certificate: exit {exit}, code {code}"
+    );
+    let (exit, code, _) = with_cert(Some((&bad_cert, &bad_key)));
+    assert!(
+        exit != 0 && code != 200,
+        "a certificate from another CA: exit {exit}, code {code}"
+    );
+    let (_, code, body) = with_cert(Some((&good_cert, &good_key)));
+    assert_eq!(code, 200, "{body}");
 }
 
 #[test]
@@ -467,19 +548,7 @@ fn the_status_page_in_headless_chromium_shows_a_planted_duplicate_ip_over_tls_an
         mon_if,
         peer_if,
     } = tls_lab("page");
-    let _agent = start(
-        &mon,
-        &[
-            "run",
-            "--iface",
-            &mon_if,
-            "--no-db",
-            "--listen",
-            &format!("127.0.0.1:{PORT}"),
-            "--web.config.file",
-            web.to_str().unwrap(),
-        ],
-    );
+    let _agent = start_tls(&mon, &mon_if, &web, &[]);
     // Two MACs claim 10.7.0.9 in turn (A B A B): both alive, a duplicate IP.
     for mac in [MAC_A, MAC_B, MAC_A, MAC_B] {
         send_frames(&peer, &peer_if, &[claim(mac, [10, 7, 0, 9], &[])]);

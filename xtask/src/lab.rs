@@ -302,12 +302,61 @@ fn leftover_namespaces(names: &[String]) -> Vec<String> {
 }
 
 fn run_demo(lab: &mut Lab, opts: &DemoOpts, started: Instant) -> Result<()> {
+    let agent_path = opts.agent.to_str().context("agent path is not UTF-8")?;
+    let mon = lab.mon.name.clone();
+    let mut header = String::new();
+    let mut frame = 0u64;
+    drive(
+        lab,
+        agent_path,
+        &demo_config,
+        opts.duration,
+        opts.refresh,
+        started,
+        |view, steps, elapsed| {
+            if header.is_empty() {
+                let log = &view.agent_log;
+                header = format!(
+                    "l2watch demo: a private lab segment in network namespaces; Ctrl-C stops it and removes everything\n\
+                     \x20 metrics: ip netns exec {mon} curl -s {API}/metrics\n\
+                     \x20 API:     ip netns exec {mon} curl -s {API}/api/v1/devices   (findings, dhcp/servers, events)\n\
+                     \x20 CLI:     ip netns exec {mon} {agent_path} findings --since 10m\n\
+                     \x20 agent:   attached to {} in {mon}; log {}",
+                    view.mon_if,
+                    log.display()
+                );
+            }
+            frame += 1;
+            show(&mon, agent_path, &header, steps, elapsed, frame, opts.plain);
+        },
+    )
+}
+
+/// What a view of the running lab reads while the churn holds the lab.
+struct View {
+    mon_if: String,
+    agent_log: PathBuf,
+    agent_pid: u32,
+    dir: PathBuf,
+}
+
+/// Starts the authorised DHCP server and the agent (with `config`) on the lab, plays the
+/// scripted churn on its own thread, and calls `tick` every `every` until `duration`, Ctrl-C
+/// or the churn ends.
+fn drive(
+    lab: &mut Lab,
+    agent_path: &str,
+    config: &dyn Fn(&Lab) -> String,
+    duration: Option<Duration>,
+    every: Duration,
+    started: Instant,
+    mut tick: impl FnMut(&View, &[String], Duration),
+) -> Result<()> {
     let abort = lab.abort_flag();
     Step::DhcpServer.run(lab).map_err(|e| anyhow!(e))?;
-    let config = lab.path("l2watch.toml");
-    std::fs::write(&config, demo_config(lab))?;
-    let agent_path = opts.agent.to_str().context("agent path is not UTF-8")?;
-    let config_arg = config.to_str().context("lab path is not UTF-8")?;
+    let config_path = lab.path("l2watch.toml");
+    std::fs::write(&config_path, config(lab))?;
+    let config_arg = config_path.to_str().context("lab path is not UTF-8")?;
     let agent = lab
         .start_daemon(
             "agent",
@@ -316,19 +365,14 @@ fn run_demo(lab: &mut Lab, opts: &DemoOpts, started: Instant) -> Result<()> {
             &["--log-format", "json", "run", "--config", config_arg],
         )
         .map_err(|e| anyhow!(e))?;
-    let agent_log = agent.log.clone();
+    let (agent_log, agent_pid) = (agent.log.clone(), agent.pid);
     wait_ready(lab, &agent_log)?;
-
-    let mon = lab.mon.name.clone();
-    let header = format!(
-        "l2watch demo: a private lab segment in network namespaces; Ctrl-C stops it and removes everything\n\
-         \x20 metrics: ip netns exec {mon} curl -s {API}/metrics\n\
-         \x20 API:     ip netns exec {mon} curl -s {API}/api/v1/devices   (findings, dhcp/servers, events)\n\
-         \x20 CLI:     ip netns exec {mon} {agent_path} findings --since 10m\n\
-         \x20 agent:   attached to {} in {mon}; log {}",
-        lab.mon_if,
-        agent_log.display()
-    );
+    let view = View {
+        mon_if: lab.mon_if.clone(),
+        agent_log,
+        agent_pid,
+        dir: lab.path(""),
+    };
 
     // The churn runs on its own thread with the lab; the view polls the agent's API.
     let narration = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
@@ -352,22 +396,18 @@ fn run_demo(lab: &mut Lab, opts: &DemoOpts, started: Instant) -> Result<()> {
             }
             done2.store(true, Ordering::SeqCst);
         });
-        let mut frame = 0u64;
         loop {
             let elapsed = started.elapsed();
             let stop = STOP.load(Ordering::SeqCst)
-                || opts.duration.is_some_and(|d| elapsed >= d)
+                || duration.is_some_and(|d| elapsed >= d)
                 || done.load(Ordering::SeqCst);
             if stop {
                 abort.store(true, Ordering::SeqCst);
                 break;
             }
-            frame += 1;
             let steps = narration.lock().expect("lock").clone();
-            show(
-                &mon, agent_path, &header, &steps, elapsed, frame, opts.plain,
-            );
-            let next = Instant::now() + opts.refresh;
+            tick(&view, &steps, elapsed);
+            let next = Instant::now() + every;
             while Instant::now() < next && !STOP.load(Ordering::SeqCst) {
                 std::thread::sleep(Duration::from_millis(100));
             }
@@ -489,4 +529,202 @@ fn show(
     print!("{screen}");
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
+}
+
+/// Options of `cargo xtask soak`.
+pub struct SoakOpts {
+    pub agent: PathBuf,
+    pub minutes: u64,
+    /// Where the samples go (CSV), besides the summary on stdout.
+    pub csv: Option<PathBuf>,
+}
+
+/// The soak's agent: the demo's, with a small history cap so retention prunes within the run,
+/// and the stats line every 10 s.
+fn soak_config(lab: &Lab) -> String {
+    demo_config(lab).replace("stats_interval_secs = 60", "stats_interval_secs = 10")
+        + "\n[database.retention]\nmax_events = 20000\n"
+}
+
+/// One sample of the agent: resident memory, open descriptors, database files, scrape time.
+struct Sample {
+    secs: u64,
+    rss_kb: u64,
+    fds: u64,
+    db_bytes: u64,
+    scrape_ms: f64,
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn sample(view: &View, mon: &str, elapsed: Duration) -> Sample {
+    let fds = std::fs::read_dir(format!("/proc/{}/fd", view.agent_pid))
+        .map(|d| d.count() as u64)
+        .unwrap_or(0);
+    let db_bytes = ["l2watch.db", "l2watch.db-wal", "l2watch.db-shm"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(view.dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    // curl's own transfer time: the scrape, not the process start.
+    let scrape_ms = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            mon,
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{time_total}",
+        ])
+        .arg(format!("{API}/metrics"))
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+        .map_or(-1.0, |s| s * 1e3);
+    Sample {
+        secs: elapsed.as_secs(),
+        rss_kb: rss_kb(view.agent_pid),
+        fds,
+        db_bytes,
+        scrape_ms,
+    }
+}
+
+/// `cargo xtask soak`: the demo's churn (DHCP clients and servers, a rogue server, a
+/// duplicate IP, NIC swaps, DHCP storms, VLAN and QinQ frames, IPv6 routers and DHCPv6)
+/// against one agent for `minutes`, sampling it every 10 s; prints the samples and whether
+/// memory and descriptors stayed flat after warm-up and the database within its bound.
+pub fn soak(opts: SoakOpts) -> Result<()> {
+    require_root("the soak")?;
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
+    }
+    let started = Instant::now();
+    let mut lab = scenario::standard();
+    let mon = lab.mon.name.clone();
+    let names: Vec<String> = [&lab.hub, &lab.mon]
+        .into_iter()
+        .chain(lab.hosts.iter().map(|h| &h.ns))
+        .map(|n| n.name.clone())
+        .collect();
+    let agent_path = opts
+        .agent
+        .to_str()
+        .context("agent path is not UTF-8")?
+        .to_string();
+    let mut samples: Vec<Sample> = Vec::new();
+    let every = Duration::from_secs(10);
+    eprintln!(
+        "soak: {} minutes of churn against {agent_path}; a sample every 10 s",
+        opts.minutes
+    );
+    println!(
+        "{:>6}  {:>9}  {:>4}  {:>10}  {:>9}",
+        "secs", "rss_kb", "fds", "db_bytes", "scrape_ms"
+    );
+    let result = drive(
+        &mut lab,
+        &agent_path,
+        &soak_config,
+        Some(Duration::from_secs(opts.minutes * 60)),
+        every,
+        started,
+        |view, _steps, elapsed| {
+            let s = sample(view, &mon, elapsed);
+            println!(
+                "{:>6}  {:>9}  {:>4}  {:>10}  {:>9.1}",
+                s.secs, s.rss_kb, s.fds, s.db_bytes, s.scrape_ms
+            );
+            samples.push(s);
+        },
+    );
+    drop(lab);
+    let left = leftover_namespaces(&names);
+    if !left.is_empty() {
+        bail!("namespaces left behind: {left:?}");
+    }
+    result?;
+    if let Some(path) = &opts.csv {
+        let mut text = String::from("secs,rss_kb,fds,db_bytes,scrape_ms\n");
+        for s in &samples {
+            text += &format!(
+                "{},{},{},{},{:.1}\n",
+                s.secs, s.rss_kb, s.fds, s.db_bytes, s.scrape_ms
+            );
+        }
+        std::fs::write(path, text)?;
+    }
+    summarize(&samples);
+    Ok(())
+}
+
+/// After a warm-up of a fifth of the run (at least a minute): the range of RSS and
+/// descriptors, the largest database, and scrape times.
+fn summarize(samples: &[Sample]) {
+    let Some(last) = samples.last() else {
+        println!("soak: no samples");
+        return;
+    };
+    let warm = (last.secs / 5).max(60);
+    let after: Vec<&Sample> = samples.iter().filter(|s| s.secs >= warm).collect();
+    if after.len() < 2 {
+        println!("soak: too short to judge (warm-up is {warm} s)");
+        return;
+    }
+    let range = |f: &dyn Fn(&Sample) -> u64| {
+        let v: Vec<u64> = after.iter().map(|s| f(s)).collect();
+        (
+            *v.iter().min().unwrap(),
+            *v.iter().max().unwrap(),
+            v[0],
+            *v.last().unwrap(),
+        )
+    };
+    let (rmin, rmax, rfirst, rlast) = range(&|s| s.rss_kb);
+    let (fmin, fmax, _, _) = range(&|s| s.fds);
+    let (_, dmax, dfirst, dlast) = range(&|s| s.db_bytes);
+    let mut scrape: Vec<f64> = after
+        .iter()
+        .map(|s| s.scrape_ms)
+        .filter(|v| *v >= 0.0)
+        .collect();
+    scrape.sort_by(f64::total_cmp);
+    let p = |q: f64| {
+        scrape
+            .get(((scrape.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(-1.0)
+    };
+    println!(
+        "soak: {} s, {} samples after a {warm} s warm-up\n\
+         \x20 RSS {rfirst} -> {rlast} kB (min {rmin}, max {rmax}: {:+.1}% first to last)\n\
+         \x20 open fds {fmin}..{fmax}\n\
+         \x20 database {dfirst} -> {dlast} bytes (max {dmax}; history capped at 20,000 events)\n\
+         \x20 scrape median {:.1} ms, p95 {:.1} ms, max {:.1} ms",
+        last.secs,
+        after.len(),
+        (rlast as f64 - rfirst as f64) / rfirst.max(1) as f64 * 100.0,
+        p(0.5),
+        p(0.95),
+        p(1.0),
+    );
 }

@@ -125,6 +125,21 @@ enum Cmd {
         /// Targets to run [default: all].
         targets: Vec<String>,
     },
+    /// Run the demo's churn (DHCP clients and servers, a rogue server, a duplicate IP, NIC
+    /// swaps, storms, VLAN/QinQ, IPv6) against one agent for N minutes, sampling its RSS,
+    /// open descriptors, database size and scrape time every 10 s (needs root; not in CI).
+    ///
+    /// Example: sudo cargo xtask soak --minutes 30 --csv soak.csv
+    Soak {
+        #[arg(long, default_value_t = 30)]
+        minutes: u64,
+        /// Also write the samples as CSV.
+        #[arg(long, value_name = "FILE")]
+        csv: Option<PathBuf>,
+        /// The l2watch binary [default: build and use target/release/l2watch].
+        #[arg(long, value_name = "PATH")]
+        agent: Option<PathBuf>,
+    },
     /// Build the Debian package, target/debian/l2watch_<version>_amd64.deb (cargo-deb, release
     /// build), and check it with lintian (errors fail). Install it with `dpkg -i`.
     Deb {
@@ -221,8 +236,11 @@ fn main_result() -> Result<()> {
             cargo(&["build", "-p", "l2watch"])?;
             let deb = build_deb()?;
             lintian(&deb)?;
-            let mut test_args: Vec<OsString> =
-                ["test", "--workspace"].iter().map(OsString::from).collect();
+            // Every test binary runs even after one fails, so a CI log shows all failures.
+            let mut test_args: Vec<OsString> = ["test", "--workspace", "--no-fail-fast"]
+                .iter()
+                .map(OsString::from)
+                .collect();
             test_args.extend(args);
             let cargo_bin = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             run(Command::new(cargo_bin)
@@ -232,6 +250,19 @@ fn main_result() -> Result<()> {
             fuzz(FUZZ_SMOKE_SECS, true, &[])?;
             eprintln!("xtask test: done in {:.0?}", start.elapsed());
             Ok(())
+        }
+        Cmd::Soak {
+            minutes,
+            csv,
+            agent,
+        } => {
+            setup()?;
+            let agent = release_agent(agent, &root)?;
+            lab::soak(lab::SoakOpts {
+                agent,
+                minutes,
+                csv,
+            })
         }
         Cmd::Fuzz { secs, dev, targets } => {
             setup()?;
@@ -295,13 +326,7 @@ fn main_result() -> Result<()> {
             plain,
         } => {
             setup()?;
-            let agent = match agent {
-                Some(a) => a,
-                None => {
-                    cargo(&["build", "--release", "-p", "l2watch"])?;
-                    root.join("target/release/l2watch")
-                }
-            };
+            let agent = release_agent(agent, &root)?;
             use std::io::IsTerminal as _;
             lab::demo(lab::DemoOpts {
                 agent,
@@ -309,6 +334,17 @@ fn main_result() -> Result<()> {
                 refresh: std::time::Duration::from_secs(refresh.max(1)),
                 plain: plain || !std::io::stdout().is_terminal(),
             })
+        }
+    }
+}
+
+/// The agent to run: the one named, else a fresh release build.
+fn release_agent(named: Option<PathBuf>, root: &Path) -> Result<PathBuf> {
+    match named {
+        Some(a) => Ok(a),
+        None => {
+            cargo(&["build", "--release", "-p", "l2watch"])?;
+            Ok(root.join("target/release/l2watch"))
         }
     }
 }
