@@ -350,6 +350,9 @@ struct DeviceArgs {
     /// how each was learnt). Both by default.
     #[arg(long, value_parser = ["4", "6"])]
     family: Option<String>,
+    /// At most this many rows (1..=100000) [default: 10000].
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -507,6 +510,7 @@ fn main() -> ExitCode {
                 ("vlan", a.vlan),
                 ("interface", a.interface),
                 ("family", a.family),
+                ("limit", a.limit.map(|l| l.to_string())),
             ]);
             query_cmd(&a.q, &format!("/api/v1/devices{qs}"), query::devices_table)
         }

@@ -402,7 +402,19 @@ pub fn devices_table(body: &Value) -> String {
             "BOOT",
         ],
         &rows,
-    )
+    ) + &truncated_note(body)
+}
+
+/// A line under a table the agent cut to its row limit, saying how to see the rest.
+fn truncated_note(body: &Value) -> String {
+    if body["truncated"] == true {
+        format!(
+            "\n({} of {} shown: narrow with --vlan, --interface or --ip, or raise --limit)",
+            body["count"], body["total"]
+        )
+    } else {
+        String::new()
+    }
 }
 
 pub fn routers_table(body: &Value) -> String {

@@ -122,6 +122,9 @@ enum Cmd {
         /// per second (what the CI smoke uses).
         #[arg(long)]
         dev: bool,
+        /// Targets run at once (one core each).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
         /// Targets to run [default: all].
         targets: Vec<String>,
     },
@@ -231,10 +234,11 @@ fn main_result() -> Result<()> {
                     "warnings",
                 ]))?;
             }
-            // The live and CLI tests run the real binary; the package test installs the
-            // real package (a release build, checked by lintian here).
+            // The live and CLI tests run the real binary; the package test installs a package
+            // of it (`cargo xtask deb` builds the same package from a release build), checked
+            // by lintian here.
             cargo(&["build", "-p", "l2watch"])?;
-            let deb = build_deb()?;
+            let deb = build_deb(true)?;
             lintian(&deb)?;
             // Every test binary runs even after one fails, so a CI log shows all failures.
             let mut test_args: Vec<OsString> = ["test", "--workspace", "--no-fail-fast"]
@@ -247,7 +251,7 @@ fn main_result() -> Result<()> {
                 .args(&test_args)
                 .env("L2WATCH_DEB", &deb))?;
             // Every decoder under libFuzzer for a short smoke.
-            fuzz(FUZZ_SMOKE_SECS, true, &[])?;
+            fuzz(FUZZ_SMOKE_SECS, true, 2, &[])?;
             eprintln!("xtask test: done in {:.0?}", start.elapsed());
             Ok(())
         }
@@ -264,13 +268,18 @@ fn main_result() -> Result<()> {
                 csv,
             })
         }
-        Cmd::Fuzz { secs, dev, targets } => {
+        Cmd::Fuzz {
+            secs,
+            dev,
+            jobs,
+            targets,
+        } => {
             setup()?;
-            fuzz(secs, dev, &targets)
+            fuzz(secs, dev, jobs, &targets)
         }
         Cmd::Deb { no_lintian } => {
             setup()?;
-            let deb = build_deb()?;
+            let deb = build_deb(false)?;
             if !no_lintian {
                 lintian(&deb)?;
             }
@@ -379,7 +388,7 @@ fn fuzz_targets(root: &Path) -> Result<Vec<String>> {
 }
 
 /// Seeds, builds and runs the fuzz targets for `secs` each; prints a line per target.
-fn fuzz(secs: u64, dev: bool, only: &[String]) -> Result<()> {
+fn fuzz(secs: u64, dev: bool, jobs: usize, only: &[String]) -> Result<()> {
     let root = workspace_root()?;
     let all = fuzz_targets(&root)?;
     let targets: Vec<String> = if only.is_empty() {
@@ -439,13 +448,13 @@ fn fuzz(secs: u64, dev: bool, only: &[String]) -> Result<()> {
         .arg(&fuzz_target_dir))
     .context("building the fuzz targets failed")?;
     let mut report = Vec::new();
-    for t in &targets {
+    // `jobs` targets at a time, each its own libFuzzer process on its own core.
+    let spawn = |t: &String| -> Result<std::process::Child> {
         let dir = seeds.join(t);
         fs::create_dir_all(&dir)?;
         let mut cmd = Command::new(&cargo_fuzz);
         nightly(&mut cmd);
-        let out = cmd
-            .arg("run")
+        cmd.arg("run")
             .args(common)
             .arg("--target-dir")
             .arg(&fuzz_target_dir)
@@ -457,8 +466,23 @@ fn fuzz(secs: u64, dev: bool, only: &[String]) -> Result<()> {
                 "-print_final_stats=1",
                 "-max_len=4096",
             ])
-            .output()
-            .with_context(|| format!("cannot run cargo fuzz run {t}"))?;
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .with_context(|| format!("cannot run cargo fuzz run {t}"))
+    };
+    let mut outputs = Vec::new();
+    for chunk in targets.chunks(jobs.max(1)) {
+        let children: Vec<_> = chunk
+            .iter()
+            .map(|t| spawn(t).map(|c| (t.clone(), c)))
+            .collect::<Result<_>>()?;
+        for (t, c) in children {
+            outputs.push((t, c.wait_with_output()?));
+        }
+    }
+    for (t, out) in &outputs {
+        let dir = seeds.join(t);
         let log = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
             let tail: Vec<&str> = log.lines().rev().take(40).collect();
@@ -500,18 +524,25 @@ fn fuzz(secs: u64, dev: bool, only: &[String]) -> Result<()> {
     Ok(())
 }
 
-/// Builds the package with cargo-deb; returns its path.
-fn build_deb() -> Result<PathBuf> {
+/// Builds the package with cargo-deb; returns its path. `test_build`: package the dev
+/// build the tests already made (stripped, fast compression) into target/debian-test/, so
+/// the CI proves the packaging without a second, release build of everything.
+fn build_deb(test_build: bool) -> Result<PathBuf> {
     let root = workspace_root()?;
-    let out_dir = root.join("target/debian");
+    let out_dir = root.join(if test_build {
+        "target/debian-test"
+    } else {
+        "target/debian"
+    });
     fs::create_dir_all(&out_dir)?;
-    let out = output(
-        Command::new(tools_dir().join("bin/cargo-deb"))
-            .current_dir(&root)
-            .args(["deb", "-p", "l2watch", "--output"])
-            .arg(&out_dir),
-    )
-    .context("cargo-deb failed")?;
+    let mut cmd = Command::new(tools_dir().join("bin/cargo-deb"));
+    cmd.current_dir(&root)
+        .args(["deb", "-p", "l2watch", "--output"])
+        .arg(&out_dir);
+    if test_build {
+        cmd.args(["--profile", "dev", "--strip", "--fast"]);
+    }
+    let out = output(&mut cmd).context("cargo-deb failed")?;
     let path = out
         .lines()
         .rev()

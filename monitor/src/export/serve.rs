@@ -95,7 +95,11 @@ async fn guard(State(f): State<Front>, req: Request<Body>, next: Next) -> Respon
             .get(header::AUTHORIZATION)
             .and_then(|v| basic_credentials(v.as_bytes()));
         let ok = match creds {
+            Some((user, password)) if auth.known_good(&user, &password) => true,
             Some((user, password)) => {
+                let Ok(_permit) = auth.gate.acquire().await else {
+                    return refuse(StatusCode::SERVICE_UNAVAILABLE, "shutting down");
+                };
                 let auth = auth.clone();
                 tokio::task::spawn_blocking(move || auth.check(&user, &password))
                     .await

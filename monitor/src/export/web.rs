@@ -300,6 +300,9 @@ fn tls_versions(
 /// The users and a cache of checks already made: bcrypt costs tens of milliseconds by
 /// design, and Prometheus sends the same credentials every scrape.
 pub struct BasicAuth {
+    /// One bcrypt check at a time: a stream of wrong passwords costs the agent one thread,
+    /// never all of them (the rest wait, bounded by the connection cap).
+    pub gate: tokio::sync::Semaphore,
     users: BTreeMap<String, String>,
     /// SHA-256 of (user, password, hash) for credentials that matched; bounded.
     good: Mutex<std::collections::HashSet<[u8; 32]>>,
@@ -317,6 +320,7 @@ fn dummy_hash() -> &'static str {
 impl BasicAuth {
     pub fn new(users: BTreeMap<String, String>) -> BasicAuth {
         BasicAuth {
+            gate: tokio::sync::Semaphore::new(1),
             users,
             good: Mutex::new(Default::default()),
         }
@@ -333,8 +337,16 @@ impl BasicAuth {
         out
     }
 
+    /// True when these credentials matched before (no bcrypt needed).
+    pub fn known_good(&self, user: &str, password: &str) -> bool {
+        self.users.get(user).is_some_and(|hash| {
+            let key = Self::cache_key(user, password, hash);
+            self.good.lock().expect("auth cache").contains(&key)
+        })
+    }
+
     /// Whether `user`/`password` match; slow (bcrypt) the first time, so call it off the
-    /// async threads.
+    /// async threads, one at a time ([`BasicAuth::gate`]).
     pub fn check(&self, user: &str, password: &str) -> bool {
         let Some(hash) = self.users.get(user) else {
             let _ = bcrypt::verify(password, dummy_hash());

@@ -492,13 +492,22 @@ impl Store {
             // station.
             let (mut ip_buf, mut mac_buf, mut detail_buf) =
                 (String::new(), String::new(), String::new());
+            // The engine's id is the row's, so the live stream and the history agree. An
+            // engine that was not restored from this file (a replay into an existing one)
+            // numbers from 1 again; its events then take the next row ids instead.
+            let mut last_id: i64 = tx
+                .query_row("SELECT COALESCE(max(id), 0) FROM events", [], |r| r.get(0))
+                .map_err(sql)?;
             for e in &c.events {
                 let (i, o, n) = seg_cols(&e.seg);
                 let ip = e.ip.map(|ip| fmt_into(&mut ip_buf, ip));
                 let mac = fmt_into(&mut mac_buf, e.mac);
                 let detail = e.detail.write_json(&mut detail_buf).then_some(&*detail_buf);
-                // The engine numbers events; 0 (an unnumbered event) takes the next row id.
-                let id = (e.id > 0).then_some(e.id as i64);
+                let id = match e.id as i64 {
+                    id if id > last_id => id,
+                    _ => last_id + 1,
+                };
+                last_id = id;
                 st.execute(params![ns(e.ts), &*e.kind, i, o, n, ip, mac, detail, id])
                     .map_err(sql)?;
             }

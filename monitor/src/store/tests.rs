@@ -430,3 +430,53 @@ fn ipv6_state_is_written_and_read_back() {
         "{servers}"
     );
 }
+
+#[test]
+fn event_ids_are_the_engines_go_on_after_a_restore_and_never_collide() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("l2watch.db");
+    let (mut store, _) = Store::open(&path).unwrap();
+    let mut e = busy_engine().with_stream(100);
+    e.observe(&arp(A, ip(9)), 5 * SECOND);
+    let streamed: Vec<u64> = e.take_stream().iter().map(|ev| ev.id).collect();
+    store.write(&e.take_changes()).unwrap();
+    let stored: Vec<u64> = store
+        .events_since(0, 100)
+        .unwrap()
+        .iter()
+        .map(|ev| ev.id)
+        .collect();
+    assert_eq!(stored, [1, 2, 3, 4, 5]);
+    assert_eq!(streamed, [5], "the stream numbers as the history does");
+
+    // Restored, an engine numbers after the stored ids.
+    let (restored, _) = store.load(CAPS).unwrap();
+    assert_eq!(restored.last_event_id, 5);
+    let mut back = Engine::new(EngineConfig::default())
+        .with_journal(100)
+        .with_stream(100);
+    back.restore(restored);
+    back.observe(&arp(B, ip(7)), 6 * SECOND);
+    assert_eq!(back.take_stream()[0].id, 6);
+    store.write(&back.take_changes()).unwrap();
+
+    // Not restored (a replay into an existing file): its ids 1.. become the next row ids.
+    let mut fresh = Engine::new(EngineConfig::default()).with_journal(100);
+    fresh.observe(&arp(A, ip(20)), 7 * SECOND);
+    fresh.observe(&arp(B, ip(21)), 8 * SECOND);
+    store.write(&fresh.take_changes()).unwrap();
+    let ids: Vec<u64> = store
+        .events_between(0, u64::MAX, 100)
+        .unwrap()
+        .iter()
+        .map(|ev| ev.id)
+        .collect();
+    assert_eq!(ids, [1, 2, 3, 4, 5, 6, 7, 8]);
+    let between: Vec<u64> = store
+        .events_between(2, 6, 100)
+        .unwrap()
+        .iter()
+        .map(|ev| ev.id)
+        .collect();
+    assert_eq!(between, [3, 4, 5]);
+}
