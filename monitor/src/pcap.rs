@@ -66,6 +66,14 @@ impl CaptureError {
 /// Largest record the reader accepts; pcapng blocks can be big, frames here are small.
 const READ_BUFFER: usize = 1 << 20;
 
+/// The total length of the pcapng block at the start of `data`, in the byte order that makes
+/// it smaller (a length read in the wrong order is at least 16 MiB for any block this reader
+/// accepts, so the smaller one is the real one); None with fewer than 8 bytes.
+fn ng_block_len(data: &[u8]) -> Option<u32> {
+    let b: [u8; 4] = data.get(4..8)?.try_into().ok()?;
+    Some(u32::from_le_bytes(b).min(u32::from_be_bytes(b)))
+}
+
 /// Reads every frame of `path`, calling `on_frame` for each, in file order.
 pub fn read_capture(path: &Path, on_frame: impl FnMut(Frame<'_>)) -> Result<u64, CaptureError> {
     let name = path.display().to_string();
@@ -98,8 +106,24 @@ pub fn read_from(
     let mut legacy_nanos = false;
     let mut interfaces: Vec<(i32, u64, i64, Option<String>)> = Vec::new();
     let mut frames = 0u64;
+    let mut pcapng = false;
     loop {
         let offset = reader.consumed() as u64;
+        // Every pcapng block is at least 12 bytes (type, length, length). pcap-parser 0.16
+        // and 0.17 accept a shorter length for a Process Information Block and then subtract
+        // 12 from it (a panic in a debug build, a wrapped length in release; found by the
+        // `pcap` fuzz target): such a block is refused here, with its offset.
+        if pcapng {
+            if let Some(len) = ng_block_len(reader.data()) {
+                if len < 12 {
+                    return Err(CaptureError::Corrupt {
+                        path: path(),
+                        offset,
+                        reason: format!("pcapng block length {len}, below the minimum of 12"),
+                    });
+                }
+            }
+        }
         match reader.next() {
             Ok((len, block)) => {
                 match block {
@@ -120,7 +144,10 @@ pub fn read_from(
                             interface: None,
                         });
                     }
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => interfaces.clear(),
+                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                        pcapng = true;
+                        interfaces.clear();
+                    }
                     PcapBlockOwned::NG(Block::InterfaceDescription(idb)) => {
                         check_ethernet(name, idb.linktype, offset)?;
                         let res = idb.ts_resolution().ok_or_else(|| CaptureError::Corrupt {
@@ -314,6 +341,26 @@ mod tests {
         match r {
             Err(CaptureError::NotEthernet { linktype: 113, .. }) => {}
             other => panic!("expected NotEthernet, got {other:?}"),
+        }
+        assert!(got.is_empty());
+    }
+
+    /// Found by the `pcap` fuzz target: a section header, then a Process Information Block
+    /// whose length (7) is below pcapng's minimum; pcap-parser would subtract 12 from it.
+    const SHORT_PIB: [u8; 50] = [
+        10, 13, 13, 10, 28, 0, 0, 0, 77, 60, 43, 26, 1, 0, 0, 0, 80, 0, 0, 0, 255, 255, 255, 255,
+        28, 0, 0, 0, 1, 0, 0, 128, 7, 0, 0, 0, 0, 0, 0, 128, 0, 41, 50, 46, 92, 0, 92, 0, 0, 0,
+    ];
+
+    #[test]
+    fn a_pcapng_block_shorter_than_its_header_is_corrupt_at_its_offset() {
+        let (r, got) = read_all(&SHORT_PIB);
+        match r {
+            Err(CaptureError::Corrupt { offset, reason, .. }) => {
+                assert_eq!(offset, 28);
+                assert!(reason.contains("block length 7"), "{reason}");
+            }
+            other => panic!("expected Corrupt, got {other:?}"),
         }
         assert!(got.is_empty());
     }

@@ -539,11 +539,19 @@ pub struct SoakOpts {
     pub csv: Option<PathBuf>,
 }
 
-/// The soak's agent: the demo's, with a small history cap so retention prunes within the run,
-/// and the stats line every 10 s.
+/// History events and stream events kept in the soak: small, so the caps fill within the
+/// warm-up and whatever grows after it is a leak, not a table filling up.
+const SOAK_MAX_EVENTS: u64 = 5_000;
+const SOAK_STREAM_REPLAY: u64 = 2_000;
+
+/// The soak's agent: the demo's, with small history and stream caps (above) and the stats
+/// line every 10 s.
 fn soak_config(lab: &Lab) -> String {
     demo_config(lab).replace("stats_interval_secs = 60", "stats_interval_secs = 10")
-        + "\n[database.retention]\nmax_events = 20000\n"
+        + &format!(
+            "\n[database.retention]\nmax_events = {SOAK_MAX_EVENTS}\n\n[web]\nstream_replay = \
+             {SOAK_STREAM_REPLAY}\n"
+        )
 }
 
 /// One sample of the agent: resident memory, open descriptors, database files, scrape time.
@@ -718,7 +726,7 @@ fn summarize(samples: &[Sample]) {
         "soak: {} s, {} samples after a {warm} s warm-up\n\
          \x20 RSS {rfirst} -> {rlast} kB (min {rmin}, max {rmax}: {:+.1}% first to last)\n\
          \x20 open fds {fmin}..{fmax}\n\
-         \x20 database {dfirst} -> {dlast} bytes (max {dmax}; history capped at 20,000 events)\n\
+         \x20 database {dfirst} -> {dlast} bytes (max {dmax}; history capped at {SOAK_MAX_EVENTS} events)\n\
          \x20 scrape median {:.1} ms, p95 {:.1} ms, max {:.1} ms",
         last.secs,
         after.len(),

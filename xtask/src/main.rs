@@ -485,11 +485,18 @@ fn fuzz(secs: u64, dev: bool, jobs: usize, only: &[String]) -> Result<()> {
         let dir = seeds.join(t);
         let log = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
-            let tail: Vec<&str> = log.lines().rev().take(40).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            // The panic (message and location), then libFuzzer's summary with the input.
+            let lines: Vec<&str> = log.lines().collect();
+            let panic: Vec<&str> = lines
+                .iter()
+                .position(|l| l.contains("panicked at"))
+                .map(|i| lines[i..(i + 3).min(lines.len())].to_vec())
+                .unwrap_or_default();
+            let tail = &lines[lines.len().saturating_sub(25)..];
             bail!(
                 "fuzz target {t} failed (a crash: the input is under fuzz/artifacts/{t}/; \
-                 add it as a regression test):\n{}",
+                 add it as a regression test):\n{}\n...\n{}",
+                panic.join("\n"),
                 tail.join("\n")
             );
         }
