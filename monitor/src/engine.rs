@@ -966,39 +966,29 @@ impl Engine {
             let ev = HistoryEvent::of(obs, up.change, now)
                 .or_else(|| HistoryEvent::of6(obs, &up6, now))
                 .or_else(|| HistoryEvent::of_switch(obs, &up_sw, &self.sw, now));
-            let stream_only = || match self.outbox {
-                Some(_) => HistoryEvent::refreshed(obs, up.change, now),
-                None => None,
+            // A refresh is numbered for the stream only: the history leaves it out.
+            let (ev, stored) = match ev {
+                Some(ev) => (Some(ev), true),
+                None if self.outbox.is_some() => {
+                    (HistoryEvent::refreshed(obs, up.change, now), false)
+                }
+                None => (None, false),
             };
-            match ev {
-                Some(mut ev) => {
-                    ev.id = self.next_event_id;
-                    self.next_event_id += 1;
-                    if let Some(o) = self.outbox.as_mut() {
-                        if o.events.len() < o.cap {
-                            o.events.push(ev.clone());
-                        } else {
-                            self.stats.stream_dropped += 1;
-                        }
-                    }
-                    if let Some(j) = self.journal.as_mut() {
-                        if j.events.len() < j.max_events {
-                            j.events.push(ev);
-                        } else {
-                            self.stats.history_dropped += 1;
-                        }
+            if let Some(mut ev) = ev {
+                ev.id = self.next_event_id;
+                self.next_event_id += 1;
+                if let Some(o) = self.outbox.as_mut() {
+                    if o.events.len() < o.cap {
+                        o.events.push(ev.clone());
+                    } else {
+                        self.stats.stream_dropped += 1;
                     }
                 }
-                None => {
-                    if let Some(mut ev) = stream_only() {
-                        ev.id = self.next_event_id;
-                        self.next_event_id += 1;
-                        let o = self.outbox.as_mut().expect("stream_only needs the outbox");
-                        if o.events.len() < o.cap {
-                            o.events.push(ev);
-                        } else {
-                            self.stats.stream_dropped += 1;
-                        }
+                if let Some(j) = self.journal.as_mut().filter(|_| stored) {
+                    if j.events.len() < j.max_events {
+                        j.events.push(ev);
+                    } else {
+                        self.stats.history_dropped += 1;
                     }
                 }
             }

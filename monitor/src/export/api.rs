@@ -377,15 +377,7 @@ async fn events(State(s): State<Arc<Shared>>, Query(q): Query<EventQuery>) -> Ap
         return Err(bad(format!("limit={limit}: use 1..={MAX_EVENTS}")));
     }
     let list = read_store(db, move |st| st.events_since(since, limit)).await?;
-    let out: Vec<Value> = list
-        .iter()
-        .filter_map(|e| {
-            let mut v = serde_json::to_value(e).ok()?;
-            v["interface"] = json!(e.seg.iface);
-            v["vlan"] = json!(e.seg.vlan_label());
-            Some(v)
-        })
-        .collect();
+    let out: Vec<Value> = list.iter().map(super::stream::event_json).collect();
     Ok(Json(json!({ "count": out.len(), "since": since, "events": out })).into_response())
 }
 
